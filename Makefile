@@ -1,0 +1,56 @@
+# Developer entry points. Needs only Debian 12 and python3: as root, missing system packages
+# (python3-venv, PostgreSQL for the tests) are apt-installed on first use.
+#
+#   make run               serve on http://127.0.0.1:$${PORT:-8000} with PostgreSQL, Redis, Celery
+#   make test ARGS="-k x"  the test suite against throwaway PostgreSQL and Redis
+#   make lint | schema | clean
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := test
+
+PYTHON ?= python3
+VENV := .venv
+STAMP := $(VENV)/.installed
+ARGS ?=
+
+.PHONY: run test lint schema clean
+
+run: $(STAMP)
+	@$(VENV)/bin/python scripts/run.py
+
+test: $(STAMP)
+	@$(VENV)/bin/python scripts/test.py $(ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+# Settings need a SECRET_KEY to load; generating the schema uses no secret.
+schema: $(STAMP)
+	SECRET_KEY="$${SECRET_KEY:-schema-generation-only}" \
+		$(VENV)/bin/python manage.py spectacular --validate --fail-on-warn --file schema.yml
+
+# Keeps `make run`'s data (/tmp/insights-api-<uid>/); delete that directory to start afresh.
+clean:
+	rm -rf $(VENV) .run .static schema.yml .pytest_cache .ruff_cache *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+$(VENV)/bin/python:
+	@if ! $(PYTHON) -c 'import ensurepip' 2>/dev/null; then \
+		if [ "$$(id -u)" != 0 ]; then \
+			echo "python3-venv is missing: sudo apt-get install python3-venv" >&2; exit 1; \
+		fi; \
+		echo "Installing python3-venv..."; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null; \
+	fi
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstalled whenever pyproject.toml changes. pip's configuration here lists local file:// mirrors
+# that may not exist; their warnings are dropped, everything else (errors included) is shown.
+$(STAMP): pyproject.toml | $(VENV)/bin/python
+	@echo "Installing Python dependencies into $(VENV)..."
+	@$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[dev,embedded]' 2>&1 \
+		| { grep -v "^WARNING: Location 'file://" || true; }
+	@touch $@

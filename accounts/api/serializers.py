@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from accounts.models import User
+
+
+class UserBasicSerializer(serializers.ModelSerializer):
+    """A user as shown next to things they did (created_by, viewers, activity)."""
+
+    class Meta:
+        model = User
+        fields = ["id", "uuid", "email", "first_name", "last_name"]
+        read_only_fields = fields
+
+
+class LoginSerializer(serializers.Serializer):
+    email = serializers.EmailField(max_length=254)
+    password = serializers.CharField(max_length=4096, trim_whitespace=False, style={"input_type": "password"})
+
+
+class MeProjectSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+
+
+class MeOrganizationSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    membership_level = serializers.CharField()
+    is_ai_data_processing_approved = serializers.BooleanField()
+    projects = MeProjectSerializer(many=True)
+
+
+class MeSerializer(UserBasicSerializer):
+    """The signed-in user, with the organizations and projects they can act on."""
+
+    organizations = MeOrganizationSerializer(many=True, read_only=True)
+
+    class Meta(UserBasicSerializer.Meta):
+        fields = [*UserBasicSerializer.Meta.fields, "organizations"]
+        read_only_fields = fields

@@ -1,0 +1,116 @@
+"""Suggesting an insight's name and description (SPEC §3.3).
+
+The heuristic runs inline: it is a pure function of the query and needs nothing else. A model
+provider runs on a Celery worker and the request waits for it up to AI_METADATA_DEADLINE_SECONDS;
+a provider error, an unusable reply, a missed deadline or an unreachable broker all give the
+heuristic answer marked `fallback: true`. Model answers are cached per (project, normalised query,
+provider).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import redis
+from celery.exceptions import TimeoutError as CeleryTimeout
+from django.conf import settings
+from django.core.cache import cache
+from kombu.exceptions import OperationalError as BrokerUnavailable
+
+from accounts.models import Project
+from ai_metadata.naming import heuristic_metadata
+from ai_metadata.providers import HEURISTIC, provider_for
+from insights.query_nodes import query_fingerprint, query_parse
+from insights_api.celery import app as celery_app
+
+logger = logging.getLogger(__name__)
+GENERATE_TASK = "ai_metadata.generate_metadata"  # ai_metadata/tasks.py; sent by name
+
+
+class AIProcessingNotApproved(Exception):
+    """The organization has not approved sending its data to an external AI provider."""
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    name: str
+    description: str
+    provider: str
+    fallback: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def metadata_suggest(*, project: Project, query: dict[str, Any]) -> Suggestion:
+    """The suggestion for a query already validated with query_parse."""
+    node = query_parse(query)
+    provider = settings.AI_PROVIDER
+    if provider == HEURISTIC:
+        return Suggestion(**heuristic_metadata(node), provider=HEURISTIC)
+    if not project.organization.is_ai_data_processing_approved:
+        raise AIProcessingNotApproved
+    normalised = node.model_dump(mode="json", exclude_none=True)
+    cache_key = f"ai-metadata:{project.id}:{provider}:{query_fingerprint(normalised)}"
+    cached = _cache_get(cache_key)
+    if cached is not None:
+        return Suggestion(**cached)
+    suggestion = _on_worker(project_id=project.id, provider=provider, query=normalised)
+    if suggestion is None:
+        return Suggestion(**heuristic_metadata(node), provider=HEURISTIC, fallback=True)
+    if not suggestion.fallback:
+        _cache_set(cache_key, suggestion.as_json())
+    return suggestion
+
+
+def suggestion_from_provider(*, project_id: int, provider: str, query: dict[str, Any]) -> Suggestion:
+    """Ask one provider (the worker's side); any failure of the provider gives the heuristic."""
+    node = query_parse(query)
+    try:
+        return Suggestion(**provider_for(provider).suggest(node=node, query=query), provider=provider)
+    except Exception:
+        logger.warning(
+            "AI provider %s failed for project %s; using the heuristic", provider, project_id, exc_info=True
+        )
+        return Suggestion(**heuristic_metadata(node), provider=HEURISTIC, fallback=True)
+
+
+def _on_worker(*, project_id: int, provider: str, query: dict[str, Any]) -> Suggestion | None:
+    deadline = settings.AI_METADATA_DEADLINE_SECONDS
+    try:
+        pending = celery_app.send_task(
+            GENERATE_TASK,
+            kwargs={"project_id": project_id, "provider": provider, "query": query},
+            expires=deadline,
+            retry=False,
+        )
+    except (BrokerUnavailable, redis.exceptions.RedisError):
+        logger.warning("Broker unreachable; metadata falls back to the heuristic", exc_info=True)
+        return None
+    try:
+        return Suggestion(**pending.get(timeout=deadline, propagate=True))
+    except CeleryTimeout:
+        logger.warning("Metadata task %s missed its %ss deadline", pending.id, deadline)
+        pending.revoke()
+        return None
+    except Exception:
+        logger.warning("Metadata task %s failed", pending.id, exc_info=True)
+        return None
+    finally:
+        pending.forget()
+
+
+def _cache_get(key: str) -> dict[str, Any] | None:
+    try:
+        return cache.get(key)
+    except redis.exceptions.RedisError:
+        return None
+
+
+def _cache_set(key: str, value: dict[str, Any]) -> None:
+    try:
+        cache.set(key, value, timeout=settings.AI_METADATA_CACHE_SECONDS)
+    except redis.exceptions.RedisError:
+        logger.warning("Could not cache a metadata suggestion", exc_info=True)

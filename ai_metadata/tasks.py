@@ -1,0 +1,19 @@
+"""The Celery task that asks a model provider for a name and description."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import shared_task
+
+from ai_metadata.services import suggestion_from_provider
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="ai_metadata.generate_metadata", acks_late=False, max_retries=0)
+def generate_metadata(*, project_id: int, provider: str, query: dict[str, Any]) -> dict[str, Any]:
+    """Runs on a worker so a slow model never ties up a web worker; the request waits up to its
+    deadline. No retries: a late answer is worth nothing, the request falls back to the heuristic."""
+    return suggestion_from_provider(project_id=project_id, provider=provider, query=query).as_json()

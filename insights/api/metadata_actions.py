@@ -1,0 +1,56 @@
+"""`generate_metadata` (SPEC §3.3): a suggested name and description for a query."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from ai_metadata.services import AIProcessingNotApproved, metadata_suggest
+from insights.api.serializers import GenerateMetadataSerializer, MetadataSuggestionSerializer
+from insights.query_nodes import InvalidQuery, query_parse
+from insights_api.api.schema import ERROR_RESPONSES
+from insights_api.api.throttling import AIProjectThrottle, BurstThrottle, SustainedThrottle
+from insights_api.api.viewsets import ProjectScopedViewSet
+
+
+class InsightMetadataActions(ProjectScopedViewSet):
+    @extend_schema(
+        summary="Suggest an insight name and description",
+        description=(
+            "Suggests a Title Case name (at most 100 characters) and a one-sentence description (at "
+            "most 200) for the body's `query`; nothing is written. The provider is configured: "
+            "`heuristic` (default, offline, needs no approval), or `openai`/`anthropic`, which run on a "
+            "Celery worker and need the organization's approval of AI data processing (else 403). If the "
+            "model fails, answers badly or misses the deadline, the heuristic answers with "
+            "`fallback: true`. Throttled per project (429)."
+        ),
+        request=GenerateMetadataSerializer,
+        responses={200: MetadataSuggestionSerializer, **ERROR_RESPONSES},
+        tags=["insights"],
+    )
+    @action(
+        detail=False,
+        methods=["post"],
+        required_scopes=["insight:write"],
+        throttle_classes=[BurstThrottle, SustainedThrottle, AIProjectThrottle],
+    )
+    def generate_metadata(self, request: Request, project_id: str) -> Response:
+        payload = GenerateMetadataSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        query = payload.validated_data.get("query")
+        if not query:
+            raise exceptions.ValidationError({"query": ["Missing 'query' field in request body"]})
+        try:
+            query_parse(query)
+        except InvalidQuery:
+            raise exceptions.ValidationError({"query": ["Invalid query format"]}) from None
+        try:
+            suggestion = metadata_suggest(project=self.project, query=query)
+        except AIProcessingNotApproved:
+            raise exceptions.PermissionDenied(
+                "AI data processing must be approved by your organization"
+            ) from None
+        return Response(suggestion.as_json())

@@ -1,0 +1,295 @@
+"""Insight API shapes: input serializers validate, output serializers render pre-loaded data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.validators import RegexValidator
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from accounts.api.serializers import UserBasicSerializer
+from insights.cancellation import CLIENT_QUERY_ID
+from insights.models import ActivityLog, Dashboard, Insight
+from insights.query_nodes import InvalidQuery, query_parse
+from insights.selectors import ORDER_CHOICES
+from insights_api.api.fields import BigIntField, DatabaseIdField, JSONListParam, StrictCharField
+from tagging.normalization import MAX_TAG_LENGTH, normalize_tags
+
+MAX_TAGS = 100
+MAX_DASHBOARDS = 100
+INT32 = 2**31 - 1
+
+
+class TagListField(serializers.ListField):
+    """Tag names, normalised (trimmed, lowercased, de-duplicated, sorted) on the way in."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(
+            child=StrictCharField(allow_blank=True, trim_whitespace=False),
+            max_length=MAX_TAGS,
+            **kwargs,
+        )
+
+    def to_internal_value(self, data: Any) -> list[str]:
+        names = normalize_tags(super().to_internal_value(data))
+        too_long = [name for name in names if len(name) > MAX_TAG_LENGTH]
+        if too_long:
+            raise serializers.ValidationError(f"Each tag may be at most {MAX_TAG_LENGTH} characters.")
+        return names
+
+
+def _validate_query(value: Any) -> Any:
+    if value is None:
+        return value
+    try:
+        query_parse(value)
+    except InvalidQuery as exc:
+        raise serializers.ValidationError(str(exc)) from None
+    return value
+
+
+class InsightWriteSerializer(serializers.Serializer):
+    """Body of create, PUT and PATCH. Every field is optional."""
+
+    name = StrictCharField(max_length=400, allow_null=True, allow_blank=True, required=False)
+    derived_name = StrictCharField(max_length=400, allow_null=True, allow_blank=True, required=False)
+    description = StrictCharField(max_length=400, allow_null=True, allow_blank=True, required=False)
+    query = serializers.JSONField(required=False, allow_null=True, validators=[_validate_query])
+    order = serializers.IntegerField(min_value=-INT32, max_value=INT32, allow_null=True, required=False)
+    favorited = serializers.BooleanField(required=False)
+    tags = TagListField(required=False)
+    dashboards = serializers.ListField(child=DatabaseIdField(), max_length=MAX_DASHBOARDS, required=False)
+    deleted = serializers.BooleanField(
+        required=False, help_text="`true` soft-deletes the insight, `false` restores it (update only)."
+    )
+    _create_in_folder = serializers.CharField(
+        max_length=400,
+        required=False,
+        allow_blank=True,
+        help_text="Accepted for compatibility with PostHog clients; this service has no folders and ignores it.",
+    )
+
+    def validate_dashboards(self, value: list[int]) -> list[int]:
+        wanted = sorted(set(value))
+        found = set(
+            Dashboard.objects.filter(
+                project=self.context["project"], id__in=wanted, deleted=False
+            ).values_list("id", flat=True)
+        )
+        missing = [dashboard_id for dashboard_id in wanted if dashboard_id not in found]
+        if missing:
+            raise serializers.ValidationError(f"Dashboard {missing[0]} does not exist in this project.")
+        return wanted
+
+
+class InsightListQuerySerializer(serializers.Serializer):
+    """Query parameters of the insight list."""
+
+    search = serializers.CharField(
+        max_length=200, required=False, help_text="Matches name, description or tags."
+    )
+    tags = JSONListParam(
+        child=serializers.CharField(max_length=MAX_TAG_LENGTH),
+        max_length=MAX_TAGS,
+        required=False,
+        help_text='JSON array of tag names; insights with any of them match, e.g. `["growth"]`.',
+    )
+    favorited = serializers.BooleanField(required=False, allow_null=True, default=None)
+    created_by = JSONListParam(
+        child=DatabaseIdField(), max_length=100, required=False, help_text="JSON array of user ids."
+    )
+    user = serializers.BooleanField(
+        required=False, default=False, help_text="Only insights the caller created."
+    )
+    dashboards = JSONListParam(
+        child=DatabaseIdField(),
+        max_length=20,
+        required=False,
+        help_text="JSON array of dashboard ids; an insight must be on all of them.",
+    )
+    short_id = serializers.CharField(max_length=12, required=False)
+    date_from = serializers.CharField(
+        max_length=40,
+        required=False,
+        help_text="Last modified on or after: `YYYY-MM-DD`, ISO datetime or `-7d`.",
+    )
+    date_to = serializers.CharField(max_length=40, required=False, help_text="Last modified on or before.")
+    order = serializers.ChoiceField(choices=ORDER_CHOICES, required=False, default="-last_modified_at")
+    basic = serializers.BooleanField(required=False, default=False, help_text="Return the basic shape.")
+
+
+class InsightBasicSerializer(serializers.Serializer):
+    """The basic shape. Expects `tags_by_insight` and `dashboards_by_insight` in the context and a
+    `last_viewed_at` attribute on each insight (all batch-loaded for the page)."""
+
+    id = serializers.IntegerField(read_only=True)
+    short_id = serializers.CharField(read_only=True)
+    name = serializers.CharField(allow_null=True, read_only=True)
+    derived_name = serializers.CharField(allow_null=True, read_only=True)
+    query = serializers.JSONField(allow_null=True, read_only=True)
+    description = serializers.CharField(allow_null=True, read_only=True)
+    tags = serializers.SerializerMethodField()
+    favorited = serializers.BooleanField(read_only=True)
+    dashboards = serializers.SerializerMethodField()
+    created_at = serializers.DateTimeField(read_only=True)
+    created_by = UserBasicSerializer(allow_null=True, read_only=True)
+    last_modified_at = serializers.DateTimeField(read_only=True)
+    last_modified_by = UserBasicSerializer(allow_null=True, read_only=True)
+    updated_at = serializers.DateTimeField(read_only=True)
+    last_viewed_at = serializers.DateTimeField(allow_null=True, read_only=True, default=None)
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_tags(self, insight: Insight) -> list[str]:
+        return self.context["tags_by_insight"].get(insight.id, [])
+
+    @extend_schema_field(serializers.ListField(child=serializers.IntegerField()))
+    def get_dashboards(self, insight: Insight) -> list[int]:
+        return self.context["dashboards_by_insight"].get(insight.id, [])
+
+
+class InsightSerializer(InsightBasicSerializer):
+    """The full shape of an insight."""
+
+    order = serializers.IntegerField(allow_null=True, read_only=True)
+    deleted = serializers.BooleanField(read_only=True)
+
+
+class ActivityChangeSerializer(serializers.Serializer):
+    type = serializers.CharField()
+    action = serializers.CharField()
+    field = serializers.CharField()
+    before = serializers.JSONField(allow_null=True)
+    after = serializers.JSONField(allow_null=True)
+
+
+class ActivityDetailSerializer(serializers.Serializer):
+    name = serializers.CharField(allow_null=True)
+    short_id = serializers.CharField()
+    changes = ActivityChangeSerializer(many=True)
+
+
+class ActivityLogSerializer(serializers.ModelSerializer):
+    user = UserBasicSerializer(allow_null=True, read_only=True)
+    scope = serializers.SerializerMethodField()
+    item_id = serializers.SerializerMethodField()
+    detail = ActivityDetailSerializer(read_only=True)
+
+    class Meta:
+        model = ActivityLog
+        fields = ["id", "user", "activity", "scope", "item_id", "detail", "request_id", "created_at"]
+        read_only_fields = fields
+
+    def get_scope(self, entry: ActivityLog) -> str:
+        return "Insight"
+
+    def get_item_id(self, entry: ActivityLog) -> str:
+        return str(entry.insight_id)
+
+
+# --- The six insight actions ----------------------------------------------------------------------
+
+BULK_MAX_IDS = 500
+BULK_MAX_PAIRS = 10_000
+VIEWED_MAX_IDS = 2500
+
+
+class BulkUpdateTagsSerializer(serializers.Serializer):
+    ids = serializers.ListField(child=BigIntField(), min_length=1, max_length=BULK_MAX_IDS)
+    action = serializers.ChoiceField(choices=["add", "remove", "set"])
+    tags = TagListField()
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs["action"] in ("add", "remove") and not attrs["tags"]:
+            raise serializers.ValidationError(
+                {"tags": f"tags must not be empty for action '{attrs['action']}'."}
+            )
+        if len(set(attrs["ids"])) * len(attrs["tags"]) > BULK_MAX_PAIRS:
+            raise serializers.ValidationError(
+                {
+                    "tags": f"At most {BULK_MAX_PAIRS} insight-tag pairs per request (distinct ids times distinct tags)."
+                }
+            )
+        return attrs
+
+
+class BulkUpdateTagsQuerySerializer(serializers.Serializer):
+    dry_run = serializers.BooleanField(
+        required=False, default=False, help_text="Answer as if applied, without writing anything."
+    )
+
+
+class TaggedInsightSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    tags = serializers.ListField(child=serializers.CharField())
+
+
+class SkippedInsightSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    reason = serializers.CharField()
+
+
+class BulkUpdateTagsResultSerializer(serializers.Serializer):
+    updated = TaggedInsightSerializer(many=True)
+    skipped = SkippedInsightSerializer(many=True)
+
+
+class ViewedSerializer(serializers.Serializer):
+    insight_ids = serializers.ListField(child=BigIntField(), min_length=1, max_length=VIEWED_MAX_IDS)
+
+
+class TrendingQuerySerializer(serializers.Serializer):
+    days = serializers.IntegerField(min_value=1, max_value=365, default=7, help_text="Window length in days.")
+    limit = serializers.IntegerField(min_value=1, max_value=100, default=10)
+    offset = serializers.IntegerField(min_value=0, max_value=10**9, default=0)
+
+
+class TrendingInsightSerializer(InsightBasicSerializer):
+    """The basic shape plus view statistics. Expects `trending` (insight id → TrendingRow) and
+    `viewers_by_insight` in the context."""
+
+    view_count = serializers.SerializerMethodField()
+    unique_viewers = serializers.SerializerMethodField()
+    viewers = serializers.SerializerMethodField()
+
+    @extend_schema_field(serializers.IntegerField())
+    def get_view_count(self, insight: Insight) -> int:
+        return self.context["trending"][insight.id].view_count
+
+    @extend_schema_field(serializers.IntegerField())
+    def get_unique_viewers(self, insight: Insight) -> int:
+        return self.context["trending"][insight.id].unique_viewers
+
+    @extend_schema_field(UserBasicSerializer(many=True))
+    def get_viewers(self, insight: Insight) -> list[dict[str, Any]]:
+        return UserBasicSerializer(self.context["viewers_by_insight"].get(insight.id, []), many=True).data
+
+
+class CancelSerializer(serializers.Serializer):
+    client_query_id = StrictCharField(
+        max_length=128,
+        validators=[
+            RegexValidator(
+                CLIENT_QUERY_ID, "client_query_id must be 1-128 characters of A-Z, a-z, 0-9, _ . : -"
+            )
+        ],
+    )
+
+
+class CancelResultSerializer(serializers.Serializer):
+    cancelled = serializers.BooleanField()
+
+
+class GenerateMetadataSerializer(serializers.Serializer):
+    """An insight-shaped body; only `query` is used."""
+
+    query = serializers.JSONField(required=False, allow_null=True)
+
+
+class MetadataSuggestionSerializer(serializers.Serializer):
+    name = serializers.CharField(help_text="Title Case, at most 100 characters.")
+    description = serializers.CharField(help_text="One sentence, at most 200 characters.")
+    provider = serializers.ChoiceField(choices=["heuristic", "openai", "anthropic"])
+    fallback = serializers.BooleanField(
+        help_text="True when the configured provider failed and the heuristic answered."
+    )

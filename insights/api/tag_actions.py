@@ -1,0 +1,63 @@
+"""`bulk_update_tags` (SPEC §3.1): add, remove or set the tags of many insights in one call."""
+
+from __future__ import annotations
+
+import uuid
+
+from drf_spectacular.utils import extend_schema
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from insights.api.serializers import (
+    BulkUpdateTagsQuerySerializer,
+    BulkUpdateTagsResultSerializer,
+    BulkUpdateTagsSerializer,
+)
+from insights_api.api.schema import ERROR_RESPONSES
+from insights_api.api.viewsets import ProjectScopedViewSet
+from tagging.services import tags_bulk_update
+
+# One reason for every skip, so a caller cannot tell "missing" from "not yours" from "deleted".
+SKIP_REASON = "Not found or no edit access"
+
+
+class InsightTagActions(ProjectScopedViewSet):
+    @extend_schema(
+        summary="Bulk update insight tags",
+        description=(
+            "Adds, removes or sets `tags` on up to 500 insights `ids` in one transaction: all updates "
+            "land or none do. Tags are normalised (trimmed, lowercased, de-duplicated); `add`/`remove` "
+            "need at least one tag, `set` with `[]` clears. At most 10,000 distinct id-tag pairs. Ids "
+            "that are not live insights of this project are `skipped` with one reason. `updated` "
+            "follows the request's order with each insight's sorted tags. Tags left on nothing are "
+            "deleted. Each changed insight gets one activity entry (shared request id). Concurrent "
+            "calls are serialised per project, so the outcome equals some serial order. "
+            "`?dry_run=true` answers the same without writing."
+        ),
+        request=BulkUpdateTagsSerializer,
+        parameters=[BulkUpdateTagsQuerySerializer],
+        responses={200: BulkUpdateTagsResultSerializer, **ERROR_RESPONSES},
+        tags=["insights"],
+    )
+    @action(detail=False, methods=["post"], required_scopes=["insight:write"])
+    def bulk_update_tags(self, request: Request, project_id: str) -> Response:
+        options = BulkUpdateTagsQuerySerializer(data=request.query_params)
+        options.is_valid(raise_exception=True)
+        payload = BulkUpdateTagsSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        result = tags_bulk_update(
+            project=self.project,
+            user=request.user,
+            insight_ids=payload.validated_data["ids"],
+            action=payload.validated_data["action"],
+            names=payload.validated_data["tags"],
+            dry_run=options.validated_data["dry_run"],
+            request_id=uuid.uuid4(),
+        )
+        return Response(
+            {
+                "updated": [{"id": insight_id, "tags": tags} for insight_id, tags in result.updated],
+                "skipped": [{"id": insight_id, "reason": SKIP_REASON} for insight_id in result.skipped],
+            }
+        )

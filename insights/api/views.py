@@ -1,0 +1,226 @@
+"""Insight CRUD, listing and the activity log under /api/projects/{project_id}/insights/."""
+
+from __future__ import annotations
+
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.db.models import QuerySet
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions, status
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from insights.api.cancel_actions import InsightCancelActions
+from insights.api.metadata_actions import InsightMetadataActions
+from insights.api.serializers import (
+    ActivityLogSerializer,
+    InsightBasicSerializer,
+    InsightListQuerySerializer,
+    InsightSerializer,
+    InsightWriteSerializer,
+)
+from insights.api.tag_actions import InsightTagActions
+from insights.api.view_actions import InsightViewActions
+from insights.api.writes import insight_create_from_request, insight_update_from_request
+from insights.dates import parse_date_param
+from insights.models import ActivityLog, Insight
+from insights.selectors import (
+    InsightFilters,
+    activity_list,
+    dashboard_ids_by_insight,
+    insight_lookup,
+    insights_filter,
+    insights_order,
+)
+from insights_api.api.schema import ERROR_RESPONSES
+from insights_api.api.viewsets import ProjectScopedViewSet
+from tagging.normalization import normalize_tags
+from tagging.selectors import tags_by_insight
+from viewtracking.selectors import insights_annotate_last_viewed_at
+
+TAGS = ["insights"]
+# `{id}` takes a numeric id or a short_id.
+ID_LOOKUP_REGEX = r"[A-Za-z0-9]+"
+
+
+class InsightViewSet(
+    InsightViewActions, InsightTagActions, InsightMetadataActions, InsightCancelActions, ProjectScopedViewSet
+):
+    """Insights: CRUD, listing and activity here; the six insight actions come from the mixins."""
+
+    scope_object = "insight"
+    queryset = Insight.objects.all()
+    lookup_value_regex = ID_LOOKUP_REGEX
+    serializer_class = InsightSerializer
+
+    def safely_get_queryset(self, queryset: QuerySet[Insight]) -> QuerySet[Insight]:
+        return insights_annotate_last_viewed_at(queryset.select_related("created_by", "last_modified_by"))
+
+    def get_object(self) -> Insight:
+        insight = insight_lookup(queryset=self.get_queryset(), id_or_short_id=self.kwargs[self.lookup_field])
+        if insight is None:
+            raise exceptions.NotFound("Insight not found.")
+        return insight
+
+    def render_insights(
+        self,
+        insights: list[Insight],
+        *,
+        basic: bool = False,
+        serializer_class: type[InsightBasicSerializer] | None = None,
+        extra_context: dict[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Serialize insights with their tags and dashboards batch-loaded: two queries per page."""
+        ids = [insight.id for insight in insights]
+        context = {
+            **self.get_serializer_context(),
+            "tags_by_insight": tags_by_insight(ids),
+            "dashboards_by_insight": dashboard_ids_by_insight(ids),
+            **(extra_context or {}),
+        }
+        serializer = serializer_class or (InsightBasicSerializer if basic else InsightSerializer)
+        return serializer(insights, many=True, context=context).data
+
+    @extend_schema(
+        summary="List insights",
+        description=(
+            "The project's insights (soft-deleted ones left out), filtered and paginated with "
+            "`limit`/`offset`. Each row carries `last_viewed_at`, the latest view by anyone. "
+            "`order` takes one of the listed fields, optionally prefixed with `-`; `last_viewed_at` "
+            "sorts never-viewed insights last. `basic=true` omits `order` and `deleted`."
+        ),
+        parameters=[InsightListQuerySerializer],
+        responses={200: InsightSerializer(many=True), **ERROR_RESPONSES},
+        tags=TAGS,
+    )
+    def list(self, request: Request, project_id: str) -> Response:
+        params = InsightListQuerySerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        filters = self._filters(params.validated_data)
+        queryset = insights_order(
+            insights_filter(queryset=self.get_queryset(), filters=filters), filters.order
+        )
+        page = self.paginate_queryset(queryset)
+        return self.get_paginated_response(self.render_insights(page, basic=params.validated_data["basic"]))
+
+    @extend_schema(
+        summary="Retrieve an insight",
+        description="One insight by numeric `id` or by `short_id`. Soft-deleted insights are returned with `deleted: true`.",
+        responses={200: InsightSerializer, **ERROR_RESPONSES},
+        tags=TAGS,
+    )
+    def retrieve(self, request: Request, project_id: str, pk: str) -> Response:
+        return Response(self.render_insights([self.get_object()])[0])
+
+    @extend_schema(
+        summary="Create an insight",
+        description=(
+            "Creates an insight, optionally with `tags` (normalised: trimmed, lowercased, de-duplicated) "
+            "and `dashboards` (ids of this project's dashboards). Creating it counts as the creator "
+            "viewing it. `_create_in_folder` is accepted and ignored."
+        ),
+        request=InsightWriteSerializer,
+        responses={201: InsightSerializer, **ERROR_RESPONSES},
+        tags=TAGS,
+    )
+    def create(self, request: Request, project_id: str) -> Response:
+        payload = InsightWriteSerializer(data=request.data, context=self.get_serializer_context())
+        payload.is_valid(raise_exception=True)
+        insight = insight_create_from_request(
+            project=self.project, user=request.user, data=payload.validated_data
+        )
+        return Response(self._reloaded(insight), status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="Replace an insight",
+        description=(
+            "Replaces the insight's editable content: omitted fields, tags and dashboards reset to their "
+            "defaults. `deleted` changes only when given."
+        ),
+        request=InsightWriteSerializer,
+        responses={200: InsightSerializer, **ERROR_RESPONSES},
+        tags=TAGS,
+    )
+    def update(self, request: Request, project_id: str, pk: str) -> Response:
+        return self._update(request, replace=True)
+
+    @extend_schema(
+        summary="Update an insight",
+        description=(
+            "Changes only the given fields. `tags` replaces the whole set (normalised); `dashboards` "
+            "replaces the placements; `deleted: true` soft-deletes and `deleted: false` restores. Each "
+            "change is written to the activity log. (DELETE is not allowed: soft-delete instead.)"
+        ),
+        request=InsightWriteSerializer,
+        responses={200: InsightSerializer, **ERROR_RESPONSES},
+        tags=TAGS,
+    )
+    def partial_update(self, request: Request, project_id: str, pk: str) -> Response:
+        return self._update(request, replace=False)
+
+    @extend_schema(
+        summary="Activity of one insight",
+        description="The insight's activity log, newest first: who changed which fields, with before and after values.",
+        responses={200: ActivityLogSerializer(many=True), **ERROR_RESPONSES},
+        tags=TAGS,
+    )
+    @action(detail=True, methods=["get"], url_path="activity", required_scopes=["insight:read"])
+    def activity(self, request: Request, project_id: str, pk: str) -> Response:
+        insight = self.get_object()
+        return self._activity_page(ActivityLog.objects.filter(project=self.project, insight=insight))
+
+    @extend_schema(
+        summary="Activity of all insights",
+        description="The activity log of every insight in the project, newest first.",
+        responses={200: ActivityLogSerializer(many=True), **ERROR_RESPONSES},
+        tags=TAGS,
+    )
+    @action(detail=False, methods=["get"], url_path="activity", required_scopes=["insight:read"])
+    def all_activity(self, request: Request, project_id: str) -> Response:
+        return self._activity_page(ActivityLog.objects.filter(project=self.project))
+
+    def _update(self, request: Request, *, replace: bool) -> Response:
+        insight = self.get_object()
+        payload = InsightWriteSerializer(data=request.data, context=self.get_serializer_context())
+        payload.is_valid(raise_exception=True)
+        insight_update_from_request(
+            project=self.project,
+            user=request.user,
+            insight=insight,
+            data=payload.validated_data,
+            replace=replace,
+        )
+        return Response(self._reloaded(insight))
+
+    def _reloaded(self, insight: Insight) -> dict[str, Any]:
+        return self.render_insights([self.get_queryset().get(pk=insight.pk)])[0]
+
+    def _activity_page(self, queryset: QuerySet[ActivityLog]) -> Response:
+        page = self.paginate_queryset(activity_list(queryset=queryset))
+        return self.get_paginated_response(ActivityLogSerializer(page, many=True).data)
+
+    def _filters(self, params: dict[str, Any]) -> InsightFilters:
+        tz = ZoneInfo(self.project.timezone)
+        now = timezone.now()
+        bounds = {}
+        for name, end_of_day in (("date_from", False), ("date_to", True)):
+            if params.get(name):
+                try:
+                    bounds[name] = parse_date_param(params[name], now=now, tz=tz, end_of_day=end_of_day)
+                except ValueError as exc:
+                    raise exceptions.ValidationError({name: [str(exc)]}) from None
+        return InsightFilters(
+            search=params.get("search"),
+            tags=normalize_tags(params.get("tags", [])),
+            favorited=params.get("favorited"),
+            created_by=params.get("created_by", []),
+            mine_user_id=self.request.user.pk if params.get("user") else None,
+            dashboards=params.get("dashboards", []),
+            short_id=params.get("short_id"),
+            modified_from=bounds.get("date_from"),
+            modified_to=bounds.get("date_to"),
+            order=params["order"],
+        )

@@ -1,0 +1,144 @@
+"""Saved insights, the dashboards that show them, and the log of changes made to them."""
+
+from __future__ import annotations
+
+import secrets
+import string
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+SHORT_ID_ALPHABET = string.ascii_letters + string.digits
+SHORT_ID_LENGTH = 8
+
+
+def generate_short_id() -> str:
+    """Eight random alphanumerics, never all digits: `…/insights/{id}/` takes either a numeric id
+    or a short_id, and an all-digit short_id would be ambiguous with an id."""
+    while True:
+        candidate = "".join(secrets.choice(SHORT_ID_ALPHABET) for _ in range(SHORT_ID_LENGTH))
+        if not candidate.isdigit():
+            return candidate
+
+
+class Insight(models.Model):
+    project = models.ForeignKey(
+        "accounts.Project", on_delete=models.CASCADE, related_name="insights", db_index=False
+    )  # indexed by insight_project_short_id_unique
+    short_id = models.CharField(max_length=12, default=generate_short_id)
+    name = models.CharField(max_length=400, null=True, blank=True)
+    derived_name = models.CharField(max_length=400, null=True, blank=True)
+    description = models.CharField(max_length=400, null=True, blank=True)
+    query = models.JSONField(null=True, blank=True)
+    order = models.IntegerField(null=True, blank=True)
+    favorited = models.BooleanField(default=False)
+    deleted = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    last_modified_at = models.DateTimeField(auto_now_add=True)
+    last_modified_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+    dashboards = models.ManyToManyField("Dashboard", through="DashboardTile", related_name="insights")
+
+    class Meta:
+        constraints = [
+            # Retrieve by short_id within a project.
+            models.UniqueConstraint(fields=["project", "short_id"], name="insight_project_short_id_unique"),
+        ]
+        indexes = [
+            # The default list page: a project's live insights, most recently modified first.
+            models.Index(
+                "project",
+                models.F("last_modified_at").desc(),
+                name="insight_list_recent_idx",
+                condition=Q(deleted=False),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name or self.derived_name or self.short_id
+
+
+class Dashboard(models.Model):
+    project = models.ForeignKey(
+        "accounts.Project", on_delete=models.CASCADE, related_name="dashboards", db_index=False
+    )  # indexed by dashboard_project_idx
+    name = models.CharField(max_length=400, null=True, blank=True)
+    description = models.TextField(blank=True, default="")
+    deleted = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        indexes = [
+            # Validating the dashboard ids given on insight create/update, per project.
+            models.Index(fields=["project", "id"], name="dashboard_project_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name or f"Dashboard {self.pk}"
+
+
+class DashboardTile(models.Model):
+    """Places an insight on a dashboard."""
+
+    dashboard = models.ForeignKey(
+        Dashboard, on_delete=models.CASCADE, related_name="tiles", db_index=False
+    )  # indexed by tile_dashboard_insight_unique
+    insight = models.ForeignKey(
+        Insight, on_delete=models.CASCADE, related_name="dashboard_tiles", db_index=False
+    )  # indexed by tile_insight_idx
+    layouts = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            # Serves the `dashboards` filter (tiles of a dashboard) and forbids duplicate tiles.
+            models.UniqueConstraint(fields=["dashboard", "insight"], name="tile_dashboard_insight_unique"),
+        ]
+        indexes = [
+            # Batch-loading the dashboards of a page of insights.
+            models.Index(fields=["insight"], name="tile_insight_idx"),
+        ]
+
+
+class ActivityLog(models.Model):
+    """Who changed what on which insight: one row per change, with before/after per field."""
+
+    class Activity(models.TextChoices):
+        CREATED = "created"
+        UPDATED = "updated"
+        DELETED = "deleted"
+        RESTORED = "restored"
+
+    project = models.ForeignKey(
+        "accounts.Project", on_delete=models.CASCADE, related_name="+", db_index=False
+    )  # indexed by activity_project_recent_idx
+    insight = models.ForeignKey(
+        Insight, on_delete=models.CASCADE, related_name="activity", db_index=False
+    )  # indexed by activity_insight_recent_idx
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    activity = models.CharField(max_length=16, choices=Activity.choices)
+    # Entries written by one request share its id (bulk tag updates write one per insight).
+    request_id = models.UUIDField(default=uuid.uuid4)
+    # {"name": ..., "short_id": ..., "changes": [{"field", "before", "after"}]}
+    detail = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            # GET …/insights/activity/: a project's log, newest first.
+            models.Index("project", models.F("created_at").desc(), "id", name="activity_project_recent_idx"),
+            # GET …/insights/{id}/activity/: one insight's log, newest first.
+            models.Index("insight", models.F("created_at").desc(), "id", name="activity_insight_recent_idx"),
+        ]

@@ -1,0 +1,107 @@
+"""Reads of insights: list filtering and ordering, and batch loaders for a page of them."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db.models import Count, F, Q, QuerySet
+
+from insights.models import ActivityLog, DashboardTile, Insight
+
+# `order` values a caller may sort the list by; anything else is a 400.
+ORDERABLE_FIELDS = ("created_at", "last_modified_at", "last_viewed_at", "name", "order", "id")
+ORDER_CHOICES = tuple(prefix + name for name in ORDERABLE_FIELDS for prefix in ("", "-"))
+DEFAULT_ORDER = "-last_modified_at"
+
+
+@dataclass(frozen=True)
+class InsightFilters:
+    search: str | None = None
+    tags: list[str] = field(default_factory=list)  # normalised names; any may match
+    favorited: bool | None = None
+    created_by: list[int] = field(default_factory=list)
+    mine_user_id: int | None = None
+    dashboards: list[int] = field(default_factory=list)  # all must match
+    short_id: str | None = None
+    modified_from: datetime | None = None
+    modified_to: datetime | None = None
+    order: str = DEFAULT_ORDER
+
+
+def insights_filter(*, queryset: QuerySet[Insight], filters: InsightFilters) -> QuerySet[Insight]:
+    """Apply the list filters to an already project-scoped queryset of live insights.
+
+    Tags are reached through the reverse relation `tagged_items` (owned by the tagging app) by
+    name, so this module needs no import of it.
+    """
+    queryset = queryset.filter(deleted=False)
+    if filters.search:
+        tag_match = Insight.objects.filter(tagged_items__tag__name__icontains=filters.search).values("id")
+        queryset = queryset.filter(
+            Q(name__icontains=filters.search)
+            | Q(derived_name__icontains=filters.search)
+            | Q(description__icontains=filters.search)
+            | Q(id__in=tag_match)
+        )
+    if filters.tags:
+        queryset = queryset.filter(
+            id__in=Insight.objects.filter(tagged_items__tag__name__in=filters.tags).values("id")
+        )
+    if filters.favorited is not None:
+        queryset = queryset.filter(favorited=filters.favorited)
+    if filters.created_by:
+        queryset = queryset.filter(created_by_id__in=filters.created_by)
+    if filters.mine_user_id is not None:
+        queryset = queryset.filter(created_by_id=filters.mine_user_id)
+    if filters.dashboards:
+        on_all = (
+            DashboardTile.objects.filter(dashboard_id__in=filters.dashboards)
+            .values("insight_id")
+            .annotate(matched=Count("dashboard_id", distinct=True))
+            .filter(matched=len(set(filters.dashboards)))
+            .values("insight_id")
+        )
+        queryset = queryset.filter(id__in=on_all)
+    if filters.short_id:
+        queryset = queryset.filter(short_id=filters.short_id)
+    if filters.modified_from:
+        queryset = queryset.filter(last_modified_at__gte=filters.modified_from)
+    if filters.modified_to:
+        queryset = queryset.filter(last_modified_at__lte=filters.modified_to)
+    return queryset
+
+
+def insights_order(queryset: QuerySet[Insight], order: str) -> QuerySet[Insight]:
+    """Sort by an allow-listed field; never-viewed (null) values sort last either way; id breaks ties.
+    `last_viewed_at` must already be annotated on the queryset."""
+    name = order.lstrip("-")
+    expression = F(name).desc(nulls_last=True) if order.startswith("-") else F(name).asc(nulls_last=True)
+    return queryset.order_by(expression, "-id")
+
+
+def insight_lookup(*, queryset: QuerySet[Insight], id_or_short_id: str) -> Insight | None:
+    """Find by numeric id or by short_id (short_ids are never all digits, so there is no ambiguity)."""
+    if id_or_short_id.isdigit():
+        if int(id_or_short_id) > 2**63 - 1:
+            return None
+        return queryset.filter(id=int(id_or_short_id)).first()
+    return queryset.filter(short_id=id_or_short_id).first()
+
+
+def dashboard_ids_by_insight(insight_ids: list[int]) -> dict[int, list[int]]:
+    """The dashboards of a page of insights, in one query."""
+    result: dict[int, list[int]] = defaultdict(list)
+    tiles = (
+        DashboardTile.objects.filter(insight_id__in=insight_ids, dashboard__deleted=False)
+        .order_by("dashboard_id")
+        .values_list("insight_id", "dashboard_id")
+    )
+    for insight_id, dashboard_id in tiles:
+        result[insight_id].append(dashboard_id)
+    return result
+
+
+def activity_list(*, queryset: QuerySet[ActivityLog]) -> QuerySet[ActivityLog]:
+    return queryset.select_related("user").order_by("-created_at", "-id")

@@ -1,0 +1,124 @@
+"""Writes to insights and their dashboard tiles. Each logs its changes to the activity log.
+
+Tags and views live in other apps; the API layer combines those writes with these in one transaction
+(see insights/api/writes.py).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import Project, User
+from insights.activity import FieldChange, activity_entry, activity_log_write
+from insights.models import ActivityLog, DashboardTile, Insight
+
+# Fields a caller may set on an insight, with the value PUT resets them to when omitted.
+EDITABLE_FIELDS: dict[str, Any] = {
+    "name": None,
+    "derived_name": None,
+    "description": None,
+    "query": None,
+    "order": None,
+    "favorited": False,
+}
+
+
+@transaction.atomic
+def insight_create(
+    *,
+    project: Project,
+    user: User,
+    fields: dict[str, Any],
+    dashboard_ids: list[int],
+    extra_changes: Sequence[FieldChange] = (),
+    request_id: uuid.UUID,
+) -> Insight:
+    insight = Insight.objects.create(
+        project=project, created_by=user, last_modified_by=user, **_editable(fields)
+    )
+    DashboardTile.objects.bulk_create(
+        [DashboardTile(dashboard_id=dashboard_id, insight=insight) for dashboard_id in dashboard_ids]
+    )
+    changes = [
+        FieldChange(field, None, value) for field, value in _editable(fields).items() if value is not None
+    ]
+    if dashboard_ids:
+        changes.append(FieldChange("dashboards", [], sorted(dashboard_ids)))
+    activity_log_write(
+        [
+            activity_entry(
+                insight=insight,
+                user=user,
+                activity=ActivityLog.Activity.CREATED,
+                changes=changes + list(extra_changes),
+                request_id=request_id,
+            )
+        ]
+    )
+    return insight
+
+
+@transaction.atomic
+def insight_update(
+    *,
+    insight: Insight,
+    user: User,
+    fields: dict[str, Any],
+    dashboard_ids: list[int] | None,
+    deleted: bool | None,
+    extra_changes: Sequence[FieldChange] = (),
+    request_id: uuid.UUID,
+) -> Insight:
+    """Apply the given fields (absent ones are untouched), replace the dashboards if given, and
+    soft-delete or restore. Writes only what changed and logs one activity entry for it."""
+    # Lock the row so concurrent edits of one insight serialise and each logs a true before/after.
+    locked = Insight.objects.select_for_update().get(pk=insight.pk)
+    changes = [
+        FieldChange(field, getattr(locked, field), value)
+        for field, value in _editable(fields).items()
+        if getattr(locked, field) != value
+    ]
+    for change in changes:
+        setattr(locked, change.field, change.after)
+    if dashboard_ids is not None:
+        changes.extend(_dashboards_replace(locked, dashboard_ids))
+    activity = ActivityLog.Activity.UPDATED
+    if deleted is not None and deleted != locked.deleted:
+        changes.append(FieldChange("deleted", locked.deleted, deleted))
+        locked.deleted = deleted
+        activity = ActivityLog.Activity.DELETED if deleted else ActivityLog.Activity.RESTORED
+    changes.extend(extra_changes)
+    if changes:
+        locked.last_modified_at = timezone.now()
+        locked.last_modified_by = user
+        locked.save()
+        activity_log_write(
+            [
+                activity_entry(
+                    insight=locked, user=user, activity=activity, changes=changes, request_id=request_id
+                )
+            ]
+        )
+    return locked
+
+
+def _dashboards_replace(insight: Insight, dashboard_ids: list[int]) -> list[FieldChange]:
+    current = set(DashboardTile.objects.filter(insight=insight).values_list("dashboard_id", flat=True))
+    wanted = set(dashboard_ids)
+    if current == wanted:
+        return []
+    DashboardTile.objects.filter(insight=insight, dashboard_id__in=current - wanted).delete()
+    DashboardTile.objects.bulk_create(
+        [DashboardTile(dashboard_id=dashboard_id, insight=insight) for dashboard_id in wanted - current],
+        ignore_conflicts=True,
+    )
+    return [FieldChange("dashboards", sorted(current), sorted(wanted))]
+
+
+def _editable(fields: dict[str, Any]) -> dict[str, Any]:
+    return {field: value for field, value in fields.items() if field in EDITABLE_FIELDS}

@@ -1,0 +1,64 @@
+"""Serializer fields shared by several APIs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rest_framework import serializers
+
+MAX_DB_ID = 2**63 - 1
+
+
+class JSONListParam(serializers.ListField):
+    """A query parameter holding a JSON array, e.g. `?tags=["growth","kpi"]` (PostHog's convention).
+    A bare comma-separated value (`?tags=growth,kpi`) is accepted too."""
+
+    def to_internal_value(self, data: Any) -> list[Any]:
+        # From a query string DRF hands over every value of the parameter: ['["a","b"]'] or ['a', 'b'].
+        values = data if isinstance(data, list) else [data]
+        items: list[Any] = []
+        for value in values:
+            text = value.strip() if isinstance(value, str) else value
+            if isinstance(text, str) and text.startswith("["):
+                try:
+                    parsed = json.loads(text)
+                except ValueError:
+                    self.fail("invalid_json")
+                if not isinstance(parsed, list):
+                    self.fail("invalid_json")
+                items.extend(parsed)
+            elif isinstance(text, str):
+                items.extend(item.strip() for item in text.split(",") if item.strip())
+            else:
+                items.append(text)
+        return super().to_internal_value(items)
+
+    default_error_messages = {
+        **serializers.ListField.default_error_messages,
+        "invalid_json": "Expected a JSON array, e.g. [1, 2].",
+    }
+
+
+def DatabaseIdField(**kwargs: Any) -> serializers.IntegerField:
+    """A positive integer that fits a bigint column (so a huge id is a 400, never a database error)."""
+    return serializers.IntegerField(min_value=1, max_value=MAX_DB_ID, **kwargs)
+
+
+def BigIntField(**kwargs: Any) -> serializers.IntegerField:
+    """Any integer a bigint column can hold: one outside that range is a 400, not a database error."""
+    return serializers.IntegerField(min_value=-MAX_DB_ID - 1, max_value=MAX_DB_ID, **kwargs)
+
+
+class StrictCharField(serializers.CharField):
+    """A string field that refuses numbers and booleans (DRF's CharField would turn 12 into "12")."""
+
+    default_error_messages = {
+        **serializers.CharField.default_error_messages,
+        "not_a_string": "Must be a string.",
+    }
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("not_a_string")
+        return super().to_internal_value(data)

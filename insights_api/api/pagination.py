@@ -1,0 +1,57 @@
+"""`limit`/`offset` pagination with the envelope `{"count", "next", "previous", "results"}`."""
+
+from __future__ import annotations
+
+from rest_framework import pagination
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
+from rest_framework.utils.urls import remove_query_param, replace_query_param
+
+MAX_OFFSET = 10**9
+
+
+class LimitOffsetPagination(pagination.LimitOffsetPagination):
+    default_limit = 100
+    max_limit = 1000
+
+    def get_limit(self, request: Request) -> int:
+        return self._read(request, self.limit_query_param, self.default_limit, 1, self.max_limit)
+
+    def get_offset(self, request: Request) -> int:
+        return self._read(request, self.offset_query_param, 0, 0, MAX_OFFSET)
+
+    @staticmethod
+    def _read(request: Request, name: str, default: int, minimum: int, maximum: int) -> int:
+        """Reject a bad value with a 400 naming the parameter, where DRF would silently ignore it."""
+        raw = request.query_params.get(name)
+        if raw is None or raw == "":
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValidationError({name: [f"'{name}' must be an integer."]}, code="invalid") from None
+        if not minimum <= value <= maximum:
+            raise ValidationError(
+                {name: [f"'{name}' must be between {minimum} and {maximum}."]}, code="invalid"
+            )
+        return value
+
+
+def page_links(request: Request, *, count: int, limit: int, offset: int) -> tuple[str | None, str | None]:
+    """`next` and `previous` links of a limit/offset page computed outside a queryset."""
+    url = request.build_absolute_uri()
+    following = (
+        replace_query_param(replace_query_param(url, "limit", limit), "offset", offset + limit)
+        if offset + limit < count
+        else None
+    )
+    if offset <= 0:
+        return following, None
+    previous_url = replace_query_param(url, "limit", limit)
+    previous_offset = max(0, min(offset, count) - limit)
+    previous = (
+        remove_query_param(previous_url, "offset")
+        if previous_offset == 0
+        else replace_query_param(previous_url, "offset", previous_offset)
+    )
+    return following, previous

@@ -1,0 +1,46 @@
+"""`?format=csv` on every route: the JSON body flattened to dotted columns, safe for spreadsheets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework_csv.renderers import CSVRenderer
+
+# A spreadsheet evaluates a cell starting with one of these as a formula (OWASP "CSV injection").
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def escape_cell(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"  # match the JSON body, not Python's True/False
+    if isinstance(value, str) and value.startswith(FORMULA_TRIGGERS):
+        return "'" + value
+    return value
+
+
+class SafeCSVRenderer(CSVRenderer):
+    """djangorestframework-csv's flattening (a list → one row per element, an object → one row,
+    nested keys → `a.0.b` columns, header = sorted union of keys), with formula cells escaped and a
+    download file name derived from the route."""
+
+    def tablize(self, data: Any, header: Any = None, labels: Any = None):
+        # Header cells too: column names come from JSON keys, and a stored query's keys are user input.
+        for row in super().tablize(data, header=header, labels=labels):
+            yield [escape_cell(cell) for cell in row]
+
+    def render(self, data: Any, media_type: str | None = None, renderer_context: dict | None = None) -> bytes:
+        renderer_context = renderer_context or {}
+        response = renderer_context.get("response")
+        view = renderer_context.get("view")
+        if response is not None:
+            response["Content-Disposition"] = f'attachment; filename="{_file_name(view, response)}"'
+        return super().render(data, media_type, renderer_context)
+
+
+def _file_name(view: Any, response: Any) -> str:
+    if response.status_code >= 400:
+        return "error.csv"
+    basename = getattr(view, "basename", None) or "export"
+    action = getattr(view, "action", None)
+    parts = [basename] if action in (None, "list", "retrieve") else [basename, action]
+    return "-".join(part.replace("_", "-") for part in parts) + ".csv"

@@ -1,0 +1,106 @@
+"""The base of every project-scoped API: visibility and scopes decided here, once.
+
+A subclass declares `scope_object` and a `queryset`, may narrow the queryset in
+`safely_get_queryset`, and declares `required_scopes` on every extra action. It cannot override
+`get_queryset` or the permission classes: `__init_subclass__` refuses, so no route can forget to
+scope by project.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any, ClassVar
+
+from django.db.models import QuerySet
+from rest_framework import exceptions, permissions, viewsets
+
+from accounts.models import PersonalAPIKey, Project
+from insights_api.api.permissions import APIScopePermission, ProjectAccessPermission
+
+MAX_DB_ID = 2**63 - 1
+PROTECTED_ATTRIBUTES = ("get_queryset", "get_permissions", "permission_classes", "project")
+# Scope level of the built-in actions; extra actions declare `required_scopes` themselves.
+BUILTIN_ACTION_LEVELS = {
+    "list": "read",
+    "retrieve": "read",
+    "metadata": "read",
+    "create": "write",
+    "update": "write",
+    "partial_update": "write",
+    "destroy": "write",
+}
+
+
+class ProjectScopedViewSet(viewsets.GenericViewSet):
+    scope_object: ClassVar[str]
+    # Field on the model naming its project (the final, unavoidable filter).
+    project_field: ClassVar[str] = "project_id"
+    permission_classes = [permissions.IsAuthenticated, APIScopePermission, ProjectAccessPermission]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in PROTECTED_ATTRIBUTES:
+            if name in cls.__dict__:
+                raise TypeError(f"{cls.__name__} must not override {name}; see ProjectScopedViewSet.")
+        for extra in cls.get_extra_actions():
+            scopes = extra.kwargs.get("required_scopes")
+            if not scopes or len(scopes) != 1:
+                raise TypeError(
+                    f"{cls.__name__}.{extra.__name__} must declare required_scopes=[<one scope>]."
+                )
+
+    def initial(self, request: Any, *args: Any, **kwargs: Any) -> None:
+        # A method with no route here (DELETE on insights) is a 405 before anything else is checked.
+        if self.action is None and request.method != "OPTIONS":
+            raise exceptions.MethodNotAllowed(request.method)
+        super().initial(request, *args, **kwargs)
+
+    # Set per extra action by @action(required_scopes=[...]).
+    required_scopes: list[str] | None = None
+
+    def required_scope(self) -> str:
+        if self.required_scopes:
+            return self.required_scopes[0]
+        level = BUILTIN_ACTION_LEVELS.get(self.action or "")
+        if level is None:  # an unknown action is never let through
+            raise exceptions.PermissionDenied("This action is not available to API keys.")
+        return f"{self.scope_object}:{level}"
+
+    @cached_property
+    def project(self) -> Project:
+        """The URL's project, if the caller may act on it."""
+        raw = self.kwargs.get("project_id", "")
+        project_id = int(raw) if str(raw).isdigit() and int(raw) <= MAX_DB_ID else None
+        key = self.request.auth if isinstance(self.request.auth, PersonalAPIKey) else None
+        if (
+            key is not None
+            and key.scoped_project_ids is not None
+            and project_id not in key.scoped_project_ids
+        ):
+            raise exceptions.PermissionDenied("API key does not have access to this project.")
+        project = (
+            Project.objects.select_related("organization")
+            .filter(id=project_id, organization__memberships__user_id=self.request.user.pk)
+            .first()
+            if project_id is not None
+            else None
+        )
+        if project is None:
+            raise exceptions.NotFound("Project not found.")
+        return project
+
+    def safely_get_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        """Narrow or annotate the base queryset; the project filter is applied afterwards regardless."""
+        return queryset
+
+    def get_queryset(self) -> QuerySet[Any]:
+        assert self.queryset is not None, f"{type(self).__name__} must set queryset"
+        if getattr(self, "swagger_fake_view", False):  # schema generation has no request or project
+            return self.queryset.none()
+        queryset = self.safely_get_queryset(self.queryset.all())
+        return queryset.filter(**{self.project_field: self.project.id})
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        if getattr(self, "swagger_fake_view", False):
+            return super().get_serializer_context()
+        return {**super().get_serializer_context(), "project": self.project}

@@ -1,0 +1,46 @@
+"""Liveness (`/_health`: the process answers) and readiness (`/_ready`: PostgreSQL and Redis answer)."""
+
+from __future__ import annotations
+
+import logging
+
+from django.core.cache import cache
+from django.db import connection
+from django.http import HttpRequest, JsonResponse
+
+logger = logging.getLogger(__name__)
+
+
+def health(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"status": "ok"})
+
+
+def ready(request: HttpRequest) -> JsonResponse:
+    checks = {"postgres": _check_postgres(), "redis": _check_redis()}
+    ok = all(checks.values())
+    return JsonResponse(
+        {
+            "status": "ok" if ok else "unavailable",
+            "checks": {name: "ok" if up else "down" for name, up in checks.items()},
+        },
+        status=200 if ok else 503,
+    )
+
+
+def _check_postgres() -> bool:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return True
+    except Exception:
+        logger.warning("Readiness: PostgreSQL unreachable", exc_info=True)
+        return False
+
+
+def _check_redis() -> bool:
+    try:
+        cache.get("readiness-probe")
+        return True
+    except Exception:
+        logger.warning("Readiness: Redis unreachable", exc_info=True)
+        return False

@@ -1,0 +1,224 @@
+"""Settings for every environment, read from environment variables only (see README, Configuration)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dj_database_url
+
+from insights_api.env import env_bool, env_choice, env_float, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# --- Core -----------------------------------------------------------------------------------------
+DEBUG = env_bool("DEBUG", False)
+# A development key is allowed only with DEBUG on; production must set its own.
+SECRET_KEY = env_str("SECRET_KEY", "insecure-development-key-only-for-debug" if DEBUG else None)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "insights_api.apps.InsightsApiConfig",
+    "accounts",
+    "insights",
+    "tagging",
+    "viewtracking",
+    "ai_metadata",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "insights_api.urls"
+WSGI_APPLICATION = "insights_api.wsgi.application"
+AUTH_USER_MODEL = "accounts.User"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Routes answer with and without a trailing slash; never redirect an API POST.
+APPEND_SLASH = False
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
+    }
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_TZ = True
+USE_I18N = False
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / ".static"
+# Swagger UI and Redoc assets ship with drf-spectacular-sidecar and are served by WhiteNoise, so the
+# docs work offline and without a CDN.
+WHITENOISE_USE_FINDERS = True
+
+# --- Database -------------------------------------------------------------------------------------
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/insights"), conn_max_age=0
+    )
+}
+DATABASES["default"].setdefault("OPTIONS", {}).update(
+    {
+        # psycopg's pool keeps connections open across requests; each process (gunicorn worker, Celery
+        # child) owns its own pool, created lazily on first use.
+        "pool": (
+            {"min_size": 1, "max_size": env_int("DATABASE_POOL_MAX_SIZE", 8, minimum=1), "timeout": 10}
+            if env_bool("DATABASE_POOL", True)
+            else False
+        ),
+        # A runaway statement cannot hold a connection for ever.
+        "options": f"-c statement_timeout={env_int('DATABASE_STATEMENT_TIMEOUT_MS', 30_000, minimum=0)}",
+    }
+)
+
+# --- Redis: cache, throttling, coalescing, Celery broker ------------------------------------------
+REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "insights"),
+        "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 1.0},
+    }
+}
+
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG and env_bool("HTTPS", False))
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_PROXY", False) else None
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+# --- Celery ---------------------------------------------------------------------------------------
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
+CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", REDIS_URL)
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_RESULT_EXPIRES = 3600
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULE = {
+    "rollup-views": {
+        "task": "viewtracking.rollup_views",
+        "schedule": env_float("VIEW_ROLLUP_INTERVAL_SECONDS", 60.0, minimum=1.0),
+    },
+    "prune-views": {"task": "viewtracking.prune_views", "schedule": 24 * 3600.0},
+}
+
+# --- API ------------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        # The first class decides the WWW-Authenticate header of a 401.
+        "insights_api.api.authentication.PersonalAPIKeyAuthentication",
+        "insights_api.api.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "insights_api.api.renderers.SafeCSVRenderer",
+    ],
+    "DEFAULT_PARSER_CLASSES": ["insights_api.api.parsers.JSONParser"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "insights_api.api.negotiation.ContentNegotiation",
+    "DEFAULT_PAGINATION_CLASS": "insights_api.api.pagination.LimitOffsetPagination",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "insights_api.api.throttling.BurstThrottle",
+        "insights_api.api.throttling.SustainedThrottle",
+    ],
+    "DEFAULT_SCHEMA_CLASS": "insights_api.api.schema.AutoSchema",
+    "EXCEPTION_HANDLER": "insights_api.api.exceptions.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "NUM_PROXIES": env_int("NUM_PROXIES", 0, minimum=0) if env_bool("BEHIND_PROXY", False) else 0,
+}
+
+# Requests per period; each is "<n>/<second|minute|hour|day>".
+THROTTLE_RATES = {
+    "burst": env_str("THROTTLE_BURST", "480/minute"),
+    "sustained": env_str("THROTTLE_SUSTAINED", "4800/hour"),
+    "login": env_str("THROTTLE_LOGIN", "10/minute"),
+    "ai_project": env_str("THROTTLE_AI_PER_PROJECT", "60/hour"),
+}
+
+EXCEPTIONS_HOG = {
+    "ENABLE_IN_DEBUG": True,
+    "EXCEPTION_REPORTING": "insights_api.api.exceptions.exception_reporter",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Insights API",
+    "DESCRIPTION": (
+        "Keep, share and find saved product-analytics insights. Wire-compatible with PostHog's "
+        "Insights API. Every error uses the envelope `{type, code, detail, attr}`. Every operation "
+        "also answers `?format=csv` (JSON flattened to dotted columns, formula cells escaped)."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SCHEMA_PATH_PREFIX": r"/api/",
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "ENUM_NAME_OVERRIDES": {},
+}
+
+# --- AI metadata suggestions (SPEC §3.3) --------------------------------------------------------------
+AI_PROVIDER = env_choice("AI_PROVIDER", "heuristic", ("heuristic", "openai", "anthropic"))
+OPENAI_API_KEY = env_str("OPENAI_API_KEY", "")
+OPENAI_BASE_URL = env_str("OPENAI_BASE_URL", "")  # e.g. http://localhost:11434/v1 for Ollama
+OPENAI_MODEL = env_str("OPENAI_MODEL", "gpt-5.4-mini")
+ANTHROPIC_API_KEY = env_str("ANTHROPIC_API_KEY", "")
+ANTHROPIC_BASE_URL = env_str("ANTHROPIC_BASE_URL", "")
+ANTHROPIC_MODEL = env_str("ANTHROPIC_MODEL", "claude-haiku-5-5")
+# How long a request waits for the worker, and how long the worker waits for the model.
+AI_METADATA_DEADLINE_SECONDS = env_float("AI_METADATA_DEADLINE_SECONDS", 15.0, minimum=0.1)
+AI_PROVIDER_TIMEOUT_SECONDS = env_float("AI_PROVIDER_TIMEOUT_SECONDS", 12.0, minimum=0.1)
+AI_METADATA_CACHE_SECONDS = env_int("AI_METADATA_CACHE_SECONDS", 24 * 3600, minimum=0)
+
+# --- Logging --------------------------------------------------------------------------------------
+LOG_LEVEL = env_choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}
+
+# --- Product limits -------------------------------------------------------------------------------
+API_KEY_LAST_USED_RESOLUTION_SECONDS = env_float("API_KEY_LAST_USED_RESOLUTION_SECONDS", 3600.0)
+# Raw view events are pruned after this many days (once rolled up); daily rollups are kept at least
+# a year so "not viewed in 90 days" (or 365) stays answerable.
+VIEW_EVENT_RETENTION_DAYS = env_int("VIEW_EVENT_RETENTION_DAYS", 30, minimum=2)
+VIEW_ROLLUP_RETENTION_DAYS = env_int("VIEW_ROLLUP_RETENTION_DAYS", 730, minimum=366)

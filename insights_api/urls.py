@@ -1,0 +1,38 @@
+"""The routing table. Every API route answers with or without a trailing slash."""
+
+from __future__ import annotations
+
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from accounts.api.views import LoginView, LogoutView, MeView
+from insights.api.views import InsightViewSet
+from insights_api import health
+from insights_api.api.routers import OptionalSlashRouter
+
+# Project-scoped resources: /api/projects/{project_id}/<resource>/
+project_router = OptionalSlashRouter()
+project_router.register(r"insights", InsightViewSet, basename="insights")
+
+urlpatterns = [
+    # Session authentication for the frontend, and the caller's identity.
+    re_path(r"^api/login/?$", LoginView.as_view(), name="login"),
+    re_path(r"^api/logout/?$", LogoutView.as_view(), name="logout"),
+    re_path(r"^api/users/@me/?$", MeView.as_view(), name="users-me"),
+    # Everything that belongs to a project.
+    re_path(r"^api/projects/(?P<project_id>\d+)/", include(project_router.urls)),
+    # The OpenAPI schema and its two viewers (assets served locally, no CDN).
+    re_path(r"^api/schema/?$", SpectacularAPIView.as_view(), name="schema"),
+    re_path(
+        r"^api/schema/swagger-ui/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"
+    ),
+    re_path(r"^api/schema/redoc/?$", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    # Liveness and readiness for orchestrators.
+    path("_health", health.health, name="health"),
+    path("_ready", health.ready, name="ready"),
+]
+
+handler400 = "insights_api.api.exceptions.handler400"
+handler403 = "insights_api.api.exceptions.handler403"
+handler404 = "insights_api.api.exceptions.handler404"
+handler500 = "insights_api.api.exceptions.handler500"

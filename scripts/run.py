@@ -1,0 +1,353 @@
+"""`make run`: the whole service on this machine, in one command.
+
+Starts what the environment does not already provide (PostgreSQL unless DATABASE_URL is set, Redis
+unless REDIS_URL is set), keeping their data in /tmp/insights-api-<uid>/ across runs; migrates,
+collects static files, then runs a Celery worker, Celery beat and gunicorn. `.run/env` tells
+`manage.py` where the services are while this runs. Ctrl-C or SIGTERM stops everything, newest
+first, and exits 0; if a process dies on its own, everything is stopped and the exit status is 1.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import stack
+
+STATE = Path(f"/tmp/insights-api-{os.getuid()}")
+RUN_ENV = stack.ROOT / ".run" / "env"
+# Preferred ports (the next free one is taken if busy); below the ephemeral range, apart from the
+# ports `make test` uses.
+PG_PORT = 15432
+REDIS_PORT = 16379
+WEB_PORT = 8000
+DEMO_EMAIL = "demo@example.com"
+# What `.run/env` passes on to manage.py.
+RUN_ENV_NAMES = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "SECRET_KEY")
+
+
+@dataclass(frozen=True)
+class Watched:
+    """Something that must keep running while we serve; `log` is shown if it stops."""
+
+    name: str
+    alive: Callable[[], bool]
+    log: Path | None
+
+
+class ChildDied(Exception):
+    def __init__(self, watched: Watched) -> None:
+        super().__init__(f"{watched.name} exited unexpectedly")
+        self.watched = watched
+
+
+def check_alive(watched: Sequence[Watched]) -> None:
+    for item in watched:
+        if not item.alive():
+            raise ChildDied(item)
+
+
+def lock_state_dir(services: stack.ServiceStack) -> None:
+    """One `make run` per user at a time: they would share the data directories and the ports."""
+    descriptor = os.open(STATE / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+    services.callback(os.close, descriptor)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(descriptor, 32, 0).decode().strip() or "?"
+        raise stack.StackError(f"Another `make run` (pid {holder}) is using {STATE}.") from None
+    os.ftruncate(descriptor, 0)
+    os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
+
+
+def start_postgres(services: stack.ServiceStack, watched: list[Watched]) -> str:
+    """A DATABASE_URL: the one given, or that of our own PostgreSQL (started here)."""
+    if "DATABASE_URL" in os.environ:
+        return os.environ["DATABASE_URL"]
+    bindir = stack.system_postgres_bindir()
+    if bindir is not None:
+        pg = services.enter_context(stack.postgres_cluster(bindir, STATE / "pg", PG_PORT, durable=True))
+        where = f"127.0.0.1:{pg.port}"
+    else:
+        pg = services.enter_context(stack.embedded_postgres(STATE / "pgserver"))
+        where = f"socket in {pg.host} (embedded pgserver)"
+    stack.create_database(pg, "insights")
+    watched.append(Watched("PostgreSQL", pg.alive, pg.log))
+    stack.say(f"PostgreSQL {pg.version}: {where}")
+    return pg.url("insights")
+
+
+def start_redis(services: stack.ServiceStack, watched: list[Watched]) -> dict[str, str]:
+    """Redis settings: none if REDIS_URL is given, else those of our own Redis (started here)."""
+    if "REDIS_URL" in os.environ:
+        return {}
+    redis = services.enter_context(stack.redis_server(STATE / "redis", REDIS_PORT))
+    watched.append(Watched("Redis", lambda: not redis.service.exited(), redis.service.log))
+    stack.say(f"Redis: 127.0.0.1:{redis.port}")
+    # The cache, the broker and the results each get their own database.
+    return {
+        "REDIS_URL": redis.url(0),
+        "CELERY_BROKER_URL": os.environ.get("CELERY_BROKER_URL", redis.url(1)),
+        "CELERY_RESULT_BACKEND": os.environ.get("CELERY_RESULT_BACKEND", redis.url(2)),
+    }
+
+
+def secret_key() -> str:
+    """SECRET_KEY, or one generated on the first run and kept, so sessions survive restarts."""
+    if "SECRET_KEY" in os.environ:
+        return os.environ["SECRET_KEY"]
+    path = STATE / "secret_key"
+    if not path.exists():
+        stack.write_private(path, secrets.token_urlsafe(50))
+    return path.read_text().strip()
+
+
+def write_run_env(env: dict[str, str], services: stack.ServiceStack) -> None:
+    RUN_ENV.parent.mkdir(exist_ok=True)
+    lines = [f"{name}={env[name]}" for name in RUN_ENV_NAMES if name in env]
+    stack.write_private(
+        RUN_ENV, "# Written by `make run` while it serves; removed when it stops.\n" + "\n".join(lines) + "\n"
+    )
+    services.callback(RUN_ENV.unlink, missing_ok=True)
+
+
+def manage(*args: str) -> list[str]:
+    return [str(stack.VENV_BIN / "python"), "manage.py", *args]
+
+
+def run_manage_commands(commands: Sequence[Sequence[str]], env: dict[str, str]) -> None:
+    """Run manage.py commands side by side (each pays for Django's start-up), output to the terminal."""
+    running = [
+        (command, subprocess.Popen(manage(*command), cwd=stack.ROOT, env=env, stdin=subprocess.DEVNULL))
+        for command in commands
+    ]
+    try:
+        for command, process in running:
+            if process.wait() != 0:
+                raise stack.StackError(f"manage.py {' '.join(command)} failed (exit {process.returncode}).")
+    finally:
+        for _command, process in running:
+            if process.poll() is None:
+                process.terminate()
+                process.wait()
+
+
+# Requests to our own server never go through an http_proxy from the environment.
+LOCAL_HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def http_status(url: str, headers: dict[str, str] | None = None) -> int | None:
+    """The status of a GET, or None when nothing answers."""
+    try:
+        with LOCAL_HTTP.open(urllib.request.Request(url, headers=headers or {}), timeout=5) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return error.code
+    except OSError:  # URLError included: refused, reset, timed out
+        return None
+
+
+def wait_ready(base_url: str, watched: Sequence[Watched], timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while http_status(f"{base_url}/_ready") != 200:  # 503 while PostgreSQL or Redis is unreachable
+        check_alive(watched)
+        if time.monotonic() > deadline:
+            raise stack.StackError(f"{base_url}/_ready did not answer 200 within {timeout:.0f}s.")
+        time.sleep(0.2)
+
+
+def demo_credentials(base_url: str, env: dict[str, str]) -> dict[str, Any] | None:
+    """The demo account. It is created when no user with DEMO_EMAIL exists in the database (the
+    database, not a marker file, says whether this is a first run: a new DATABASE_URL or a deleted
+    data directory gets a demo account, a kept database never a second one). API keys are shown only
+    once, so the credentials are kept in demo.json (mode 600) and shown again on every start, as long
+    as the stored key still works against this database. None when the demo user exists but its
+    credentials are not known here (demo.json missing, or written for another database)."""
+    stored_path = STATE / "demo.json"
+    if stored_path.exists():
+        stored: dict[str, Any] = json.loads(stored_path.read_text())
+        me = http_status(f"{base_url}/api/users/@me/", {"Authorization": f"Bearer {stored['api_key']}"})
+        if me == 200:
+            return stored
+    probe = (
+        "from django.contrib.auth import get_user_model; "
+        f"print(get_user_model().objects.filter(email__iexact={DEMO_EMAIL!r}).exists())"
+    )
+    exists = stack.run_checked(
+        manage("shell", "--no-imports", "-c", probe), what="demo user lookup", cwd=stack.ROOT, env=env
+    ).stdout.split()
+    if exists[-1:] == ["True"]:
+        return None
+
+    password = secrets.token_urlsafe(12)
+    created = stack.run_checked(
+        manage(
+            "bootstrap",
+            *("--email", DEMO_EMAIL, "--password", password, "--organization", "Demo", "--project", "Demo"),
+            "--json",
+        ),
+        what="manage.py bootstrap",
+        cwd=stack.ROOT,
+        env=env,
+    )
+    payload = json.loads(created.stdout.strip().splitlines()[-1])
+    demo = {
+        "email": payload["user"]["email"],
+        "password": password,
+        "api_key": payload["api_key"],
+        "project_id": payload["project"]["id"],
+    }
+    stack.write_private(stored_path, json.dumps(demo, indent=2) + "\n")
+    return demo
+
+
+def web_port() -> int:
+    if "PORT" not in os.environ:
+        return stack.free_port(WEB_PORT)
+    port = int(os.environ["PORT"])
+    if not stack.port_is_free(port):
+        raise stack.StackError(f"Port {port} (PORT) is in use on 127.0.0.1; choose another PORT.")
+    return port
+
+
+def print_banner(base_url: str, demo: dict[str, Any] | None, started: float) -> None:
+    rule = "-" * 78
+    lines = [
+        rule,
+        f"Insights API ready in {time.monotonic() - started:.1f}s at {base_url}",
+        f"  Swagger UI   {base_url}/api/schema/swagger-ui/",
+    ]
+    if demo is None:
+        lines.append(
+            f"  Demo user    {DEMO_EMAIL} exists, but its credentials are not stored in {STATE};\n"
+            f"               issue a new key: .venv/bin/python manage.py bootstrap --email {DEMO_EMAIL} "
+            "--organization Demo --project Demo"
+        )
+    else:
+        insights_url = f"{base_url}/api/projects/{demo['project_id']}/insights/"
+        lines += [
+            f"  Demo login   {demo['email']} / {demo['password']}",
+            f"  API key      {demo['api_key']}",
+            f"  Project id   {demo['project_id']}",
+            f"  Insights     {insights_url}",
+            "  Try:",
+            f"    curl -H 'Authorization: Bearer {demo['api_key']}' {insights_url}",
+        ]
+    lines += [
+        f"  State, logs and demo.json in {STATE}; manage.py reaches these services via .run/env.",
+        "  Ctrl-C stops everything.",
+        rule,
+    ]
+    stack.say("\n".join(lines))
+
+
+def serve(started: float) -> None:
+    with stack.ServiceStack() as services:
+        try:
+            start_and_watch(services, started)
+        except stack.Interrupted:
+            stack.say("make run: stopping...")
+            raise
+
+
+def start_and_watch(services: stack.ServiceStack, started: float) -> None:
+    stack.user_state_dir(STATE)
+    lock_state_dir(services)
+    port = web_port()  # fail before starting anything if PORT is taken
+    watched: list[Watched] = []
+    env = dict(os.environ)
+    env["DATABASE_URL"] = start_postgres(services, watched)
+    env.update(start_redis(services, watched))
+    env["SECRET_KEY"] = secret_key()
+    write_run_env(env, services)
+    run_manage_commands([["migrate", "--noinput", "-v0"], ["collectstatic", "--noinput", "-v0"]], env)
+    start_celery(services, env, watched)
+    base_url = start_web(services, env, port, watched)
+
+    wait_ready(base_url, watched)
+    print_banner(base_url, demo_credentials(base_url, env), started)
+    while True:
+        check_alive(watched)
+        time.sleep(0.5)
+
+
+def start_celery(services: stack.ServiceStack, env: dict[str, str], watched: list[Watched]) -> None:
+    """A worker and beat. Both run without psycopg's pool: a pool opened in the prefork parent would
+    be shared by the children it forks."""
+    celery: list[str | Path] = [stack.VENV_BIN / "celery", "-A", "insights_api"]
+    celery_env = {**env, "DATABASE_POOL": "false"}
+    worker_options = "--pool prefork --concurrency 2 --without-gossip --without-mingle --without-heartbeat"
+    worker = services.enter_context(
+        stack.service(
+            "Celery worker",
+            [*celery, "worker", "--loglevel", "INFO", *worker_options.split()],
+            log=STATE / "celery-worker.log",
+            env=celery_env,
+            cwd=stack.ROOT,
+            stop_timeout=30,  # a warm shutdown lets running tasks finish
+        )
+    )
+    beat = services.enter_context(
+        stack.service(
+            "Celery beat",
+            [*celery, "beat", "--loglevel", "INFO", "--schedule", STATE / "celery-beat-schedule"],
+            log=STATE / "celery-beat.log",
+            env=celery_env,
+            cwd=stack.ROOT,
+        )
+    )
+    watched.append(Watched("Celery worker", lambda: not worker.exited(), worker.log))
+    watched.append(Watched("Celery beat", lambda: not beat.exited(), beat.log))
+
+
+def start_web(services: stack.ServiceStack, env: dict[str, str], port: int, watched: list[Watched]) -> str:
+    """gunicorn on 127.0.0.1:`port`; returns its base URL. The access log (and the app's own logging,
+    on stderr) goes to the terminal; gunicorn's error log, which says why it stopped, to a file."""
+    log = STATE / "gunicorn.log"
+    log.touch(mode=0o600)  # before gunicorn creates it world-readable
+    argv: list[str | Path] = [stack.VENV_BIN / "gunicorn", "insights_api.wsgi:application"]
+    argv += ["--bind", f"127.0.0.1:{port}", "--workers", os.environ.get("WEB_CONCURRENCY", "2")]
+    argv += ["--no-control-socket", "--access-logfile", "-", "--error-logfile", str(log)]
+    web = services.enter_context(
+        stack.service(
+            "gunicorn",
+            argv,
+            log=None,
+            env=env,
+            cwd=stack.ROOT,
+        )
+    )
+    watched.append(Watched("gunicorn", lambda: not web.exited(), log))
+    return f"http://127.0.0.1:{port}"
+
+
+def main() -> int:
+    started = time.monotonic()
+    try:
+        serve(started)
+    except ChildDied as died:
+        log = died.watched.log
+        print(f"make run: {died}; everything stopped. Last lines of {log}:", file=sys.stderr)
+        print(stack.log_tail(log), file=sys.stderr)
+        return 1
+    except stack.StackError as error:
+        print(f"make run: {error}", file=sys.stderr)
+        return 1
+    except stack.Interrupted:
+        stack.say("make run: stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,218 @@
+"""The cast and the tools every test uses.
+
+- `owner`: owns the organization `org` and its project `project`.
+- `teammate`: a plain member of the same organization (so of `project` too).
+- `stranger`: owns another organization with its own `stranger_project`.
+
+Clients: `owner_api` (API key with `*`), `api` (no credentials), and `client_for(user, scopes=...)`
+to build any other. Everything runs against real PostgreSQL and Redis.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from django.conf import settings as django_settings
+from django.db import connection, transaction
+from rest_framework.test import APIClient
+
+from accounts.models import Organization, OrganizationMembership, Project, User
+from accounts.services import personal_api_key_create
+from insights.models import Dashboard, Insight
+from insights.services import insight_create
+from insights_api.celery import app as celery_app
+from insights_api.redis import redis_client
+from tagging.normalization import normalize_tags
+from tagging.services import insight_tags_set
+from tests.llm_stub import LLMStub, start_llm_stub
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> Iterator[None]:
+    """Throttle counters and cached answers must not leak between tests. Only this run's cache keys
+    go: the broker and result backend may share the Redis server (and the worker is using them)."""
+    client = redis_client()
+    stale = list(client.scan_iter(f"{django_settings.CACHES['default']['KEY_PREFIX']}:*", count=1000))
+    if stale:
+        client.delete(*stale)
+    yield
+
+
+def _member(organization: Organization, email: str, first_name: str, level: int) -> User:
+    user = User.objects.create_user(email=email, password="correct horse battery", first_name=first_name)
+    OrganizationMembership.objects.create(organization=organization, user=user, level=level)
+    return user
+
+
+@pytest.fixture
+def org(db: None) -> Organization:
+    return Organization.objects.create(name="Acme")
+
+
+@pytest.fixture
+def project(org: Organization) -> Project:
+    return Project.objects.create(organization=org, name="Acme web")
+
+
+@pytest.fixture
+def owner(org: Organization) -> User:
+    return _member(org, "owner@acme.test", "Olive", OrganizationMembership.Level.OWNER)
+
+
+@pytest.fixture
+def teammate(org: Organization) -> User:
+    return _member(org, "teammate@acme.test", "Theo", OrganizationMembership.Level.MEMBER)
+
+
+@pytest.fixture
+def stranger(db: None) -> User:
+    elsewhere = Organization.objects.create(name="Elsewhere")
+    return _member(elsewhere, "stranger@elsewhere.test", "Sam", OrganizationMembership.Level.OWNER)
+
+
+@pytest.fixture
+def stranger_project(stranger: User) -> Project:
+    return Project.objects.create(organization=stranger.memberships.get().organization, name="Elsewhere app")
+
+
+@pytest.fixture
+def api() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def client_for(db: None) -> Callable[..., APIClient]:
+    """A client authenticated with a fresh API key of `user`, or by session with `session=True`."""
+
+    def build(
+        user: User,
+        *,
+        scopes: list[str] | None = None,
+        projects: list[int] | None = None,
+        session: bool = False,
+    ) -> APIClient:
+        client = APIClient()
+        if session:
+            client.force_login(user)
+        else:
+            issued = personal_api_key_create(
+                user=user, label="test", scopes=scopes or ["*"], scoped_project_ids=projects
+            )
+            client.credentials(HTTP_AUTHORIZATION=f"Bearer {issued.secret}")
+        return client
+
+    return build
+
+
+@pytest.fixture
+def owner_api(client_for: Callable[..., APIClient], owner: User) -> APIClient:
+    return client_for(owner)
+
+
+@pytest.fixture
+def insights_url(project: Project) -> str:
+    return f"/api/projects/{project.id}/insights/"
+
+
+@pytest.fixture
+def make_insight(project: Project, owner: User) -> Callable[..., Insight]:
+    """Create an insight directly through the service (not the API), optionally tagged."""
+
+    def build(*, tags: list[str] | None = None, in_project: Project | None = None, **fields: Any) -> Insight:
+        target = in_project or project
+        creator = fields.pop("created_by", owner)
+        dashboards = fields.pop("dashboards", [])
+        deleted = fields.pop("deleted", False)
+        insight = insight_create(
+            project=target,
+            user=creator,
+            fields={"name": "An insight", **fields},
+            dashboard_ids=[dashboard.id for dashboard in dashboards],
+            request_id=uuid.uuid4(),
+        )
+        if tags:
+            with transaction.atomic():
+                insight_tags_set(project=target, insight=insight, names=normalize_tags(tags))
+        if deleted:
+            Insight.objects.filter(id=insight.id).update(deleted=True)
+            insight.refresh_from_db()
+        return insight
+
+    return build
+
+
+@pytest.fixture
+def make_dashboard(project: Project) -> Callable[..., Dashboard]:
+    def build(name: str = "A dashboard", *, in_project: Project | None = None) -> Dashboard:
+        return Dashboard.objects.create(project=in_project or project, name=name)
+
+    return build
+
+
+# --- Outside world: the LLM stub. Real parts: the Celery worker ------------------------------------
+
+
+@pytest.fixture(scope="session")
+def llm_stub() -> Iterator[LLMStub]:
+    stub = start_llm_stub()
+    yield stub
+    stub.server.shutdown()
+
+
+@pytest.fixture
+def llm(llm_stub: LLMStub, settings: Any) -> Iterator[LLMStub]:
+    """The stub, emptied, with this process's provider settings pointing at it."""
+    llm_stub.reset()
+    settings.OPENAI_BASE_URL = f"{llm_stub.base_url}/v1"
+    settings.ANTHROPIC_BASE_URL = llm_stub.base_url
+    settings.OPENAI_API_KEY = settings.ANTHROPIC_API_KEY = "test-key"
+    yield llm_stub
+    llm_stub.reset()
+
+
+@pytest.fixture(scope="session")
+def celery_worker(
+    django_db_setup: None, llm_stub: LLMStub, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """A real Celery worker process, on the real broker, using the test database. Tests that use it
+    must commit their data (`transaction=True`)."""
+    database = connection.settings_dict
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "insights_api.settings_test",
+        "DATABASE_URL": (
+            f"postgresql://{database['USER']}:{database['PASSWORD'] or ''}@{database['HOST']}:{database['PORT']}"
+            f"/{database['NAME']}"
+        ),
+        "DATABASE_POOL": "false",
+        "OPENAI_BASE_URL": f"{llm_stub.base_url}/v1",
+        "ANTHROPIC_BASE_URL": llm_stub.base_url,
+        "OPENAI_API_KEY": "test-key",
+        "ANTHROPIC_API_KEY": "test-key",
+        "AI_PROVIDER_TIMEOUT_SECONDS": "5",
+    }
+    log = tmp_path_factory.mktemp("celery") / "worker.log"
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "insights_api", "worker", "--pool", "threads", "--concurrency", "4",
+         "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "INFO", "-n", f"test-{os.getpid()}@%h"],
+        env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not celery_app.control.ping(timeout=0.5):
+            if worker.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"The Celery worker did not start:\n{log.read_text()[-3000:]}")
+        yield
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(15)
+        except subprocess.TimeoutExpired:
+            worker.kill()

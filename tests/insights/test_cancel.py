@@ -1,0 +1,109 @@
+"""`POST …/insights/cancel/` (SPEC §3.2): exact matching on (project, client_query_id, user)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from insights.cancellation import query_registration
+from insights_api.redis import redis_client
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def cancel(owner_api, insights_url):
+    return lambda body, client=owner_api: client.post(f"{insights_url}cancel", body, format="json")
+
+
+@pytest.fixture
+def running(project, owner):
+    """Register a running query of `user` (the owner by default) under a client_query_id."""
+
+    def register(client_query_id: str, *, user=None, in_project=None):
+        return query_registration(
+            project_id=(in_project or project).id,
+            user_id=(user or owner).id,
+            client_query_id=client_query_id,
+            execution_id=str(uuid.uuid4()),
+        )
+
+    return register
+
+
+def test_cancelling_a_running_query_answers_true_and_marks_it(cancel, running):
+    with running("dash-1") as registration:
+        response = cancel({"client_query_id": "dash-1"})
+        cancelled = registration.is_cancelled()
+
+    assert response.status_code == 201
+    assert response.json() == {"cancelled": True}
+    assert cancelled
+
+
+def test_the_waiter_is_woken_at_once(cancel, running):
+    with running("wake-me") as registration:
+        listener = redis_client().pubsub()
+        listener.subscribe(registration.channel)
+        listener.get_message(timeout=1)  # the subscription confirmation
+        cancel({"client_query_id": "wake-me"})
+        message = listener.get_message(timeout=2)
+        listener.close()
+
+    assert message is not None and message["data"] == b"cancel"
+
+
+def test_nothing_running_answers_false(cancel):
+    assert cancel({"client_query_id": "nothing-here"}).json() == {"cancelled": False}
+
+
+def test_cancel_is_idempotent(cancel, running):
+    with running("twice") as registration:
+        answers = [cancel({"client_query_id": "twice"}).json() for _ in range(2)]
+        assert registration.is_cancelled()
+
+    assert answers == [{"cancelled": True}, {"cancelled": True}]
+    assert cancel({"client_query_id": "twice"}).json() == {"cancelled": False}  # it has finished
+
+
+def test_a_prefix_never_matches(cancel, running):
+    with running("report-2024") as registration:
+        answer = cancel({"client_query_id": "report"}).json()
+        untouched = not registration.is_cancelled()
+
+    assert answer == {"cancelled": False}
+    assert untouched
+
+
+def test_another_users_query_is_never_touched(cancel, running, teammate):
+    with running("shared-name", user=teammate) as registration:
+        answer = cancel({"client_query_id": "shared-name"}).json()
+        untouched = not registration.is_cancelled()
+
+    assert answer == {"cancelled": False}
+    assert untouched
+
+
+def test_a_query_in_another_project_is_never_touched(cancel, running, org):
+    from accounts.models import Project
+
+    other = Project.objects.create(organization=org, name="Other")
+    with running("same-id", in_project=other) as registration:
+        answer = cancel({"client_query_id": "same-id"}).json()
+        untouched = not registration.is_cancelled()
+
+    assert answer == {"cancelled": False}
+    assert untouched
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{}, {"client_query_id": ""}, {"client_query_id": "x" * 129}, {"client_query_id": "has space"},
+     {"client_query_id": "semi;colon"}, {"client_query_id": "%"}, {"client_query_id": 12}, {"client_query_id": None}],
+)  # fmt: skip
+def test_bad_ids_are_a_400_on_client_query_id(cancel, body):
+    response = cancel(body)
+
+    assert response.status_code == 400
+    assert response.json()["attr"] == "client_query_id"

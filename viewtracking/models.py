@@ -1,0 +1,97 @@
+"""Insight views: each user's latest view per insight, every view as an event, and daily rollups."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class InsightViewed(models.Model):
+    """A user's most recent view of an insight (one row per user and insight, upserted).
+
+    A user viewed an insight since T exactly when this row's `last_viewed_at` ≥ T, so these rows
+    also give exact, never-pruned unique-viewer counts for any window.
+    """
+
+    # Each foreign key is the leading column of an index below, so none needs its own.
+    project = models.ForeignKey(
+        "accounts.Project", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    insight = models.ForeignKey(
+        "insights.Insight", on_delete=models.CASCADE, related_name="views_last", db_index=False
+    )
+    last_viewed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            # The upsert target of `viewed`.
+            models.UniqueConstraint(fields=["user", "insight"], name="insight_viewed_user_insight_unique"),
+        ]
+        indexes = [
+            # my_last_viewed: a user's latest views in a project.
+            models.Index(
+                "project", "user", models.F("last_viewed_at").desc(), name="insight_viewed_mine_recent_idx"
+            ),
+            # The list's last_viewed_at and trending's viewers: an insight's latest views.
+            models.Index("insight", models.F("last_viewed_at").desc(), name="insight_viewed_latest_idx"),
+            # trending: the project's insights viewed since the window start.
+            models.Index("project", "last_viewed_at", name="insight_viewed_trending_idx"),
+        ]
+
+
+class ViewEvent(models.Model):
+    """One recorded view. Raw events are kept for VIEW_EVENT_RETENTION_DAYS; rollups outlive them.
+
+    `rolled_up` is set by the rollup in the same transaction that recomputes the event's day, so a
+    reader always sees each event either in a rollup row or as an un-rolled event, never both.
+    """
+
+    project = models.ForeignKey(
+        "accounts.Project", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    insight = models.ForeignKey(
+        "insights.Insight", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    viewed_at = models.DateTimeField()
+    rolled_up = models.BooleanField(default=False)
+
+    class Meta:
+        indexes = [
+            # trending adds events the rollup has not reached yet; a partial index keeps that tiny.
+            models.Index("project", "viewed_at", name="view_event_pending_idx", condition=Q(rolled_up=False)),
+            # The rollup recomputes whole days; retention prunes old events.
+            models.Index("viewed_at", name="view_event_day_idx"),
+        ]
+        # No index on insight or user: this table takes a row per view, and hard-deleting a user or
+        # an insight (admin-only; the API soft-deletes) may afford a scan.
+
+
+class InsightViewDaily(models.Model):
+    """Views and unique viewers of an insight on one UTC day, recomputed (never incremented)."""
+
+    project = models.ForeignKey(
+        "accounts.Project", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    insight = models.ForeignKey(
+        "insights.Insight", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    day = models.DateField()
+    views = models.PositiveIntegerField()
+    unique_viewers = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            # The rollup's upsert target; also serves cascading deletes of an insight.
+            models.UniqueConstraint(fields=["insight", "day"], name="view_daily_insight_day_unique"),
+        ]
+        indexes = [
+            # trending: a project's daily counts since the window's first day.
+            models.Index("project", "day", name="view_daily_trending_idx"),
+        ]

@@ -1,0 +1,143 @@
+"""Reads of insight views: last-viewed annotations, my last viewed, trending, and viewers."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from django.db import connection
+from django.db.models import OuterRef, QuerySet, Subquery
+from django.utils import timezone
+
+from accounts.models import Project, User
+from insights.models import Insight
+from viewtracking.models import InsightViewDaily, InsightViewed, ViewEvent
+
+_VIEWED = InsightViewed._meta.db_table
+_EVENT = ViewEvent._meta.db_table
+_DAILY = InsightViewDaily._meta.db_table
+_INSIGHT = Insight._meta.db_table
+_USER = User._meta.db_table
+MY_LAST_VIEWED_LIMIT = 5
+
+
+def insights_annotate_last_viewed_at(queryset: QuerySet[Insight]) -> QuerySet[Insight]:
+    """Annotate each insight with its latest view by anyone (index insight_viewed_latest_idx)."""
+    latest = InsightViewed.objects.filter(insight_id=OuterRef("id")).order_by("-last_viewed_at")
+    return queryset.annotate(last_viewed_at=Subquery(latest.values("last_viewed_at")[:1]))
+
+
+def my_last_viewed(*, queryset: QuerySet[Insight], user: User) -> list[Insight]:
+    """The user's five most recently viewed live insights of the (already project-scoped) queryset,
+    most recent first, each with `last_viewed_at` set to this user's latest view."""
+    mine = InsightViewed.objects.filter(insight_id=OuterRef("id"), user=user).values("last_viewed_at")
+    return list(
+        queryset.filter(deleted=False)
+        .annotate(last_viewed_at=Subquery(mine[:1]))
+        .filter(last_viewed_at__isnull=False)
+        .order_by("-last_viewed_at", "-id")[:MY_LAST_VIEWED_LIMIT]
+    )
+
+
+def trending_window_start(*, days: int, now: datetime) -> datetime:
+    """The window of `days` days: from 00:00 UTC `days` days ago until now (like Trends' `-7d`)."""
+    first_day = (now.astimezone(UTC) - timedelta(days=days)).date()
+    return datetime(first_day.year, first_day.month, first_day.day, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class TrendingRow:
+    insight_id: int
+    view_count: int
+    unique_viewers: int
+    last_viewed_at: datetime
+
+
+@dataclass(frozen=True)
+class TrendingPage:
+    total: int
+    rows: list[TrendingRow]
+
+
+def trending_rank(*, project: Project, days: int, limit: int, offset: int) -> TrendingPage:
+    """Rank the project's live insights by views in the window, in one statement.
+
+    view_count = rolled-up days in the window + events the rollup has not reached yet (exact: the
+    rollup moves events from one side to the other in a single transaction). unique_viewers and
+    last_viewed_at come from the users' latest views: a user viewed since T exactly when their
+    latest view is at or after T. Ties: latest view, then id, descending.
+    """
+    start = trending_window_start(days=days, now=timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            WITH viewers AS (
+                SELECT viewed.insight_id, count(*) AS unique_viewers, max(viewed.last_viewed_at) AS last_viewed_at
+                FROM {_VIEWED} AS viewed
+                JOIN {_INSIGHT} AS insight ON insight.id = viewed.insight_id AND NOT insight.deleted
+                WHERE viewed.project_id = %(project)s AND viewed.last_viewed_at >= %(start)s
+                GROUP BY viewed.insight_id
+            ), views AS (
+                SELECT insight_id, sum(views) AS views FROM (
+                    SELECT insight_id, views FROM {_DAILY}
+                    WHERE project_id = %(project)s AND day >= %(first_day)s
+                    UNION ALL
+                    SELECT insight_id, count(*) FROM {_EVENT}
+                    WHERE project_id = %(project)s AND NOT rolled_up AND viewed_at >= %(start)s
+                    GROUP BY insight_id
+                ) AS counted
+                GROUP BY insight_id
+            )
+            SELECT viewers.insight_id, coalesce(views.views, 0), viewers.unique_viewers, viewers.last_viewed_at,
+                   count(*) OVER ()
+            FROM viewers LEFT JOIN views ON views.insight_id = viewers.insight_id
+            ORDER BY 2 DESC, viewers.last_viewed_at DESC, viewers.insight_id DESC
+            LIMIT %(limit)s OFFSET %(offset)s
+            """,
+            {
+                "project": project.id,
+                "start": start,
+                "first_day": start.date(),
+                "limit": limit,
+                "offset": offset,
+            },
+        )
+        fetched = cursor.fetchall()
+    if not fetched and offset:
+        return TrendingPage(total=trending_count(project=project, start=start), rows=[])
+    return TrendingPage(
+        total=fetched[0][4] if fetched else 0,
+        rows=[TrendingRow(int(row[0]), int(row[1]), int(row[2]), row[3]) for row in fetched],
+    )
+
+
+def trending_count(*, project: Project, start: datetime) -> int:
+    """How many insights are ranked (used only for an offset past the end, where the page is empty)."""
+    return (
+        InsightViewed.objects.filter(project=project, last_viewed_at__gte=start, insight__deleted=False)
+        .values("insight_id")
+        .distinct()
+        .count()
+    )
+
+
+def recent_viewers_by_insight(insight_ids: list[int], *, per_insight: int = 3) -> dict[int, list[User]]:
+    """Up to `per_insight` distinct viewers of each insight, most recent first, in one query."""
+    users = User.objects.raw(
+        f"""
+        SELECT ranked.insight_id, users.* FROM (
+            SELECT insight_id, user_id, last_viewed_at,
+                   row_number() OVER (PARTITION BY insight_id ORDER BY last_viewed_at DESC, user_id DESC) AS rank
+            FROM {_VIEWED} WHERE insight_id = ANY(%s::bigint[])
+        ) AS ranked
+        JOIN {_USER} AS users ON users.id = ranked.user_id
+        WHERE ranked.rank <= %s
+        ORDER BY ranked.insight_id, ranked.rank
+        """,
+        [insight_ids, per_insight],
+    )
+    result: dict[int, list[User]] = defaultdict(list)
+    for user in users:
+        result[user.insight_id].append(user)
+    return result
