@@ -18,4 +18,5 @@ RUN pip install --no-cache-dir . \
 USER app
 
 EXPOSE 8000
-CMD ["gunicorn", "insights_api.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "2", "--no-control-socket", "--access-logfile", "-"]
+# Threads let coalescing followers wait without holding a whole process.
+CMD ["gunicorn", "insights_api.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "2", "--threads", "8", "--no-control-socket", "--access-logfile", "-"]

@@ -16,7 +16,6 @@ from typing import Any
 import redis
 from celery.exceptions import TimeoutError as CeleryTimeout
 from django.conf import settings
-from django.core.cache import cache
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from accounts.models import Project
@@ -24,6 +23,7 @@ from ai_metadata.naming import heuristic_metadata
 from ai_metadata.providers import HEURISTIC, provider_for
 from insights.query_nodes import query_fingerprint, query_parse
 from insights_api.celery import app as celery_app
+from insights_api.redis import cache_get, cache_set
 
 logger = logging.getLogger(__name__)
 GENERATE_TASK = "ai_metadata.generate_metadata"  # ai_metadata/tasks.py; sent by name
@@ -54,14 +54,14 @@ def metadata_suggest(*, project: Project, query: dict[str, Any]) -> Suggestion:
         raise AIProcessingNotApproved
     normalised = node.model_dump(mode="json", exclude_none=True)
     cache_key = f"ai-metadata:{project.id}:{provider}:{query_fingerprint(normalised)}"
-    cached = _cache_get(cache_key)
+    cached = cache_get(cache_key)
     if cached is not None:
         return Suggestion(**cached)
     suggestion = _on_worker(project_id=project.id, provider=provider, query=normalised)
     if suggestion is None:
         return Suggestion(**heuristic_metadata(node), provider=HEURISTIC, fallback=True)
     if not suggestion.fallback:
-        _cache_set(cache_key, suggestion.as_json())
+        cache_set(cache_key, suggestion.as_json(), timeout=settings.AI_METADATA_CACHE_SECONDS)
     return suggestion
 
 
@@ -100,17 +100,3 @@ def _on_worker(*, project_id: int, provider: str, query: dict[str, Any]) -> Sugg
         return None
     finally:
         pending.forget()
-
-
-def _cache_get(key: str) -> dict[str, Any] | None:
-    try:
-        return cache.get(key)
-    except redis.exceptions.RedisError:
-        return None
-
-
-def _cache_set(key: str, value: dict[str, Any]) -> None:
-    try:
-        cache.set(key, value, timeout=settings.AI_METADATA_CACHE_SECONDS)
-    except redis.exceptions.RedisError:
-        logger.warning("Could not cache a metadata suggestion", exc_info=True)

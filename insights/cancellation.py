@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import redis
 
+from insights.query_runner import query_stop
 from insights_api.redis import redis_client
 
 logger = logging.getLogger(__name__)
@@ -44,12 +45,17 @@ def _key(project_id: int, user_id: int, client_query_id: str) -> str:
 
 @contextmanager
 def query_registration(
-    *, project_id: int, user_id: int, client_query_id: str, execution_id: str
+    *, project_id: int, user_id: int, client_query_id: str, execution_id: str, stop_on_cancel: bool = False
 ) -> Iterator[Registration]:
-    """Register a running query for as long as the block runs."""
+    """Register a running query for as long as the block runs. A waiting request handles its own
+    cancellation (it knows whether others wait for the same execution); a background execution
+    with nobody waiting (`stop_on_cancel`) is stopped by the cancel itself."""
     registration = Registration(_key(project_id, user_id, client_query_id))
     client = redis_client()
-    client.hset(registration.key, mapping={"execution": execution_id, "cancelled": "0"})
+    client.hset(
+        registration.key,
+        mapping={"execution": execution_id, "cancelled": "0", "stop": "1" if stop_on_cancel else "0"},
+    )
     client.expire(registration.key, REGISTRATION_TTL_SECONDS)
     try:
         yield registration
@@ -61,8 +67,16 @@ def query_registration(
 
 
 def query_cancel(*, project_id: int, user_id: int, client_query_id: str) -> bool:
-    """Cancel the caller's running query with exactly this id. True if one was running."""
-    registration = Registration(_key(project_id, user_id, client_query_id))
+    """Cancel the caller's running query with exactly this id. True if one was running. Without
+    Redis nothing can be registered, so nothing is running that a cancel could reach."""
+    try:
+        return _cancel(Registration(_key(project_id, user_id, client_query_id)))
+    except redis.exceptions.RedisError:
+        logger.warning("Cancel found no registry: Redis unavailable")
+        return False
+
+
+def _cancel(registration: Registration) -> bool:
     client = redis_client()
     # Only an existing registration is marked: HSET on a missing key would create one.
     marked = client.eval(
@@ -72,4 +86,7 @@ def query_cancel(*, project_id: int, user_id: int, client_query_id: str) -> bool
     )
     if marked:
         client.publish(registration.channel, "cancel")
+        execution, stop = client.hmget(registration.key, "execution", "stop")
+        if stop == b"1" and execution:
+            query_stop(execution.decode())
     return bool(marked)

@@ -142,3 +142,34 @@ class ActivityLog(models.Model):
             # GET …/insights/{id}/activity/: one insight's log, newest first.
             models.Index("insight", models.F("created_at").desc(), "id", name="activity_insight_recent_idx"),
         ]
+
+
+class Event(models.Model):
+    """One captured product-analytics event: the rows Trends and the other insight kinds compute over.
+
+    When one machine is outgrown, the table becomes declaratively RANGE-partitioned by month on
+    `timestamp`, each partition carrying the same two indexes, so time-bounded queries touch only
+    the months they cover and retention drops whole partitions instead of deleting rows. Beyond one
+    node, the next steps are distributing the partitions by `project` with Citus (every query is
+    already filtered by one project), or moving events to a columnar engine such as ClickHouse.
+    Either way the column names and types below are the contract the query engine is written against.
+    """
+
+    project = models.ForeignKey(
+        "accounts.Project", on_delete=models.CASCADE, related_name="+", db_index=False
+    )  # indexed by event_trends_idx and event_project_time_idx, which both lead with it
+    timestamp = models.DateTimeField()
+    event = models.CharField(max_length=400)
+    distinct_id = models.CharField(max_length=400)
+    properties = models.JSONField(default=dict)
+
+    class Meta:
+        indexes = [
+            # Trends: counts and distinct users of one event over a time range; `distinct_id` is
+            # included so `dau` can be answered from the index alone where the visibility map allows.
+            models.Index(
+                fields=["project", "event", "timestamp"], include=["distinct_id"], name="event_trends_idx"
+            ),
+            # Series over all events of a project, and retention/pruning by time.
+            models.Index(fields=["project", "timestamp"], name="event_project_time_idx"),
+        ]

@@ -1,12 +1,15 @@
-"""Liveness (`/_health`: the process answers) and readiness (`/_ready`: PostgreSQL and Redis answer)."""
+"""Liveness (`/_health`: the process answers), readiness (`/_ready`: PostgreSQL and Redis answer),
+and Prometheus metrics (`/metrics`)."""
 
 from __future__ import annotations
 
 import logging
+import os
 
 from django.core.cache import cache
 from django.db import connection
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
 
 logger = logging.getLogger(__name__)
 
@@ -44,3 +47,14 @@ def _check_redis() -> bool:
     except Exception:
         logger.warning("Readiness: Redis unreachable", exc_info=True)
         return False
+
+
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus exposition. Under gunicorn and Celery set PROMETHEUS_MULTIPROC_DIR so samples from
+    every process are aggregated here."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry = REGISTRY
+    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

@@ -1,16 +1,38 @@
-"""The process-wide Redis client for code that needs more than the cache (pub/sub, atomic keys)."""
+"""Redis access: the process-wide client for code that needs more than the cache (pub/sub, atomic
+keys), and cache reads and writes that fail open."""
 
 from __future__ import annotations
 
-from functools import cache
+import functools
+import logging
+from typing import Any
 
 import redis
 from django.conf import settings
+from django.core.cache import cache
+
+logger = logging.getLogger(__name__)
 
 
-@cache
+@functools.cache
 def redis_client() -> redis.Redis:
     # Short timeouts: every caller treats Redis as optional and degrades when it is slow or down.
     return redis.Redis.from_url(
         settings.REDIS_URL, socket_connect_timeout=0.5, socket_timeout=2.0, health_check_interval=30
     )
+
+
+def cache_get(key: str) -> Any:
+    """The cached value, or None when missing or when Redis cannot be reached (caches fail open)."""
+    try:
+        return cache.get(key)
+    except redis.exceptions.RedisError:
+        return None
+
+
+def cache_set(key: str, value: Any, *, timeout: int) -> None:
+    """Cache a value if Redis can be reached; a cache that is down only costs recomputation."""
+    try:
+        cache.set(key, value, timeout=timeout)
+    except redis.exceptions.RedisError:
+        logger.warning("Could not cache %s: Redis unavailable", key.split(":")[0])

@@ -42,6 +42,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Keys result requests that may be shared; the views coalesce them after their own checks.
+    "insights_api.api.coalescing.CoalescingMiddleware",
 ]
 
 ROOT_URLCONF = "insights_api.urls"
@@ -191,6 +193,13 @@ SPECTACULAR_SETTINGS = {
     "SERVE_AUTHENTICATION": [],
     "ENUM_NAME_OVERRIDES": {},
 }
+
+# --- Queries and coalescing (SPEC §6) ---------------------------------------------------------------
+QUERY_TIMEOUT_MS = env_int("QUERY_TIMEOUT_MS", 30_000, minimum=100)
+# Identical concurrent result requests run once; the leader renews its lock every heartbeat and a
+# follower takes over when the lock lapses (two heartbeats).
+COALESCING_ENABLED = env_bool("COALESCING_ENABLED", True)
+COALESCING_HEARTBEAT_SECONDS = env_float("COALESCING_HEARTBEAT_SECONDS", 1.0, minimum=0.05)
 
 # --- AI metadata suggestions (SPEC §3.3) --------------------------------------------------------------
 AI_PROVIDER = env_choice("AI_PROVIDER", "heuristic", ("heuristic", "openai", "anthropic"))

@@ -6,6 +6,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from accounts.api.views import LoginView, LogoutView, MeView
+from insights.api.query_views import QueryViewSet
 from insights.api.views import InsightViewSet
 from insights_api import health
 from insights_api.api.routers import OptionalSlashRouter
@@ -13,6 +14,7 @@ from insights_api.api.routers import OptionalSlashRouter
 # Project-scoped resources: /api/projects/{project_id}/<resource>/
 project_router = OptionalSlashRouter()
 project_router.register(r"insights", InsightViewSet, basename="insights")
+project_router.register(r"query", QueryViewSet, basename="query")
 
 urlpatterns = [
     # Session authentication for the frontend, and the caller's identity.
@@ -27,9 +29,10 @@ urlpatterns = [
         r"^api/schema/swagger-ui/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"
     ),
     re_path(r"^api/schema/redoc/?$", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
-    # Liveness and readiness for orchestrators.
+    # Liveness and readiness for orchestrators; metrics for Prometheus.
     path("_health", health.health, name="health"),
     path("_ready", health.ready, name="ready"),
+    path("metrics", health.metrics, name="metrics"),
 ]
 
 handler400 = "insights_api.api.exceptions.handler400"

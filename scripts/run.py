@@ -13,6 +13,7 @@ import fcntl
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import time
@@ -270,6 +271,7 @@ def start_and_watch(services: stack.ServiceStack, started: float) -> None:
     env["DATABASE_URL"] = start_postgres(services, watched)
     env.update(start_redis(services, watched))
     env["SECRET_KEY"] = secret_key()
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir())
     write_run_env(env, services)
     run_manage_commands([["migrate", "--noinput", "-v0"], ["collectstatic", "--noinput", "-v0"]], env)
     start_celery(services, env, watched)
@@ -280,6 +282,15 @@ def start_and_watch(services: stack.ServiceStack, started: float) -> None:
     while True:
         check_alive(watched)
         time.sleep(0.5)
+
+
+def metrics_dir() -> Path:
+    """Where gunicorn and Celery processes write Prometheus samples for /metrics to aggregate;
+    emptied at each start, since samples of processes that no longer exist are meaningless."""
+    directory = STATE / "metrics"
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(mode=0o700)
+    return directory
 
 
 def start_celery(services: stack.ServiceStack, env: dict[str, str], watched: list[Watched]) -> None:
@@ -318,6 +329,8 @@ def start_web(services: stack.ServiceStack, env: dict[str, str], port: int, watc
     log.touch(mode=0o600)  # before gunicorn creates it world-readable
     argv: list[str | Path] = [stack.VENV_BIN / "gunicorn", "insights_api.wsgi:application"]
     argv += ["--bind", f"127.0.0.1:{port}", "--workers", os.environ.get("WEB_CONCURRENCY", "2")]
+    # Threads: a coalescing follower waits for its leader, and must not hold a whole process meanwhile.
+    argv += ["--threads", os.environ.get("WEB_THREADS", "8")]
     argv += ["--no-control-socket", "--access-logfile", "-", "--error-logfile", str(log)]
     web = services.enter_context(
         stack.service(

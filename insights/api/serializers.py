@@ -12,6 +12,7 @@ from accounts.api.serializers import UserBasicSerializer
 from insights.cancellation import CLIENT_QUERY_ID
 from insights.models import ActivityLog, Dashboard, Insight
 from insights.query_nodes import InvalidQuery, query_parse
+from insights.query_runner import REFRESH_MODES
 from insights.selectors import ORDER_CHOICES
 from insights_api.api.fields import BigIntField, DatabaseIdField, JSONListParam, StrictCharField
 from tagging.normalization import MAX_TAG_LENGTH, normalize_tags
@@ -265,15 +266,14 @@ class TrendingInsightSerializer(InsightBasicSerializer):
         return UserBasicSerializer(self.context["viewers_by_insight"].get(insight.id, []), many=True).data
 
 
+def ClientQueryIdField(**kwargs: Any) -> StrictCharField:
+    """The caller's id for a query run: 1-128 characters of [A-Za-z0-9_.:-]."""
+    message = "client_query_id must be 1-128 characters of A-Z, a-z, 0-9, _ . : -"
+    return StrictCharField(max_length=128, validators=[RegexValidator(CLIENT_QUERY_ID, message)], **kwargs)
+
+
 class CancelSerializer(serializers.Serializer):
-    client_query_id = StrictCharField(
-        max_length=128,
-        validators=[
-            RegexValidator(
-                CLIENT_QUERY_ID, "client_query_id must be 1-128 characters of A-Z, a-z, 0-9, _ . : -"
-            )
-        ],
-    )
+    client_query_id = ClientQueryIdField()
 
 
 class CancelResultSerializer(serializers.Serializer):
@@ -293,3 +293,58 @@ class MetadataSuggestionSerializer(serializers.Serializer):
     fallback = serializers.BooleanField(
         help_text="True when the configured provider failed and the heuristic answered."
     )
+
+
+# --- Query results -------------------------------------------------------------------------------------
+
+REFRESH_HELP = (
+    "`blocking` (default): the cached result while fresh, else compute now; `force_blocking`: always "
+    "compute; `force_cache`: only the cache (null when missing); `async`/`force_async`: answer at once "
+    "and compute on a worker (poll the query status route)."
+)
+
+
+class QueryStatusSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    complete = serializers.BooleanField()
+    error = serializers.BooleanField()
+    error_message = serializers.CharField(allow_null=True)
+    results = serializers.JSONField(allow_null=True)
+    is_cached = serializers.BooleanField(required=False)
+    last_refresh = serializers.CharField(allow_null=True, required=False)
+
+
+class QueryRunSerializer(serializers.Serializer):
+    query = serializers.JSONField(
+        help_text="A query node, e.g. a TrendsQuery or an InsightVizNode wrapping one."
+    )
+    client_query_id = ClientQueryIdField(
+        required=False, help_text="Your id for this run, to cancel it with …/insights/cancel/."
+    )
+    refresh = serializers.ChoiceField(choices=REFRESH_MODES, default="blocking", help_text=REFRESH_HELP)
+    session_id = StrictCharField(
+        required=False, max_length=200, help_text="Accepted for compatibility; unused."
+    )
+
+
+class InsightRetrieveQuerySerializer(serializers.Serializer):
+    refresh = serializers.ChoiceField(choices=REFRESH_MODES, default="blocking", help_text=REFRESH_HELP)
+    client_query_id = ClientQueryIdField(required=False)
+
+
+class QueryResponseSerializer(serializers.Serializer):
+    results = serializers.JSONField(allow_null=True, help_text="One entry per series (and breakdown value).")
+    is_cached = serializers.BooleanField()
+    last_refresh = serializers.CharField(allow_null=True)
+    timezone = serializers.CharField()
+    query_status = QueryStatusSerializer(allow_null=True)
+
+
+class InsightRetrieveSerializer(InsightSerializer):
+    """An insight with its query's results (`result`, as PostHog names it on insights)."""
+
+    result = serializers.JSONField(allow_null=True, read_only=True)
+    is_cached = serializers.BooleanField(read_only=True)
+    last_refresh = serializers.CharField(allow_null=True, read_only=True)
+    timezone = serializers.CharField(read_only=True)
+    query_status = QueryStatusSerializer(allow_null=True, read_only=True)

@@ -15,10 +15,13 @@ from rest_framework.response import Response
 
 from insights.api.cancel_actions import InsightCancelActions
 from insights.api.metadata_actions import InsightMetadataActions
+from insights.api.results import results_later, results_now
 from insights.api.serializers import (
     ActivityLogSerializer,
     InsightBasicSerializer,
     InsightListQuerySerializer,
+    InsightRetrieveQuerySerializer,
+    InsightRetrieveSerializer,
     InsightSerializer,
     InsightWriteSerializer,
 )
@@ -27,6 +30,8 @@ from insights.api.view_actions import InsightViewActions
 from insights.api.writes import insight_create_from_request, insight_update_from_request
 from insights.dates import parse_date_param
 from insights.models import ActivityLog, Insight
+from insights.query_nodes import AnyQueryNode, InvalidQuery, query_parse
+from insights.query_runner import query_check_runnable
 from insights.selectors import (
     InsightFilters,
     activity_list,
@@ -35,6 +40,8 @@ from insights.selectors import (
     insights_filter,
     insights_order,
 )
+from insights.trends import UnsupportedQuery
+from insights_api.api.coalescing import CoalescedResultMixin, Waiter
 from insights_api.api.schema import ERROR_RESPONSES
 from insights_api.api.viewsets import ProjectScopedViewSet
 from tagging.normalization import normalize_tags
@@ -47,11 +54,17 @@ ID_LOOKUP_REGEX = r"[A-Za-z0-9]+"
 
 
 class InsightViewSet(
-    InsightViewActions, InsightTagActions, InsightMetadataActions, InsightCancelActions, ProjectScopedViewSet
+    CoalescedResultMixin,
+    InsightViewActions,
+    InsightTagActions,
+    InsightMetadataActions,
+    InsightCancelActions,
+    ProjectScopedViewSet,
 ):
     """Insights: CRUD, listing and activity here; the six insight actions come from the mixins."""
 
     scope_object = "insight"
+    coalesced_actions = ("retrieve",)
     queryset = Insight.objects.all()
     lookup_value_regex = ID_LOOKUP_REGEX
     serializer_class = InsightSerializer
@@ -108,12 +121,46 @@ class InsightViewSet(
 
     @extend_schema(
         summary="Retrieve an insight",
-        description="One insight by numeric `id` or by `short_id`. Soft-deleted insights are returned with `deleted: true`.",
-        responses={200: InsightSerializer, **ERROR_RESPONSES},
+        description=(
+            "One insight by numeric `id` or by `short_id` (soft-deleted ones too, with `deleted: true`), "
+            "with its query's results under `result` (TrendsQuery insights; other kinds answer "
+            "`result: null`). `refresh` works as on the query route. Identical concurrent requests run "
+            "once (`X-Coalesced`), each caller's access checked first. A cancel of `client_query_id` ends "
+            "this request with 400 `query_cancelled`."
+        ),
+        parameters=[InsightRetrieveQuerySerializer],
+        responses={200: InsightRetrieveSerializer, **ERROR_RESPONSES},
         tags=TAGS,
     )
     def retrieve(self, request: Request, project_id: str, pk: str) -> Response:
-        return Response(self.render_insights([self.get_object()])[0])
+        insight = self.get_object()  # the caller's own object access check, before any sharing
+        params = InsightRetrieveQuerySerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        refresh, client_query_id = (
+            params.validated_data["refresh"],
+            params.validated_data.get("client_query_id"),
+        )
+        node = insight_runnable_query(insight)
+        if node is not None and refresh in ("async", "force_async"):
+            results = results_later(
+                project=self.project,
+                node=node,
+                refresh=refresh,
+                user_id=request.user.pk,
+                client_query_id=client_query_id,
+            )
+            return Response({**self.render_insights([insight])[0], **_as_insight_result(results)})
+
+        def produce(execution: str | None) -> tuple[int, dict[str, Any]]:
+            results = (
+                results_now(project=self.project, node=node, refresh=refresh, execution_key=execution)
+                if node is not None
+                else {"results": None, "is_cached": False, "last_refresh": None, "timezone": self.project.timezone,
+                      "query_status": None}
+            )  # fmt: skip
+            return 200, {**self.render_insights([insight])[0], **_as_insight_result(results)}
+
+        return self.coalesced(produce, waiter=Waiter(self.project.id, request.user.pk, client_query_id))
 
     @extend_schema(
         summary="Create an insight",
@@ -196,6 +243,7 @@ class InsightViewSet(
         return Response(self._reloaded(insight))
 
     def _reloaded(self, insight: Insight) -> dict[str, Any]:
+        """The insight as just written (without results: writes never run its query)."""
         return self.render_insights([self.get_queryset().get(pk=insight.pk)])[0]
 
     def _activity_page(self, queryset: QuerySet[ActivityLog]) -> Response:
@@ -224,3 +272,21 @@ class InsightViewSet(
             modified_to=bounds.get("date_to"),
             order=params["order"],
         )
+
+
+def insight_runnable_query(insight: Insight) -> AnyQueryNode | None:
+    """The insight's query if this service can compute it; other kinds retrieve with `result: null`."""
+    try:
+        node = query_parse(insight.query)
+        query_check_runnable(node)
+    except (InvalidQuery, UnsupportedQuery):
+        return None
+    return node
+
+
+def _as_insight_result(results: dict[str, Any]) -> dict[str, Any]:
+    """Insights name their results `result` (the query route says `results`)."""
+    return {
+        "result": results["results"],
+        **{name: value for name, value in results.items() if name != "results"},
+    }

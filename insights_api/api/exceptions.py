@@ -91,3 +91,12 @@ def handler404(request: HttpRequest, exception: Exception | None = None) -> Json
 
 def handler500(request: HttpRequest) -> JsonResponse:
     return _envelope(500, "server_error", "error", "A server error occurred.")
+
+
+class InvalidRequest(exceptions.APIException):
+    """A 400 with its own machine code: `InvalidRequest("…", code="query_cancelled")`."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_detail = "The request cannot be carried out."
+    default_code = "invalid_request"
+    default_type = "invalid_request"

@@ -33,6 +33,8 @@ BUILTIN_ACTION_LEVELS = {
 
 class ProjectScopedViewSet(viewsets.GenericViewSet):
     scope_object: ClassVar[str]
+    # Per-viewset changes to BUILTIN_ACTION_LEVELS, e.g. running a query (`create`) only reads.
+    action_levels: ClassVar[dict[str, str]] = {}
     # Field on the model naming its project (the final, unavoidable filter).
     project_field: ClassVar[str] = "project_id"
     permission_classes = [permissions.IsAuthenticated, APIScopePermission, ProjectAccessPermission]
@@ -61,7 +63,7 @@ class ProjectScopedViewSet(viewsets.GenericViewSet):
     def required_scope(self) -> str:
         if self.required_scopes:
             return self.required_scopes[0]
-        level = BUILTIN_ACTION_LEVELS.get(self.action or "")
+        level = {**BUILTIN_ACTION_LEVELS, **self.action_levels}.get(self.action or "")
         if level is None:  # an unknown action is never let through
             raise exceptions.PermissionDenied("This action is not available to API keys.")
         return f"{self.scope_object}:{level}"

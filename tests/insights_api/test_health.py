@@ -14,3 +14,17 @@ def test_ready_checks_postgres_and_redis(api):
 
     assert response.status_code == 200
     assert response.json()["checks"] == {"postgres": "ok", "redis": "ok"}
+
+
+def test_metrics_expose_coalescing_and_query_counters(api, owner_api, project):
+    owner_api.post(
+        f"/api/projects/{project.id}/query/",
+        {"query": {"kind": "TrendsQuery", "series": [{"kind": "EventsNode", "event": "$pageview"}]}},
+        format="json",
+    )
+
+    text = api.get("/metrics").content.decode()
+
+    assert 'insights_coalescing_requests_total{role="leader"}' in text
+    assert "insights_query_runtime_seconds_count" in text
+    assert "insights_coalescing_wait_seconds_bucket" in text

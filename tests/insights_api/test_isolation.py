@@ -10,6 +10,8 @@ from viewtracking.models import InsightViewed
 
 pytestmark = pytest.mark.django_db
 
+TRENDS = {"kind": "TrendsQuery", "series": [{"kind": "EventsNode"}]}
+
 
 @pytest.fixture
 def foreign_routes(insights_url, make_insight):
@@ -29,11 +31,9 @@ def foreign_routes(insights_url, make_insight):
         ("get", f"{insights_url}trending/", None),
         ("post", f"{insights_url}cancel/", {"client_query_id": "q"}),
         ("post", f"{insights_url}bulk_update_tags/", {"ids": [insight.id], "action": "set", "tags": []}),
-        (
-            "post",
-            f"{insights_url}generate_metadata/",
-            {"query": {"kind": "TrendsQuery", "series": [{"kind": "EventsNode"}]}},
-        ),
+        ("post", f"{insights_url}generate_metadata/", {"query": TRENDS}),
+        ("post", insights_url.replace("/insights/", "/query/"), {"query": TRENDS}),
+        ("get", insights_url.replace("/insights/", f"/query/{'a' * 32}/"), None),
     ]
 
 

@@ -45,6 +45,7 @@ def routes(insights_url, make_insight):
             WRITE,
         ),
         ("generate_metadata", "post", f"{insights_url}generate_metadata/", {"query": QUERY}, WRITE),
+        ("query", "post", insights_url.replace("insights/", "query/"), {"query": QUERY}, READ),
     ]
 
 

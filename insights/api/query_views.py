@@ -1,0 +1,90 @@
+"""`POST /api/projects/{id}/query/` runs a query node; `GET …/query/{query_id}/` follows an async run."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from insights.api.results import results_later, results_now
+from insights.api.serializers import QueryResponseSerializer, QueryRunSerializer, QueryStatusSerializer
+from insights.models import Insight
+from insights.query_nodes import InvalidQuery, query_parse
+from insights.query_runner import query_check_runnable, query_status_get
+from insights.trends import UnsupportedQuery
+from insights_api.api.coalescing import CoalescedResultMixin, Waiter
+from insights_api.api.exceptions import InvalidRequest
+from insights_api.api.schema import ERROR_RESPONSES
+from insights_api.api.viewsets import ProjectScopedViewSet
+
+TAGS = ["query"]
+
+
+class QueryViewSet(CoalescedResultMixin, ProjectScopedViewSet):
+    scope_object = "insight"
+    queryset = Insight.objects.none()  # no model of its own; the base viewset still scopes by project
+    lookup_field = "query_id"
+    lookup_value_regex = r"[0-9a-f]{32}"
+    coalesced_actions = ("create",)
+    action_levels = {"create": "read"}  # running a query changes nothing (SPEC §2)
+
+    @extend_schema(
+        summary="Run a query",
+        description=(
+            "Runs a query node (a TrendsQuery, or an InsightVizNode wrapping one; other kinds answer 400 "
+            "`unsupported_query_kind`) over the project's events and answers `results` in SPEC §8's shape: "
+            "one entry per series and breakdown value with `label`, `count`, `data`, `days`, `labels` and "
+            "`breakdown_value`. Results are cached per normalised query; `refresh` decides when to "
+            "compute. Identical concurrent requests run once (`X-Coalesced: leader|follower|off`). A "
+            "cancel of `client_query_id` ends this request with 400 `query_cancelled`."
+        ),
+        request=QueryRunSerializer,
+        responses={200: QueryResponseSerializer, 202: QueryResponseSerializer, **ERROR_RESPONSES},
+        tags=TAGS,
+    )
+    def create(self, request: Request, project_id: str) -> Response:
+        payload = QueryRunSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        try:
+            node = query_parse(payload.validated_data["query"])
+            query_check_runnable(node)
+        except InvalidQuery as exc:
+            raise exceptions.ValidationError({"query": [str(exc)]}) from None
+        except UnsupportedQuery as exc:
+            raise InvalidRequest(str(exc), code=exc.code) from None
+        refresh = payload.validated_data["refresh"]
+        client_query_id = payload.validated_data.get("client_query_id")
+        if refresh in ("async", "force_async"):
+            body = results_later(
+                project=self.project,
+                node=node,
+                refresh=refresh,
+                user_id=request.user.pk,
+                client_query_id=client_query_id,
+            )
+            return Response(
+                body, status=status.HTTP_200_OK if body["query_status"] is None else status.HTTP_202_ACCEPTED
+            )
+        return self.coalesced(
+            lambda execution: (
+                200,
+                results_now(project=self.project, node=node, refresh=refresh, execution_key=execution),
+            ),
+            waiter=Waiter(self.project.id, request.user.pk, client_query_id),
+        )
+
+    @extend_schema(
+        summary="Status of an asynchronous query",
+        description=(
+            "The status of a run started with `refresh: async` (or `force_async`): `complete`, and "
+            "when complete either `results` or `error` with `error_message`. Kept for an hour."
+        ),
+        responses={200: QueryStatusSerializer, **ERROR_RESPONSES},
+        tags=TAGS,
+    )
+    def retrieve(self, request: Request, project_id: str, query_id: str) -> Response:
+        found = query_status_get(project_id=self.project.id, query_id=query_id)
+        if found is None:
+            raise exceptions.NotFound("Query not found.")
+        return Response(found)

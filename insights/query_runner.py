@@ -1,0 +1,212 @@
+"""Running query nodes: the results cache, refresh modes, the statement timeout, cancellation.
+
+Results are cached in Redis per (project, normalised query). `blocking` answers from the cache while
+it is fresh and computes otherwise; `force_blocking` always computes; `force_cache` never computes.
+(`async` is handled by the API layer with a Celery task.) A computation runs under its own
+statement timeout and records its PostgreSQL backend pid under its execution key, so a cancel can
+stop exactly that statement from any process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+import redis
+from django.conf import settings
+from django.db import OperationalError, connection, transaction
+from django.utils import timezone
+
+from accounts.models import Project
+from insights.query_nodes import AnyQueryNode, TrendsQuery, query_fingerprint, query_source
+from insights.trends import UnsupportedQuery, trends_run
+from insights_api.metrics import QUERY_RUNTIME
+from insights_api.redis import cache_get, cache_set, redis_client
+
+logger = logging.getLogger(__name__)
+
+RefreshMode = Literal["blocking", "force_blocking", "async", "force_async", "force_cache"]
+REFRESH_MODES: tuple[str, ...] = ("blocking", "force_blocking", "async", "force_async", "force_cache")
+# How long a result stays fresh, by interval, when the range ends now (older data changes slowly).
+FRESHNESS = {
+    "minute": timedelta(minutes=1),
+    "hour": timedelta(minutes=5),
+    "day": timedelta(minutes=15),
+    "week": timedelta(minutes=30),
+    "month": timedelta(hours=1),
+}
+CACHE_SECONDS = 24 * 3600
+QUERY_CANCELED = "57014"  # SQLSTATE of both a statement timeout and pg_cancel_backend
+
+
+class QueryCancelled(Exception):
+    """The statement was cancelled on request."""
+
+
+class QueryTimedOut(Exception):
+    """The statement ran past the query timeout."""
+
+
+@dataclass(frozen=True)
+class QueryOutcome:
+    results: list[dict[str, Any]] | None
+    last_refresh: str | None
+    is_cached: bool
+    timezone: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "results": self.results,
+            "is_cached": self.is_cached,
+            "last_refresh": self.last_refresh,
+            "timezone": self.timezone,
+        }
+
+
+def query_cache_key(*, project_id: int, node: AnyQueryNode) -> str:
+    normalised = node.model_dump(mode="json", exclude_none=True)
+    return f"query-results:{project_id}:{query_fingerprint(query_source_json(normalised))}"
+
+
+def query_source_json(normalised: dict[str, Any]) -> dict[str, Any]:
+    """An InsightVizNode and its bare source compute the same thing, so they share a cache entry."""
+    return normalised.get("source", normalised) if normalised.get("kind") == "InsightVizNode" else normalised
+
+
+def query_check_runnable(node: AnyQueryNode) -> TrendsQuery:
+    source = query_source(node)
+    if not isinstance(source, TrendsQuery):
+        raise UnsupportedQuery(
+            "unsupported_query_kind", f"{source.kind} queries cannot be run yet; TrendsQuery can."
+        )
+    return source
+
+
+def query_run(
+    *, project: Project, node: AnyQueryNode, refresh: RefreshMode, execution_key: str | None = None
+) -> QueryOutcome:
+    """Answer a query node from the cache or by computing it, per the refresh mode."""
+    source = query_check_runnable(node)
+    key = query_cache_key(project_id=project.id, node=node)
+    if refresh != "force_blocking":
+        cached = cache_get(key)
+        if cached is not None and (refresh == "force_cache" or _fresh(cached, source)):
+            return QueryOutcome(cached["results"], cached["last_refresh"], True, project.timezone)
+        if refresh == "force_cache":
+            return QueryOutcome(None, None, False, project.timezone)
+    started = time.monotonic()
+    computed_at = timezone.now()
+    results = query_compute(project=project, source=source, now=computed_at, execution_key=execution_key)
+    QUERY_RUNTIME.labels(kind=source.kind).observe(time.monotonic() - started)
+    cached = {"results": results, "last_refresh": computed_at.isoformat(), "date_to": _date_to(source)}
+    cache_set(key, cached, timeout=CACHE_SECONDS)
+    return QueryOutcome(results, computed_at.isoformat(), False, project.timezone)
+
+
+def query_fresh_cached(*, project: Project, node: AnyQueryNode) -> QueryOutcome | None:
+    """The cached result if it is still fresh, without computing anything."""
+    source = query_check_runnable(node)
+    cached = cache_get(query_cache_key(project_id=project.id, node=node))
+    if cached is None or not _fresh(cached, source):
+        return None
+    return QueryOutcome(cached["results"], cached["last_refresh"], True, project.timezone)
+
+
+def query_compute(
+    *, project: Project, source: TrendsQuery, now: datetime, execution_key: str | None = None
+) -> list[dict[str, Any]]:
+    """Run the SQL under the query timeout. With an execution key, the backend pid is published
+    under it while the statement runs, so `query_stop` can cancel it from anywhere."""
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('statement_timeout', %s, true), pg_backend_pid()",
+                           [str(settings.QUERY_TIMEOUT_MS)])  # fmt: skip
+            backend_pid = cursor.fetchone()[1]
+        if execution_key:
+            _publish_backend(execution_key, backend_pid)
+        try:
+            return trends_run(source, project_id=project.id, tz=ZoneInfo(project.timezone), now=now)
+        except OperationalError as exc:
+            if getattr(exc.__cause__, "sqlstate", None) != QUERY_CANCELED:
+                raise
+            if "statement timeout" in str(exc):
+                raise QueryTimedOut from exc
+            raise QueryCancelled from exc
+        finally:
+            if execution_key:
+                _forget_backend(execution_key)
+
+
+def query_stop(execution_key: str) -> bool:
+    """Cancel the statement running for this execution, if any (pg_cancel_backend)."""
+    try:
+        raw = redis_client().get(f"{execution_key}:backend")
+    except redis.exceptions.RedisError:
+        return False
+    if raw is None:
+        return False
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_cancel_backend(%s)", [int(raw)])
+        return bool(cursor.fetchone()[0])
+
+
+def _publish_backend(execution_key: str, pid: int) -> None:
+    try:
+        redis_client().set(
+            f"{execution_key}:backend", pid, ex=max(60, settings.QUERY_TIMEOUT_MS // 1000 + 60)
+        )
+    except redis.exceptions.RedisError:
+        logger.warning("Could not record backend of %s; it cannot be cancelled", execution_key)
+
+
+def _forget_backend(execution_key: str) -> None:
+    with contextlib.suppress(redis.exceptions.RedisError):
+        redis_client().delete(f"{execution_key}:backend")
+
+
+def _fresh(cached: dict[str, Any], source: TrendsQuery) -> bool:
+    computed = datetime.fromisoformat(cached["last_refresh"])
+    date_to = cached.get("date_to")
+    if date_to and date_to[:10] < cached["last_refresh"][:10]:  # a closed range changes only by late loads
+        return True
+    return timezone.now() - computed < FRESHNESS.get(source.interval, FRESHNESS["day"])
+
+
+def _date_to(source: TrendsQuery) -> str | None:
+    date_to = source.dateRange.date_to if source.dateRange else None
+    return date_to if date_to and not date_to.startswith("-") else None
+
+
+# --- Asynchronous runs (refresh=async): status kept in Redis, work done by a Celery task ------------
+
+STATUS_TTL_SECONDS = 3600
+
+
+def query_status_key(project_id: int, query_id: str) -> str:
+    return f"query-status:{project_id}:{query_id}"
+
+
+def query_status_get(*, project_id: int, query_id: str) -> dict[str, Any] | None:
+    raw = redis_client().get(query_status_key(project_id, query_id))
+    return json.loads(raw) if raw else None
+
+
+def query_status_set(*, project_id: int, query_id: str, **fields: Any) -> dict[str, Any]:
+    status = {
+        "id": query_id,
+        "complete": False,
+        "error": False,
+        "error_message": None,
+        "results": None,
+        **fields,
+    }
+    redis_client().set(
+        query_status_key(project_id, query_id), json.dumps(status, default=str), ex=STATUS_TTL_SECONDS
+    )
+    return status

