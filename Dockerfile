@@ -1,22 +1,35 @@
-# The service image: gunicorn serves the API; the same image runs the Celery worker and beat.
+# The service image. The same image runs the API (gunicorn, the default command), the Celery worker,
+# Celery beat and the one-shot migration; docker-compose.yml says which.
 FROM python:3.11-slim-bookworm
 
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PYTHONPATH=/app \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1
 WORKDIR /app
 
+# Dependencies first, so a code change does not reinstall them.
 COPY pyproject.toml README.md ./
+RUN mkdir insights_api accounts insights tagging viewtracking ai_metadata \
+    && pip install . \
+    && pip uninstall -y insights-api
+COPY manage.py ./
 COPY insights_api ./insights_api
 COPY accounts ./accounts
 COPY insights ./insights
 COPY tagging ./tagging
 COPY viewtracking ./viewtracking
 COPY ai_metadata ./ai_metadata
-COPY manage.py ./
-RUN pip install --no-cache-dir . \
-    && SECRET_KEY=build-only python manage.py collectstatic --noinput -v0 \
-    && useradd --system --uid 10001 app
-USER app
+COPY docker/entrypoint.sh /usr/local/bin/insights-entrypoint
+# Static files (Swagger UI, Redoc) are collected into the image; WhiteNoise serves them.
+RUN SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput -v0 \
+    && useradd --system --uid 10001 --home-dir /app app
 
+USER app
 EXPOSE 8000
-# Threads let coalescing followers wait without holding a whole process.
-CMD ["gunicorn", "insights_api.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "2", "--threads", "8", "--no-control-socket", "--access-logfile", "-"]
+ENTRYPOINT ["insights-entrypoint"]
+# WEB_CONCURRENCY (processes; gunicorn reads it) and GUNICORN_CMD_ARGS tune it. Threads let
+# coalescing followers wait without holding a whole process. Access lines come from the app itself
+# (JSON, with the request id), so gunicorn writes none.
+CMD ["gunicorn", "insights_api.wsgi:application", "--bind", "0.0.0.0:8000", "--threads", "8", "--timeout", "60", "--graceful-timeout", "30", "--no-control-socket"]

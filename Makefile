@@ -3,7 +3,7 @@
 #
 #   make run               serve on http://127.0.0.1:$${PORT:-8000} with PostgreSQL, Redis, Celery
 #   make test ARGS="-k x"  the test suite against throwaway PostgreSQL and Redis
-#   make lint | schema | clean
+#   make lint | schema | sdk | clean
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -14,13 +14,17 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: run test lint schema clean
+.PHONY: run test bench lint schema sdk clean
 
 run: $(STAMP)
 	@$(VENV)/bin/python scripts/run.py
 
 test: $(STAMP)
 	@$(VENV)/bin/python scripts/test.py $(ARGS)
+
+# The benchmarks of issue 5 on private PostgreSQL and Redis (about ten minutes); writes BENCHMARKS.md.
+bench: $(STAMP)
+	@$(VENV)/bin/python bench/run.py $(ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -31,9 +35,17 @@ schema: $(STAMP)
 	SECRET_KEY="$${SECRET_KEY:-schema-generation-only}" \
 		$(VENV)/bin/python manage.py spectacular --validate --fail-on-warn --file schema.yml
 
+# A typed Python client generated from the schema (tests/ecosystem/test_sdk.py does the same against a
+# live server); sdk/ holds the generator's configuration and its CSV-aware template.
+sdk: schema
+	rm -rf build/sdk && mkdir -p build/sdk
+	$(VENV)/bin/openapi-python-client generate --path schema.yml --meta none \
+		--output-path build/sdk/insights_client --config sdk/config.yml --custom-template-path sdk
+	@echo "Generated build/sdk/insights_client (add build/sdk to PYTHONPATH; needs httpx and attrs)"
+
 # Keeps `make run`'s data (/tmp/insights-api-<uid>/); delete that directory to start afresh.
 clean:
-	rm -rf $(VENV) .run .static schema.yml .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .run .static schema.yml build/sdk .pytest_cache .ruff_cache *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 $(VENV)/bin/python:

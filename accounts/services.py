@@ -7,6 +7,7 @@ import secrets
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import Organization, OrganizationMembership, PersonalAPIKey, Project, User
@@ -113,3 +114,12 @@ def installation_bootstrap(
         scoped_project_ids=[project.id] if project_scoped else None,
     )
     return Bootstrapped(user=user, organization=organization, project=project, api_key=issued)
+
+
+def personal_api_keys_revoke(*, keys: QuerySet[PersonalAPIKey]) -> list[str]:
+    """Revoke keys by deleting them (only their digest was stored, so nothing of them remains); the
+    next request with one is a 401. Returns the prefixes of the keys revoked."""
+    with transaction.atomic():
+        prefixes = list(keys.select_for_update().order_by("id").values_list("prefix", flat=True))
+        keys.delete()
+    return prefixes

@@ -10,6 +10,7 @@ provider).
 from __future__ import annotations
 
 import logging
+from contextlib import suppress
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -86,17 +87,21 @@ def _on_worker(*, project_id: int, provider: str, query: dict[str, Any]) -> Sugg
             expires=deadline,
             retry=False,
         )
-    except (BrokerUnavailable, redis.exceptions.RedisError):
+    # RuntimeError: Celery's result consumer could not reach Redis to subscribe to the answer.
+    except (BrokerUnavailable, redis.exceptions.RedisError, RuntimeError):
         logger.warning("Broker unreachable; metadata falls back to the heuristic", exc_info=True)
         return None
     try:
         return Suggestion(**pending.get(timeout=deadline, propagate=True))
     except CeleryTimeout:
         logger.warning("Metadata task %s missed its %ss deadline", pending.id, deadline)
-        pending.revoke()
+        with suppress(BrokerUnavailable, redis.exceptions.RedisError):
+            pending.revoke()
         return None
     except Exception:
         logger.warning("Metadata task %s failed", pending.id, exc_info=True)
         return None
     finally:
-        pending.forget()
+        # Housekeeping: with Redis gone it must not cost the caller its (fallback) answer.
+        with suppress(redis.exceptions.RedisError, RuntimeError):
+            pending.forget()

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db.models import Count, F, Q, QuerySet
+from django.contrib.postgres.expressions import ArraySubquery
+from django.db.models import Count, F, OuterRef, Q, QuerySet
 
 from insights.models import ActivityLog, DashboardTile, Insight
 
@@ -90,17 +90,14 @@ def insight_lookup(*, queryset: QuerySet[Insight], id_or_short_id: str) -> Insig
     return queryset.filter(short_id=id_or_short_id).first()
 
 
-def dashboard_ids_by_insight(insight_ids: list[int]) -> dict[int, list[int]]:
-    """The dashboards of a page of insights, in one query."""
-    result: dict[int, list[int]] = defaultdict(list)
+def insights_annotate_dashboards(queryset: QuerySet[Insight]) -> QuerySet[Insight]:
+    """Each insight's live dashboards as `dashboard_ids`, in the page's own statement (tile_insight_idx)."""
     tiles = (
-        DashboardTile.objects.filter(insight_id__in=insight_ids, dashboard__deleted=False)
+        DashboardTile.objects.filter(insight_id=OuterRef("id"), dashboard__deleted=False)
         .order_by("dashboard_id")
-        .values_list("insight_id", "dashboard_id")
+        .values("dashboard_id")
     )
-    for insight_id, dashboard_id in tiles:
-        result[insight_id].append(dashboard_id)
-    return result
+    return queryset.annotate(dashboard_ids=ArraySubquery(tiles))
 
 
 def activity_list(*, queryset: QuerySet[ActivityLog]) -> QuerySet[ActivityLog]:

@@ -11,7 +11,6 @@ from insights.cancellation import query_registration
 from insights.query_nodes import query_parse
 from insights.query_runner import QueryCancelled, QueryTimedOut, query_run, query_status_set
 from insights.trends import UnsupportedQuery
-from insights_api.metrics import CELERY_TASKS
 
 
 @shared_task(name="insights.run_query", acks_late=True)
@@ -42,7 +41,5 @@ def run_query(
         query_status_set(
             project_id=project_id, query_id=query_id, complete=True, error=True, error_message=message
         )
-        CELERY_TASKS.labels(task="insights.run_query", outcome="error").inc()
         return
     query_status_set(project_id=project_id, query_id=query_id, complete=True, **outcome.as_json())
-    CELERY_TASKS.labels(task="insights.run_query", outcome="success").inc()

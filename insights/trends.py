@@ -45,6 +45,8 @@ AGGREGATES = {
     "p99": "percentile_cont(0.99) WITHIN GROUP (ORDER BY {value})",
 }
 NUMERIC_OPERATORS = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+# Math whose per-value results add up to the folded "other" value.
+ADDITIVE_MATH = frozenset({"total", "sum"})
 
 
 class UnsupportedQuery(ValueError):
@@ -205,26 +207,59 @@ def trends_sql(query: TrendsQuery, *, project_id: int, window: TimeWindow) -> tu
             )
             if part
         )
-        breakdown = "NULL::text"
-        if breakdown_key is not None:
-            key = params.add(breakdown_key)
+        if breakdown_key is None:
             ctes.append(
-                f"top{index} AS (SELECT e.properties->>{key} AS value FROM {_EVENT} e WHERE {where} "
-                f"AND e.properties->>{key} IS NOT NULL GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT {params.add(breakdown_limit)})"
+                f"s{index} AS (SELECT date_trunc({interval}, e.timestamp AT TIME ZONE {tz}) AS bucket, "
+                f"NULL::text AS breakdown, {_aggregate(series, params)} AS value "
+                f"FROM {_EVENT} e WHERE {where} GROUP BY 1, 2)"
             )
-            breakdown = (
-                f"CASE WHEN e.properties->>{key} IS NULL THEN {params.add(BREAKDOWN_NULL)} "
-                f"WHEN e.properties->>{key} IN (SELECT value FROM top{index}) THEN e.properties->>{key} "
-                f"ELSE {params.add(BREAKDOWN_OTHER)} END"
+        else:
+            ctes.extend(
+                _breakdown_ctes(index, series, where, breakdown_key, breakdown_limit, interval, tz, params)
             )
-        ctes.append(
-            f"s{index} AS (SELECT date_trunc({interval}, e.timestamp AT TIME ZONE {tz}) AS bucket, "
-            f"{breakdown} AS breakdown, {_aggregate(series, params)} AS value "
-            f"FROM {_EVENT} e WHERE {where} GROUP BY 1, 2)"
-        )
         selects.append(f"SELECT {index} AS series, bucket, breakdown, value FROM s{index}")
     sql = f"WITH {', '.join(ctes)} {' UNION ALL '.join(selects)}"
     return sql, params.values
+
+
+def _breakdown_ctes(
+    index: int,
+    series: EventsNode,
+    where: str,
+    key_value: str,
+    limit: int,
+    interval: str,
+    tz: str,
+    params: _Params,
+) -> list[str]:
+    """CTEs ranking breakdown values by event count and folding the rest into "other".
+
+    Additive math (`total`, `sum`) needs one scan: aggregate per (bucket, value) with the event
+    count beside it, rank values on those few rows, then fold. Other math (distinct users, averages,
+    percentiles) cannot be re-aggregated after the fact, so it ranks in a first scan and folds each
+    event as it aggregates in a second.
+    """
+    key = params.add(key_value)
+    bucket = f"date_trunc({interval}, e.timestamp AT TIME ZONE {tz})"
+    null, other, top_n = params.add(BREAKDOWN_NULL), params.add(BREAKDOWN_OTHER), params.add(limit)
+    if (series.math or "total") in ADDITIVE_MATH:
+        return [
+            f"agg{index} AS (SELECT {bucket} AS bucket, e.properties->>{key} AS value, count(*) AS events, "
+            f"{_aggregate(series, params)} AS measure FROM {_EVENT} e WHERE {where} GROUP BY 1, 2)",
+            f"top{index} AS (SELECT value FROM agg{index} WHERE value IS NOT NULL GROUP BY value "
+            f"ORDER BY sum(events) DESC, value LIMIT {top_n})",
+            f"s{index} AS (SELECT bucket, CASE WHEN value IS NULL THEN {null} "
+            f"WHEN value IN (SELECT value FROM top{index}) THEN value ELSE {other} END AS breakdown, "
+            f"sum(measure) AS value FROM agg{index} GROUP BY 1, 2)",
+        ]
+    return [
+        f"top{index} AS (SELECT e.properties->>{key} AS value FROM {_EVENT} e WHERE {where} "
+        f"AND e.properties->>{key} IS NOT NULL GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT {top_n})",
+        f"s{index} AS (SELECT {bucket} AS bucket, CASE WHEN e.properties->>{key} IS NULL THEN {null} "
+        f"WHEN e.properties->>{key} IN (SELECT value FROM top{index}) THEN e.properties->>{key} "
+        f"ELSE {other} END AS breakdown, {_aggregate(series, params)} AS value "
+        f"FROM {_EVENT} e WHERE {where} GROUP BY 1, 2)",
+    ]
 
 
 def _breakdown_key(query: TrendsQuery) -> str | None:

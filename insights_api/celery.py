@@ -11,3 +11,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "insights_api.settings")
 app = Celery("insights_api")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+# Request ids carried into tasks, and every task's outcome counted (see the module).
+from insights_api import celery_signals  # noqa: E402, F401

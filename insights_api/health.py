@@ -4,12 +4,13 @@ and Prometheus metrics (`/metrics`)."""
 from __future__ import annotations
 
 import logging
-import os
 
 from django.core.cache import cache
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from insights_api.metrics import metrics_registry
 
 logger = logging.getLogger(__name__)
 
@@ -51,10 +52,5 @@ def _check_redis() -> bool:
 
 def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus exposition. Under gunicorn and Celery set PROMETHEUS_MULTIPROC_DIR so samples from
-    every process are aggregated here."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
-    else:
-        registry = REGISTRY
-    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+    every process are aggregated here (see insights_api.metrics.metrics_registry)."""
+    return HttpResponse(generate_latest(metrics_registry()), content_type=CONTENT_TYPE_LATEST)

@@ -3,7 +3,22 @@ every gunicorn and Celery process writes its own samples and `/metrics` aggregat
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+import logging
+import os
+import time
+from collections.abc import Iterator
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, multiprocess
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+logger = logging.getLogger(__name__)
+
+REQUEST_LATENCY = Histogram(
+    "insights_http_request_duration_seconds",
+    "Time to answer an HTTP request, by method, URL pattern (route) and status code.",
+    ["method", "route", "status"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
 
 COALESCING_OUTCOMES = Counter(
     "insights_coalescing_requests_total",
@@ -28,6 +43,56 @@ QUERY_CANCELLATIONS = Counter(
 )
 CELERY_TASKS = Counter(
     "insights_celery_tasks_total",
-    "Celery task outcomes.",
+    "Celery task outcomes of every task (success, failure, retry, revoked, rejected), from Celery's signals.",
     ["task", "outcome"],
 )
+
+
+class RollupLagCollector:
+    """`insights_view_rollup_lag_seconds`: the age of the oldest view not yet rolled up into daily
+    counts (0 when none waits). Read from PostgreSQL at scrape time, so it keeps growing while beat
+    or the workers are down, which a value reported by the rollup task itself could not show."""
+
+    def describe(self) -> list[GaugeMetricFamily]:
+        return []  # registering must not query the database (the registry calls collect() otherwise)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        from django.db.models import Min
+
+        from viewtracking.models import PendingView
+
+        try:
+            oldest = PendingView.objects.aggregate(oldest=Min("viewed_at"))["oldest"]
+        except Exception:  # a scrape must never fail because PostgreSQL is down; /_ready reports that
+            logger.warning("Rollup lag unavailable: PostgreSQL unreachable", exc_info=True)
+            return
+        lag = max(0.0, time.time() - oldest.timestamp()) if oldest is not None else 0.0
+        yield GaugeMetricFamily(
+            "insights_view_rollup_lag_seconds",
+            "Age of the oldest view not yet rolled up into daily counts (0 when none is waiting).",
+            value=lag,
+        )
+
+
+class _ThisProcess:
+    """This process's own samples (the metrics above), for a registry built per scrape."""
+
+    def describe(self) -> list[GaugeMetricFamily]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        return REGISTRY.collect()
+
+
+def metrics_registry(*, rollup_lag: bool = True) -> CollectorRegistry:
+    """What a scrape exposes. With PROMETHEUS_MULTIPROC_DIR set (gunicorn's and Celery's processes),
+    the samples of every process writing there, aggregated; else this process's own. `rollup_lag`
+    adds the gauge read from PostgreSQL (the web processes serve it; a worker's exporter does not)."""
+    registry = CollectorRegistry()
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry.register(_ThisProcess())
+    if rollup_lag:
+        registry.register(RollupLagCollector())
+    return registry

@@ -35,7 +35,11 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: every response and log line carries the request id; every request is timed.
+    "insights_api.api.request_id.RequestIdMiddleware",
+    "insights_api.api.request_metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "insights_api.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -75,18 +79,37 @@ WHITENOISE_USE_FINDERS = True
 # --- Database -------------------------------------------------------------------------------------
 DATABASES = {
     "default": dj_database_url.parse(
-        env_str("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/insights"), conn_max_age=0
+        env_str("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/insights"),
+        conn_max_age=0,
+        # The pool tests a connection before lending it, so one that a PostgreSQL restart left dead is
+        # replaced instead of failing the request that draws it.
+        conn_health_checks=True,
     )
 }
+# Django's PostgreSQL backend, with a pool that drops all its dead connections at once (its module
+# says why).
+DATABASES["default"]["ENGINE"] = "insights_api.db"
 DATABASES["default"].setdefault("OPTIONS", {}).update(
     {
         # psycopg's pool keeps connections open across requests; each process (gunicorn worker, Celery
         # child) owns its own pool, created lazily on first use.
         "pool": (
-            {"min_size": 1, "max_size": env_int("DATABASE_POOL_MAX_SIZE", 8, minimum=1), "timeout": 10}
+            {
+                "min_size": 1,
+                # Two per gunicorn thread: a request leading a coalesced execution holds its own
+                # connection while the work runs on another (insights_api/api/coalescing.py).
+                "max_size": env_int(
+                    "DATABASE_POOL_MAX_SIZE", 2 * env_int("WEB_THREADS", 8, minimum=1), minimum=1
+                ),
+                # How long a request waits for a connection before it answers 503. While PostgreSQL
+                # is down every request waits this long, so it is short: clients fail fast and retry.
+                "timeout": env_float("DATABASE_POOL_TIMEOUT_SECONDS", 2.0, minimum=0.1),
+            }
             if env_bool("DATABASE_POOL", True)
             else False
         ),
+        # An unreachable host (no answer at all, not a refusal) costs at most this per attempt.
+        "connect_timeout": env_int("DATABASE_CONNECT_TIMEOUT_SECONDS", 5, minimum=2),
         # A runaway statement cannot hold a connection for ever.
         "options": f"-c statement_timeout={env_int('DATABASE_STATEMENT_TIMEOUT_MS', 30_000, minimum=0)}",
     }
@@ -104,13 +127,24 @@ CACHES = {
 }
 
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
-SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG and env_bool("HTTPS", False))
+# HTTPS=true: the service is reached over HTTPS only (behind a TLS proxy, set BEHIND_PROXY too, so
+# that Django knows a request came over HTTPS). `manage.py check --deploy` is clean with HTTPS,
+# SECURE_SSL_REDIRECT and SECURE_HSTS_PRELOAD on (tests/reliability/test_hardening.py).
+HTTPS = env_bool("HTTPS", False)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG and HTTPS)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+# Orchestrator probes and Prometheus call these over plain HTTP from inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^_health$", r"^_ready$", r"^metrics$"]
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_PROXY", False) else None
+# Strict-Transport-Security (sent on HTTPS answers only): browsers then refuse plain HTTP to this host.
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 3600 if HTTPS else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", HTTPS)
+# Consent to the browsers' preload list binds the whole domain for months: the operator opts in.
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
 AUTH_PASSWORD_VALIDATORS = [
@@ -129,6 +163,12 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Sending a task subscribes to its result in Redis; with Redis down Celery's default policy retries for
+# about 20 s before giving up. Callers fall back at once instead (metadata: the heuristic; async
+# queries: 503), so give up within half a second.
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {
+    "retry_policy": {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
+}
 CELERY_BEAT_SCHEDULE = {
     "rollup-views": {
         "task": "viewtracking.rollup_views",
@@ -191,7 +231,12 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": r"/api/",
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
-    "ENUM_NAME_OVERRIDES": {},
+    # Names SDK generators turn into class names (drf-spectacular would say TypeEnum, ActionEnum, KindEnum).
+    "ENUM_NAME_OVERRIDES": {
+        "ErrorTypeEnum": "insights_api.api.schema.ERROR_TYPES",
+        "TagActionEnum": ["add", "remove", "set"],
+        "QueryKindEnum": "insights.query_nodes.NODE_KINDS",
+    },
 }
 
 # --- Queries and coalescing (SPEC §6) ---------------------------------------------------------------
@@ -215,15 +260,37 @@ AI_PROVIDER_TIMEOUT_SECONDS = env_float("AI_PROVIDER_TIMEOUT_SECONDS", 12.0, min
 AI_METADATA_CACHE_SECONDS = env_int("AI_METADATA_CACHE_SECONDS", 24 * 3600, minimum=0)
 
 # --- Logging --------------------------------------------------------------------------------------
+# One JSON object per line on stderr (`LOG_FORMAT=plain` for a terminal), each with the request id
+# of the request or Celery task that wrote it (insights_api/logs.py).
 LOG_LEVEL = env_choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper()
+LOG_FORMAT = env_choice("LOG_FORMAT", "json", ("json", "plain"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "insights_api.logs.ContextFilter"}},
+    "formatters": {
+        "json": {"()": "insights_api.logs.JSONFormatter"},
+        "plain": {
+            "()": "insights_api.logs.PlainFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        },
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]}
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # Django's own request log repeats what insights_api.request logs, without the route.
+        "django.request": {"level": "ERROR"},
+        "django.server": {"level": "ERROR"},
+    },
 }
+# Celery workers and beat log through LOGGING too, instead of replacing the root logger's handlers.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# A worker with its own PROMETHEUS_MULTIPROC_DIR (its own container) serves its metrics on this port
+# (0: it does not; web's /metrics already shows workers that share the web processes' directory).
+WORKER_METRICS_PORT = env_int("WORKER_METRICS_PORT", 0, minimum=0, maximum=65535)
 
 # --- Product limits -------------------------------------------------------------------------------
 API_KEY_LAST_USED_RESOLUTION_SECONDS = env_float("API_KEY_LAST_USED_RESOLUTION_SECONDS", 3600.0)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from accounts.api.views import LoginView, LogoutView, MeView
 from insights.api.query_views import QueryViewSet
 from insights.api.views import InsightViewSet
 from insights_api import health
+from insights_api.api.docs import RedocView, SchemaView, SwaggerView
 from insights_api.api.routers import OptionalSlashRouter
 
 # Project-scoped resources: /api/projects/{project_id}/<resource>/
@@ -24,11 +24,9 @@ urlpatterns = [
     # Everything that belongs to a project.
     re_path(r"^api/projects/(?P<project_id>\d+)/", include(project_router.urls)),
     # The OpenAPI schema and its two viewers (assets served locally, no CDN).
-    re_path(r"^api/schema/?$", SpectacularAPIView.as_view(), name="schema"),
-    re_path(
-        r"^api/schema/swagger-ui/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"
-    ),
-    re_path(r"^api/schema/redoc/?$", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    re_path(r"^api/schema/?$", SchemaView.as_view(), name="schema"),
+    re_path(r"^api/schema/swagger-ui/?$", SwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    re_path(r"^api/schema/redoc/?$", RedocView.as_view(url_name="schema"), name="redoc"),
     # Liveness and readiness for orchestrators; metrics for Prometheus.
     path("_health", health.health, name="health"),
     path("_ready", health.ready, name="ready"),

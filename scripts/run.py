@@ -210,7 +210,21 @@ def demo_credentials(base_url: str, env: dict[str, str]) -> dict[str, Any] | Non
         "project_id": payload["project"]["id"],
     }
     stack.write_private(stored_path, json.dumps(demo, indent=2) + "\n")
+    seed_demo(demo["project_id"], env)
     return demo
+
+
+def seed_demo(project_id: int, env: dict[str, str]) -> None:
+    """Fill the new demo project (events, insights, views...) so that every action has something to
+    show. Its progress bars go to the terminal. A failure leaves an empty project, not a dead server."""
+    stack.say("Seeding the demo project (once)...")
+    seeded = subprocess.run(
+        manage("seed_demo", "--project", str(project_id)), cwd=stack.ROOT, env=env, stdin=subprocess.DEVNULL
+    )
+    if seeded.returncode != 0:
+        stack.warn(
+            f"seeding the demo failed; retry with: .venv/bin/python manage.py seed_demo --project {project_id}"
+        )
 
 
 def web_port() -> int:
@@ -242,8 +256,10 @@ def print_banner(base_url: str, demo: dict[str, Any] | None, started: float) -> 
             f"  API key      {demo['api_key']}",
             f"  Project id   {demo['project_id']}",
             f"  Insights     {insights_url}",
-            "  Try:",
+            "  Try (README, Using it, walks through all six insight actions):",
             f"    curl -H 'Authorization: Bearer {demo['api_key']}' {insights_url}",
+            f"    curl -H 'Authorization: Bearer {demo['api_key']}' '{insights_url}trending/?days=14'",
+            f"  Redoc        {base_url}/api/schema/redoc/   Metrics  {base_url}/metrics",
         ]
     lines += [
         f"  State, logs and demo.json in {STATE}; manage.py reaches these services via .run/env.",
@@ -272,6 +288,8 @@ def start_and_watch(services: stack.ServiceStack, started: float) -> None:
     env.update(start_redis(services, watched))
     env["SECRET_KEY"] = secret_key()
     env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir())
+    # Readable lines in a terminal; production (and LOG_FORMAT=json here) writes one JSON object each.
+    env.setdefault("LOG_FORMAT", "plain")
     write_run_env(env, services)
     run_manage_commands([["migrate", "--noinput", "-v0"], ["collectstatic", "--noinput", "-v0"]], env)
     start_celery(services, env, watched)
@@ -323,15 +341,16 @@ def start_celery(services: stack.ServiceStack, env: dict[str, str], watched: lis
 
 
 def start_web(services: stack.ServiceStack, env: dict[str, str], port: int, watched: list[Watched]) -> str:
-    """gunicorn on 127.0.0.1:`port`; returns its base URL. The access log (and the app's own logging,
-    on stderr) goes to the terminal; gunicorn's error log, which says why it stopped, to a file."""
+    """gunicorn on 127.0.0.1:`port`; returns its base URL. The app's logging (a line per request)
+    goes to the terminal; gunicorn's error log, which says why it stopped, to a file."""
     log = STATE / "gunicorn.log"
     log.touch(mode=0o600)  # before gunicorn creates it world-readable
     argv: list[str | Path] = [stack.VENV_BIN / "gunicorn", "insights_api.wsgi:application"]
     argv += ["--bind", f"127.0.0.1:{port}", "--workers", os.environ.get("WEB_CONCURRENCY", "2")]
     # Threads: a coalescing follower waits for its leader, and must not hold a whole process meanwhile.
     argv += ["--threads", os.environ.get("WEB_THREADS", "8")]
-    argv += ["--no-control-socket", "--access-logfile", "-", "--error-logfile", str(log)]
+    # The app logs one line per request itself (with its request id), so gunicorn's access log is off.
+    argv += ["--no-control-socket", "--error-logfile", str(log)]
     web = services.enter_context(
         stack.service(
             "gunicorn",

@@ -297,10 +297,13 @@ def _as_postgres(argv: list[str | Path]) -> list[str | Path]:
 
 
 @contextlib.contextmanager
-def postgres_cluster(bindir: Path, data: Path, port: int, *, durable: bool) -> Iterator[Postgres]:
+def postgres_cluster(
+    bindir: Path, data: Path, port: int, *, durable: bool, settings: Sequence[str] = ()
+) -> Iterator[Postgres]:
     """A private cluster in `data` (created with initdb if new), listening on 127.0.0.1 only, on the
     first free port from `port` up; trust authentication, user `postgres`, Unix socket in `data`.
-    `durable=False` turns off fsync and friends (test data is thrown away). Stopped on exit."""
+    `durable=False` turns off fsync and friends (test data is thrown away); `settings` are extra
+    `name=value` server settings (the benchmarks load pg_stat_statements). Stopped on exit."""
     pg_ctl = bindir / "pg_ctl"
     if not (data / "PG_VERSION").exists():
         data.mkdir(mode=0o700, exist_ok=True)
@@ -315,7 +318,7 @@ def postgres_cluster(bindir: Path, data: Path, port: int, *, durable: bool) -> I
         _stop_cluster(pg_ctl, data)
 
     try:
-        port = _start_cluster(pg_ctl, data, free_port(port), durable=durable)
+        port = _start_cluster(pg_ctl, data, free_port(port), durable=durable, settings=settings)
         pid = int((data / "postmaster.pid").read_text().split()[0])
         version = (data / "PG_VERSION").read_text().strip()
         yield Postgres("127.0.0.1", port, version, pid, data / "server.log", bindir / "psql")
@@ -324,7 +327,9 @@ def postgres_cluster(bindir: Path, data: Path, port: int, *, durable: bool) -> I
         _stop_cluster(pg_ctl, data)
 
 
-def _start_cluster(pg_ctl: Path, data: Path, port: int, *, durable: bool) -> int:
+def _start_cluster(
+    pg_ctl: Path, data: Path, port: int, *, durable: bool, settings: Sequence[str] = ()
+) -> int:
     """Start the cluster on `port`, or on a later one if another server took it between our check and
     the postmaster's bind (two `make test` starting at once); returns the port."""
     log = data / "server.log"
@@ -332,6 +337,7 @@ def _start_cluster(pg_ctl: Path, data: Path, port: int, *, durable: bool) -> int
         options = f"-p {port} -k {data} -c listen_addresses=127.0.0.1"
         if not durable:
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        options += "".join(f" -c {setting}" for setting in settings)
         start = _as_postgres([pg_ctl, "start", "-D", data, "-l", log, "-w", "-t", "60", "-o", options])
         try:
             run_checked(start, what=f"PostgreSQL start (log: {log})")

@@ -45,6 +45,45 @@ def run_pytest(args: Sequence[str], env: Mapping[str, str]) -> int:
     return status if status >= 0 else 128 - status  # killed by a signal: the shell's convention
 
 
+# Debian's packages; tests/ecosystem/browser.py finds either.
+CHROMIUM_BINARIES = ("chromium", "chromium-headless-shell")
+BROWSER_TESTS = "tests/ecosystem/test_docs_browser.py"
+
+
+def browser_tests_selected(args: Sequence[str], env: Mapping[str, str]) -> bool:
+    """Whether these pytest arguments run the browser tests: always with none, else ask pytest."""
+    if not args:
+        return True
+    collected = subprocess.run(
+        [stack.VENV_BIN / "python", "-m", "pytest", "--collect-only", "-q", *args],
+        env=env, cwd=stack.ROOT, capture_output=True, text=True,
+    )  # fmt: skip
+    return BROWSER_TESTS in collected.stdout
+
+
+def ensure_chromium(args: Sequence[str], env: Mapping[str, str]) -> None:
+    """apt-get install Debian's `chromium` for the docs-in-a-browser tests: as root, when it is
+    missing and those tests will run. Without it (not root) they are skipped, saying why."""
+    if any(shutil.which(name) for name in CHROMIUM_BINARIES) or not stack.IS_ROOT:
+        return
+    if not browser_tests_selected(args, env):
+        return
+    stack.say("Chromium is not installed; installing Debian's chromium for the browser tests (once)...")
+    started = time.monotonic()
+    apt_env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    try:
+        stack.run_checked(["apt-get", "update", "-q"], what="apt-get update", env=apt_env)
+        stack.run_checked(
+            ["apt-get", "install", "-y", "-q", "--no-install-recommends", "chromium"],
+            what="apt-get install chromium",
+            env=apt_env,
+        )
+    except stack.StackError as error:  # the browser tests then skip; everything else still runs
+        stack.warn(f"could not install chromium, the browser tests will be skipped: {error}")
+        return
+    stack.say(f"chromium installed in {time.monotonic() - started:.1f}s")
+
+
 def main(pytest_args: Sequence[str]) -> int:
     started = time.monotonic()
     try:
@@ -76,6 +115,7 @@ def main(pytest_args: Sequence[str]) -> int:
             # pyproject.toml names the test settings; a DJANGO_SETTINGS_MODULE exported in the shell
             # (for manage.py, say) would win over it and run the tests with production settings.
             env.pop("DJANGO_SETTINGS_MODULE", None)
+            ensure_chromium(pytest_args, env)
             status = run_pytest(pytest_args, env)
         return status
     except stack.StackError as error:

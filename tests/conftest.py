@@ -10,27 +10,23 @@ to build any other. Everything runs against real PostgreSQL and Redis.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from django.conf import settings as django_settings
-from django.db import connection, transaction
+from django.db import transaction
 from rest_framework.test import APIClient
 
 from accounts.models import Organization, OrganizationMembership, Project, User
 from accounts.services import personal_api_key_create
 from insights.models import Dashboard, Insight
 from insights.services import insight_create
-from insights_api.celery import app as celery_app
 from insights_api.redis import redis_client
 from tagging.normalization import normalize_tags
 from tagging.services import insight_tags_set
+from tests.live import celery_worker as celery_worker_process
 from tests.llm_stub import LLMStub, start_llm_stub
 
 
@@ -183,36 +179,15 @@ def celery_worker(
 ) -> Iterator[None]:
     """A real Celery worker process, on the real broker, using the test database. Tests that use it
     must commit their data (`transaction=True`)."""
-    database = connection.settings_dict
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "insights_api.settings_test",
-        "DATABASE_URL": (
-            f"postgresql://{database['USER']}:{database['PASSWORD'] or ''}@{database['HOST']}:{database['PORT']}"
-            f"/{database['NAME']}"
-        ),
-        "DATABASE_POOL": "false",
-        "OPENAI_BASE_URL": f"{llm_stub.base_url}/v1",
-        "ANTHROPIC_BASE_URL": llm_stub.base_url,
-        "OPENAI_API_KEY": "test-key",
-        "ANTHROPIC_API_KEY": "test-key",
-        "AI_PROVIDER_TIMEOUT_SECONDS": "5",
-    }
     log = tmp_path_factory.mktemp("celery") / "worker.log"
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "insights_api", "worker", "--pool", "threads", "--concurrency", "4",
-         "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "INFO", "-n", f"test-{os.getpid()}@%h"],
-        env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 30
-        while not celery_app.control.ping(timeout=0.5):
-            if worker.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"The Celery worker did not start:\n{log.read_text()[-3000:]}")
+    with celery_worker_process(
+        log,
+        name="test",
+        concurrency=4,
+        OPENAI_BASE_URL=f"{llm_stub.base_url}/v1",
+        ANTHROPIC_BASE_URL=llm_stub.base_url,
+        OPENAI_API_KEY="test-key",
+        ANTHROPIC_API_KEY="test-key",
+        AI_PROVIDER_TIMEOUT_SECONDS="5",
+    ):
         yield
-    finally:
-        worker.terminate()
-        try:
-            worker.wait(15)
-        except subprocess.TimeoutExpired:
-            worker.kill()

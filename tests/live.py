@@ -67,9 +67,9 @@ class RedisProcess:
 
 
 @contextmanager
-def redis_server(workdir: Path) -> Iterator[RedisProcess]:
-    """A private Redis that a test may stop."""
-    port = free_port()
+def redis_server(workdir: Path, *, port: int | None = None) -> Iterator[RedisProcess]:
+    """A private Redis that a test may stop (on `port` to bring one back where clients expect it)."""
+    port = port or free_port()
     process = subprocess.Popen(
         [redis_binary(), "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
          "--dir", str(workdir)],
@@ -81,6 +81,40 @@ def redis_server(workdir: Path) -> Iterator[RedisProcess]:
         yield handle
     finally:
         handle.stop()
+
+
+@contextmanager
+def celery_worker(
+    log: Path, *, name: str, pool: str = "threads", concurrency: int = 2, **env: str
+) -> Iterator[subprocess.Popen]:
+    """A real Celery worker process on the test database (pool off, as workers run it), ready when the
+    block starts; `env` adds or overrides settings (broker, providers, ...). Stopped on exit."""
+    environment = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "insights_api.settings_test",
+        "DATABASE_URL": database_url(),
+        "DATABASE_POOL": "false",
+        **env,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "insights_api", "worker", "--pool", pool, "--concurrency",
+         str(concurrency), "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "INFO",
+         "-n", f"{name}-{os.getpid()}-{random.randrange(10**6)}@%h"],
+        env=environment, stdout=log.open("w"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        _wait_for(
+            lambda: process.poll() is None and " ready." in log.read_text(), f"the Celery worker ({log})"
+        )
+        yield process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 @dataclass

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
 
 
 class InsightViewed(models.Model):
@@ -44,11 +43,8 @@ class InsightViewed(models.Model):
 
 
 class ViewEvent(models.Model):
-    """One recorded view. Raw events are kept for VIEW_EVENT_RETENTION_DAYS; rollups outlive them.
-
-    `rolled_up` is set by the rollup in the same transaction that recomputes the event's day, so a
-    reader always sees each event either in a rollup row or as an un-rolled event, never both.
-    """
+    """One recorded view, never updated. Raw events are kept for VIEW_EVENT_RETENTION_DAYS once
+    rolled up; the daily rollups outlive them."""
 
     project = models.ForeignKey(
         "accounts.Project", on_delete=models.CASCADE, related_name="+", db_index=False
@@ -60,17 +56,36 @@ class ViewEvent(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False
     )
     viewed_at = models.DateTimeField()
-    rolled_up = models.BooleanField(default=False)
 
     class Meta:
         indexes = [
-            # trending adds events the rollup has not reached yet; a partial index keeps that tiny.
-            models.Index("project", "viewed_at", name="view_event_pending_idx", condition=Q(rolled_up=False)),
             # The rollup recomputes whole days; retention prunes old events.
             models.Index("viewed_at", name="view_event_day_idx"),
         ]
         # No index on insight or user: this table takes a row per view, and hard-deleting a user or
         # an insight (admin-only; the API soft-deletes) may afford a scan.
+
+
+class PendingView(models.Model):
+    """A view event the rollup has not counted yet: a small queue beside the append-only events.
+
+    `viewed` writes the event and this row in one statement; the rollup deletes these rows in the
+    same transaction that recomputes their days, so a reader sees each event either in a rollup row
+    or here, never both and never neither. Keeping the queue apart keeps ViewEvent free of updates
+    (no bloat, no dead index entries for trending to wade through). Plain columns, no foreign keys:
+    rows live for one rollup interval and come from the statement that wrote their event.
+    """
+
+    event_id = models.BigIntegerField(primary_key=True)
+    project_id = models.BigIntegerField()
+    insight_id = models.BigIntegerField()
+    viewed_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            # trending adds the views of a project the rollup has not reached yet.
+            models.Index("project_id", "viewed_at", name="pending_view_trending_idx"),
+        ]
 
 
 class InsightViewDaily(models.Model):

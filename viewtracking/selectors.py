@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from django.contrib.postgres.expressions import ArraySubquery
 from django.db import connection
 from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models.functions import JSONObject
 from django.utils import timezone
 
 from accounts.models import Project, User
 from insights.models import Insight
-from viewtracking.models import InsightViewDaily, InsightViewed, ViewEvent
+from viewtracking.models import InsightViewDaily, InsightViewed, PendingView
 
 _VIEWED = InsightViewed._meta.db_table
-_EVENT = ViewEvent._meta.db_table
+_PENDING = PendingView._meta.db_table
 _DAILY = InsightViewDaily._meta.db_table
 _INSIGHT = Insight._meta.db_table
-_USER = User._meta.db_table
 MY_LAST_VIEWED_LIMIT = 5
 
 
@@ -63,8 +63,8 @@ class TrendingPage:
 def trending_rank(*, project: Project, days: int, limit: int, offset: int) -> TrendingPage:
     """Rank the project's live insights by views in the window, in one statement.
 
-    view_count = rolled-up days in the window + events the rollup has not reached yet (exact: the
-    rollup moves events from one side to the other in a single transaction). unique_viewers and
+    view_count = rolled-up days in the window + views still queued for the rollup (exact: the
+    rollup moves views from one side to the other in a single transaction). unique_viewers and
     last_viewed_at come from the users' latest views: a user viewed since T exactly when their
     latest view is at or after T. Ties: latest view, then id, descending.
     """
@@ -83,8 +83,8 @@ def trending_rank(*, project: Project, days: int, limit: int, offset: int) -> Tr
                     SELECT insight_id, views FROM {_DAILY}
                     WHERE project_id = %(project)s AND day >= %(first_day)s
                     UNION ALL
-                    SELECT insight_id, count(*) FROM {_EVENT}
-                    WHERE project_id = %(project)s AND NOT rolled_up AND viewed_at >= %(start)s
+                    SELECT insight_id, count(*) FROM {_PENDING}
+                    WHERE project_id = %(project)s AND viewed_at >= %(start)s
                     GROUP BY insight_id
                 ) AS counted
                 GROUP BY insight_id
@@ -122,22 +122,22 @@ def trending_count(*, project: Project, start: datetime) -> int:
     )
 
 
-def recent_viewers_by_insight(insight_ids: list[int], *, per_insight: int = 3) -> dict[int, list[User]]:
-    """Up to `per_insight` distinct viewers of each insight, most recent first, in one query."""
-    users = User.objects.raw(
-        f"""
-        SELECT ranked.insight_id, users.* FROM (
-            SELECT insight_id, user_id, last_viewed_at,
-                   row_number() OVER (PARTITION BY insight_id ORDER BY last_viewed_at DESC, user_id DESC) AS rank
-            FROM {_VIEWED} WHERE insight_id = ANY(%s::bigint[])
-        ) AS ranked
-        JOIN {_USER} AS users ON users.id = ranked.user_id
-        WHERE ranked.rank <= %s
-        ORDER BY ranked.insight_id, ranked.rank
-        """,
-        [insight_ids, per_insight],
+def insights_annotate_recent_viewers(
+    queryset: QuerySet[Insight], *, per_insight: int = 3
+) -> QuerySet[Insight]:
+    """Up to `per_insight` distinct viewers of each insight, most recent first, as `recent_viewers`
+    (dicts in the basic user shape), in the page's own statement (insight_viewed_latest_idx)."""
+    latest = (
+        InsightViewed.objects.filter(insight_id=OuterRef("id"))
+        .order_by("-last_viewed_at", "-user_id")
+        .values(
+            viewer=JSONObject(
+                id="user_id",
+                uuid="user__uuid",
+                email="user__email",
+                first_name="user__first_name",
+                last_name="user__last_name",
+            )
+        )[:per_insight]
     )
-    result: dict[int, list[User]] = defaultdict(list)
-    for user in users:
-        result[user.insight_id].append(user)
-    return result
+    return queryset.annotate(recent_viewers=ArraySubquery(latest))

@@ -11,20 +11,25 @@ from django.utils import timezone
 
 from accounts.models import Project, User
 from insights.models import Insight
-from viewtracking.models import InsightViewDaily, InsightViewed, ViewEvent
+from viewtracking.models import InsightViewDaily, InsightViewed, PendingView, ViewEvent
 
 _VIEWED = InsightViewed._meta.db_table
 _EVENT = ViewEvent._meta.db_table
+_PENDING = PendingView._meta.db_table
 _DAILY = InsightViewDaily._meta.db_table
 _INSIGHT = Insight._meta.db_table
 # First key of the rollup's advisory lock ("roll" in ASCII): one rollup at a time.
 ROLLUP_LOCK = 0x726F6C6C
 
 
-def views_record(*, project: Project, user: User, insight_ids: Sequence[int]) -> int:
-    """Record that `user` viewed these insights now, in one statement: the live insights of the
-    project among `insight_ids` (others are dropped silently, duplicates count once) get the user's
-    last-viewed time upserted and one view event each. Returns how many insights were kept."""
+def views_record(
+    *, project: Project, user: User, insight_ids: Sequence[int], at: datetime | None = None
+) -> int:
+    """Record that `user` viewed these insights `at` (default now), in one statement: the live
+    insights of the project among `insight_ids` (others are dropped silently, duplicates count once)
+    get one view event each, queued for the rollup, and the user's last-viewed time moves forward
+    (never back: with several web servers, a request with an earlier clock may commit later).
+    Returns how many insights were kept."""
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
@@ -35,12 +40,22 @@ def views_record(*, project: Project, user: User, insight_ids: Sequence[int]) ->
             ), last_viewed AS (
                 INSERT INTO {_VIEWED} (project_id, user_id, insight_id, last_viewed_at)
                 SELECT %(project)s, %(user)s, kept.id, %(now)s FROM kept ORDER BY kept.id
-                ON CONFLICT (user_id, insight_id) DO UPDATE SET last_viewed_at = EXCLUDED.last_viewed_at
+                ON CONFLICT (user_id, insight_id) DO UPDATE
+                SET last_viewed_at = GREATEST({_VIEWED}.last_viewed_at, EXCLUDED.last_viewed_at)
+            ), events AS (
+                INSERT INTO {_EVENT} (project_id, insight_id, user_id, viewed_at)
+                SELECT %(project)s, kept.id, %(user)s, %(now)s FROM kept
+                RETURNING id, insight_id
             )
-            INSERT INTO {_EVENT} (project_id, insight_id, user_id, viewed_at, rolled_up)
-            SELECT %(project)s, kept.id, %(user)s, %(now)s, false FROM kept
+            INSERT INTO {_PENDING} (event_id, project_id, insight_id, viewed_at)
+            SELECT events.id, %(project)s, events.insight_id, %(now)s FROM events
             """,
-            {"project": project.id, "user": user.pk, "now": timezone.now(), "ids": sorted(set(insight_ids))},
+            {
+                "project": project.id,
+                "user": user.pk,
+                "now": at or timezone.now(),
+                "ids": sorted(set(insight_ids)),
+            },
         )
         return cursor.rowcount
 
@@ -54,13 +69,13 @@ class RollupResult:
 
 @transaction.atomic
 def views_rollup() -> RollupResult:
-    """Fold un-rolled view events into per-insight, per-day rows, recomputing each touched day.
+    """Fold queued view events into per-insight, per-day rows, recomputing each touched day.
 
     Steps, in one transaction: 1. take the rollup lock or give up (another rollup is running);
-    2. mark every un-rolled event as rolled up, noting the days they fall on; 3. recompute those days'
-    views and unique viewers from all their rolled-up events and upsert them. Events that arrive
-    meanwhile stay un-rolled, so trending (rollups + un-rolled events) is exact at every moment, and
-    running this again changes nothing.
+    2. take every queued (pending) view off the queue, noting the days they fall on; 3. recompute
+    those days' views and unique viewers from all their events that are no longer queued, and upsert
+    them. Views queued meanwhile stay queued and uncounted here, so trending (rollups + queue) is
+    exact at every moment, and running this again changes nothing.
     """
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_xact_lock(%s, 0)", [ROLLUP_LOCK])
@@ -68,11 +83,8 @@ def views_rollup() -> RollupResult:
             return RollupResult(ran=False, events=0, days=[])
         cursor.execute(
             f"""
-            WITH marked AS (
-                UPDATE {_EVENT} SET rolled_up = true WHERE NOT rolled_up
-                RETURNING (viewed_at AT TIME ZONE 'UTC')::date AS day
-            )
-            SELECT day, count(*) FROM marked GROUP BY day ORDER BY day
+            WITH taken AS (DELETE FROM {_PENDING} RETURNING (viewed_at AT TIME ZONE 'UTC')::date AS day)
+            SELECT day, count(*) FROM taken GROUP BY day ORDER BY day
             """
         )
         touched = cursor.fetchall()
@@ -81,11 +93,13 @@ def views_rollup() -> RollupResult:
             cursor.execute(
                 f"""
                 INSERT INTO {_DAILY} (project_id, insight_id, day, views, unique_viewers)
-                SELECT project_id, insight_id, (viewed_at AT TIME ZONE 'UTC')::date, count(*), count(DISTINCT user_id)
-                FROM {_EVENT}
-                WHERE rolled_up AND viewed_at >= %(start)s AND viewed_at < %(end)s
-                  AND (viewed_at AT TIME ZONE 'UTC')::date = ANY(%(days)s::date[])
-                GROUP BY project_id, insight_id, (viewed_at AT TIME ZONE 'UTC')::date
+                SELECT e.project_id, e.insight_id, (e.viewed_at AT TIME ZONE 'UTC')::date, count(*),
+                       count(DISTINCT e.user_id)
+                FROM {_EVENT} AS e
+                WHERE e.viewed_at >= %(start)s AND e.viewed_at < %(end)s
+                  AND (e.viewed_at AT TIME ZONE 'UTC')::date = ANY(%(days)s::date[])
+                  AND NOT EXISTS (SELECT 1 FROM {_PENDING} AS queued WHERE queued.event_id = e.id)
+                GROUP BY e.project_id, e.insight_id, (e.viewed_at AT TIME ZONE 'UTC')::date
                 ON CONFLICT (insight_id, day) DO UPDATE
                     SET views = EXCLUDED.views, unique_viewers = EXCLUDED.unique_viewers
                 """,
@@ -103,7 +117,8 @@ def view_events_prune(*, older_than_days: int) -> int:
     """Delete raw view events older than the retention window, but only those already rolled up
     (an event the rollup has not reached is never lost). Rollups are kept."""
     cutoff = timezone.now() - timedelta(days=older_than_days)
-    deleted, _ = ViewEvent.objects.filter(viewed_at__lt=cutoff, rolled_up=True).delete()
+    queued = PendingView.objects.values("event_id")
+    deleted, _ = ViewEvent.objects.filter(viewed_at__lt=cutoff).exclude(id__in=queued).delete()
     return deleted
 
 

@@ -11,8 +11,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.api.serializers import LoginSerializer, MeSerializer, UserBasicSerializer
+from accounts.models import PersonalAPIKey
 from accounts.selectors import user_organizations
-from insights_api.api.schema import ERROR_RESPONSES
+from insights_api.api.schema import error_response
 from insights_api.api.throttling import LoginThrottle
 
 
@@ -32,7 +33,7 @@ class LoginView(APIView):
             "credentials answer 401; repeated attempts from one address are throttled (429)."
         ),
         request=LoginSerializer,
-        responses={200: UserBasicSerializer, **ERROR_RESPONSES},
+        responses={200: UserBasicSerializer, 401: error_response("Wrong email or password.")},
         tags=["auth"],
     )
     def post(self, request: Request) -> Response:
@@ -59,7 +60,7 @@ class LogoutView(APIView):
         summary="Log out",
         description="Ends the caller's browser session. Requires the CSRF token like any session write.",
         request=None,
-        responses={204: None, **ERROR_RESPONSES},
+        responses={204: None},
         tags=["auth"],
     )
     def post(self, request: Request) -> Response:
@@ -72,10 +73,12 @@ class MeView(APIView):
         operation_id="users_me",
         summary="The current user",
         description="Who the caller is (session or API key), with their organizations and projects.",
-        responses={200: MeSerializer, **ERROR_RESPONSES},
+        responses={200: MeSerializer},
         tags=["auth"],
     )
     def get(self, request: Request) -> Response:
         user = request.user
-        data = {**UserBasicSerializer(user).data, "organizations": user_organizations(user=user)}
+        key = request.auth if isinstance(request.auth, PersonalAPIKey) else None
+        organizations = user_organizations(user=user, project_ids=key.scoped_project_ids if key else None)
+        data = {**UserBasicSerializer(user).data, "organizations": organizations}
         return Response(MeSerializer(data).data)

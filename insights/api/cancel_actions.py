@@ -10,7 +10,6 @@ from rest_framework.response import Response
 
 from insights.api.serializers import CancelResultSerializer, CancelSerializer
 from insights.cancellation import query_cancel
-from insights_api.api.schema import ERROR_RESPONSES
 from insights_api.api.viewsets import ProjectScopedViewSet
 
 
@@ -26,7 +25,7 @@ class InsightCancelActions(ProjectScopedViewSet):
             "Idempotent."
         ),
         request=CancelSerializer,
-        responses={201: CancelResultSerializer, **ERROR_RESPONSES},
+        responses={201: CancelResultSerializer},
         tags=["insights"],
     )
     @action(detail=False, methods=["post"], required_scopes=["insight:read"])

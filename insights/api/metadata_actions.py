@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from ai_metadata.services import AIProcessingNotApproved, metadata_suggest
 from insights.api.serializers import GenerateMetadataSerializer, MetadataSuggestionSerializer
 from insights.query_nodes import InvalidQuery, query_parse
-from insights_api.api.schema import ERROR_RESPONSES
+from insights_api.api.schema import error_response
 from insights_api.api.throttling import AIProjectThrottle, BurstThrottle, SustainedThrottle
 from insights_api.api.viewsets import ProjectScopedViewSet
 
@@ -28,7 +28,15 @@ class InsightMetadataActions(ProjectScopedViewSet):
             "`fallback: true`. Throttled per project (429)."
         ),
         request=GenerateMetadataSerializer,
-        responses={200: MetadataSuggestionSerializer, **ERROR_RESPONSES},
+        responses={
+            200: MetadataSuggestionSerializer,
+            400: error_response("`query` missing or empty, or not a valid query node."),
+            403: error_response(
+                "Missing scope, a key limited to other projects, CSRF failure, or a model provider is "
+                "configured and the organization has not approved AI data processing."
+            ),
+            429: error_response("Throttled, per caller or by the project's AI budget; see `Retry-After`."),
+        },
         tags=["insights"],
     )
     @action(

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from insights.api.results import results_later, results_now
+from insights.api.results import results_cached, results_later, results_now
 from insights.api.serializers import QueryResponseSerializer, QueryRunSerializer, QueryStatusSerializer
 from insights.models import Insight
 from insights.query_nodes import InvalidQuery, query_parse
@@ -15,7 +15,7 @@ from insights.query_runner import query_check_runnable, query_status_get
 from insights.trends import UnsupportedQuery
 from insights_api.api.coalescing import CoalescedResultMixin, Waiter
 from insights_api.api.exceptions import InvalidRequest
-from insights_api.api.schema import ERROR_RESPONSES
+from insights_api.api.schema import error_response
 from insights_api.api.viewsets import ProjectScopedViewSet
 
 TAGS = ["query"]
@@ -24,6 +24,7 @@ TAGS = ["query"]
 class QueryViewSet(CoalescedResultMixin, ProjectScopedViewSet):
     scope_object = "insight"
     queryset = Insight.objects.none()  # no model of its own; the base viewset still scopes by project
+    serializer_class = QueryRunSerializer  # what OPTIONS describes (DRF's metadata needs one)
     lookup_field = "query_id"
     lookup_value_regex = r"[0-9a-f]{32}"
     coalesced_actions = ("create",)
@@ -40,7 +41,19 @@ class QueryViewSet(CoalescedResultMixin, ProjectScopedViewSet):
             "cancel of `client_query_id` ends this request with 400 `query_cancelled`."
         ),
         request=QueryRunSerializer,
-        responses={200: QueryResponseSerializer, 202: QueryResponseSerializer, **ERROR_RESPONSES},
+        responses={
+            200: OpenApiResponse(
+                QueryResponseSerializer, description="Results (computed, or from the cache)."
+            ),
+            202: OpenApiResponse(
+                QueryResponseSerializer,
+                description="`refresh: async`: started on a worker; `query_status.id` names it for polling.",
+            ),
+            400: error_response(
+                "Invalid body or query node; or `code` `unsupported_query_kind`, `unsupported_math`, "
+                "`query_cancelled` (a cancel of `client_query_id`) or `query_timeout`."
+            ),
+        },
         tags=TAGS,
     )
     def create(self, request: Request, project_id: str) -> Response:
@@ -66,6 +79,9 @@ class QueryViewSet(CoalescedResultMixin, ProjectScopedViewSet):
             return Response(
                 body, status=status.HTTP_200_OK if body["query_status"] is None else status.HTTP_202_ACCEPTED
             )
+        cached = results_cached(project=self.project, node=node, refresh=refresh)
+        if cached is not None:  # nothing to compute: answer without coalescing
+            return self.uncoalesced(cached)
         return self.coalesced(
             lambda execution: (
                 200,
@@ -80,7 +96,7 @@ class QueryViewSet(CoalescedResultMixin, ProjectScopedViewSet):
             "The status of a run started with `refresh: async` (or `force_async`): `complete`, and "
             "when complete either `results` or `error` with `error_message`. Kept for an hour."
         ),
-        responses={200: QueryStatusSerializer, **ERROR_RESPONSES},
+        responses={200: QueryStatusSerializer},
         tags=TAGS,
     )
     def retrieve(self, request: Request, project_id: str, query_id: str) -> Response:

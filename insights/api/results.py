@@ -43,6 +43,17 @@ def results_now(
     return {**outcome.as_json(), "query_status": None}
 
 
+def results_cached(*, project: Project, node: AnyQueryNode, refresh: RefreshMode) -> dict[str, Any] | None:
+    """The response fields without computing anything, when the refresh mode allows it: a fresh
+    cached result for `blocking`, whatever is cached (or null) for `force_cache`. None: compute."""
+    if refresh == "force_cache":
+        return results_now(project=project, node=node, refresh=refresh, execution_key=None)
+    if refresh == "blocking":
+        fresh = query_fresh_cached(project=project, node=node)
+        return None if fresh is None else {**fresh.as_json(), "query_status": None}
+    return None
+
+
 def results_later(
     *, project: Project, node: AnyQueryNode, refresh: RefreshMode, user_id: int, client_query_id: str | None
 ) -> dict[str, Any]:
@@ -66,7 +77,8 @@ def results_later(
             },
             retry=False,
         )
-    except (BrokerUnavailable, redis.exceptions.RedisError):
+    # RuntimeError: Celery's result consumer could not reach Redis to subscribe to the task.
+    except (BrokerUnavailable, redis.exceptions.RedisError, RuntimeError):
         raise ServiceUnavailable("Asynchronous queries need the broker; use refresh=blocking.") from None
     return {
         "results": None,

@@ -5,16 +5,24 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.validators import RegexValidator
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
+from drf_spectacular.plumbing import ResolvedComponent
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.api.serializers import UserBasicSerializer
 from insights.cancellation import CLIENT_QUERY_ID
 from insights.models import ActivityLog, Dashboard, Insight
-from insights.query_nodes import InvalidQuery, query_parse
+from insights.query_nodes import NODE_KINDS, InvalidQuery, query_parse
 from insights.query_runner import REFRESH_MODES
 from insights.selectors import ORDER_CHOICES
-from insights_api.api.fields import BigIntField, DatabaseIdField, JSONListParam, StrictCharField
+from insights_api.api.fields import (
+    BigIntField,
+    DatabaseIdField,
+    JSONListParam,
+    StrictBooleanField,
+    StrictCharField,
+)
 from tagging.normalization import MAX_TAG_LENGTH, normalize_tags
 
 MAX_TAGS = 100
@@ -40,6 +48,33 @@ class TagListField(serializers.ListField):
         return names
 
 
+class QueryNodeField(serializers.JSONField):
+    """A query node (SPEC §6): a JSON object with a `kind`. Documented as the `QueryNode` schema."""
+
+
+class QueryNodeFieldSchema(OpenApiSerializerFieldExtension):
+    target_class = QueryNodeField
+
+    def map_serializer_field(self, auto_schema: Any, direction: str) -> dict[str, Any]:
+        component = ResolvedComponent(
+            name="QueryNode",
+            type=ResolvedComponent.SCHEMA,
+            object="QueryNode",
+            schema={
+                "type": "object",
+                "description": (
+                    'A query node, e.g. `{"kind": "InsightVizNode", "source": {"kind": "TrendsQuery", '
+                    '"series": [{"kind": "EventsNode", "event": "$pageview"}]}}` (SPEC §6, §8).'
+                ),
+                "properties": {"kind": {"type": "string", "enum": list(NODE_KINDS)}},
+                "required": ["kind"],
+                "additionalProperties": True,
+            },
+        )
+        auto_schema.registry.register_on_missing(component)
+        return component.ref
+
+
 def _validate_query(value: Any) -> Any:
     if value is None:
         return value
@@ -56,15 +91,15 @@ class InsightWriteSerializer(serializers.Serializer):
     name = StrictCharField(max_length=400, allow_null=True, allow_blank=True, required=False)
     derived_name = StrictCharField(max_length=400, allow_null=True, allow_blank=True, required=False)
     description = StrictCharField(max_length=400, allow_null=True, allow_blank=True, required=False)
-    query = serializers.JSONField(required=False, allow_null=True, validators=[_validate_query])
+    query = QueryNodeField(required=False, allow_null=True, validators=[_validate_query])
     order = serializers.IntegerField(min_value=-INT32, max_value=INT32, allow_null=True, required=False)
-    favorited = serializers.BooleanField(required=False)
+    favorited = StrictBooleanField(required=False)
     tags = TagListField(required=False)
     dashboards = serializers.ListField(child=DatabaseIdField(), max_length=MAX_DASHBOARDS, required=False)
-    deleted = serializers.BooleanField(
+    deleted = StrictBooleanField(
         required=False, help_text="`true` soft-deletes the insight, `false` restores it (update only)."
     )
-    _create_in_folder = serializers.CharField(
+    _create_in_folder = StrictCharField(
         max_length=400,
         required=False,
         allow_blank=True,
@@ -121,14 +156,14 @@ class InsightListQuerySerializer(serializers.Serializer):
 
 
 class InsightBasicSerializer(serializers.Serializer):
-    """The basic shape. Expects `tags_by_insight` and `dashboards_by_insight` in the context and a
-    `last_viewed_at` attribute on each insight (all batch-loaded for the page)."""
+    """The basic shape. Each insight comes annotated (see InsightViewSet.safely_get_queryset) with
+    `tag_names`, `dashboard_ids` and `last_viewed_at`, so rendering a page runs no query."""
 
     id = serializers.IntegerField(read_only=True)
     short_id = serializers.CharField(read_only=True)
     name = serializers.CharField(allow_null=True, read_only=True)
     derived_name = serializers.CharField(allow_null=True, read_only=True)
-    query = serializers.JSONField(allow_null=True, read_only=True)
+    query = QueryNodeField(allow_null=True, read_only=True)
     description = serializers.CharField(allow_null=True, read_only=True)
     tags = serializers.SerializerMethodField()
     favorited = serializers.BooleanField(read_only=True)
@@ -142,11 +177,11 @@ class InsightBasicSerializer(serializers.Serializer):
 
     @extend_schema_field(serializers.ListField(child=serializers.CharField()))
     def get_tags(self, insight: Insight) -> list[str]:
-        return self.context["tags_by_insight"].get(insight.id, [])
+        return insight.tag_names
 
     @extend_schema_field(serializers.ListField(child=serializers.IntegerField()))
     def get_dashboards(self, insight: Insight) -> list[int]:
-        return self.context["dashboards_by_insight"].get(insight.id, [])
+        return insight.dashboard_ids
 
 
 class InsightSerializer(InsightBasicSerializer):
@@ -154,6 +189,14 @@ class InsightSerializer(InsightBasicSerializer):
 
     order = serializers.IntegerField(allow_null=True, read_only=True)
     deleted = serializers.BooleanField(read_only=True)
+
+
+class InsightListItemSerializer(InsightBasicSerializer):
+    """A row of the insight list (schema only): the full shape, or with `basic=true` the basic shape,
+    which leaves out `order` and `deleted` (hence not required here)."""
+
+    order = serializers.IntegerField(allow_null=True, required=False, help_text="Absent with `basic=true`.")
+    deleted = serializers.BooleanField(required=False, help_text="Absent with `basic=true`.")
 
 
 class ActivityChangeSerializer(serializers.Serializer):
@@ -247,7 +290,7 @@ class TrendingQuerySerializer(serializers.Serializer):
 
 class TrendingInsightSerializer(InsightBasicSerializer):
     """The basic shape plus view statistics. Expects `trending` (insight id → TrendingRow) and
-    `viewers_by_insight` in the context."""
+    insights annotated with `recent_viewers`."""
 
     view_count = serializers.SerializerMethodField()
     unique_viewers = serializers.SerializerMethodField()
@@ -263,7 +306,7 @@ class TrendingInsightSerializer(InsightBasicSerializer):
 
     @extend_schema_field(UserBasicSerializer(many=True))
     def get_viewers(self, insight: Insight) -> list[dict[str, Any]]:
-        return UserBasicSerializer(self.context["viewers_by_insight"].get(insight.id, []), many=True).data
+        return insight.recent_viewers
 
 
 def ClientQueryIdField(**kwargs: Any) -> StrictCharField:
@@ -283,7 +326,7 @@ class CancelResultSerializer(serializers.Serializer):
 class GenerateMetadataSerializer(serializers.Serializer):
     """An insight-shaped body; only `query` is used."""
 
-    query = serializers.JSONField(required=False, allow_null=True)
+    query = QueryNodeField(required=False, allow_null=True)
 
 
 class MetadataSuggestionSerializer(serializers.Serializer):
@@ -304,20 +347,43 @@ REFRESH_HELP = (
 )
 
 
+class TrendsSeriesActionSerializer(serializers.Serializer):
+    order = serializers.IntegerField(help_text="The series' position in the query.")
+    id = serializers.CharField(allow_null=True, help_text="The event name (null: all events).")
+    name = serializers.CharField()
+    custom_name = serializers.CharField(allow_null=True)
+    math = serializers.CharField()
+
+
+class TrendsSeriesSerializer(serializers.Serializer):
+    """One series (per breakdown value) of a Trends result (SPEC §8). Schema only."""
+
+    label = serializers.CharField()
+    count = serializers.FloatField(help_text="The sum of `data`.")
+    data = serializers.ListField(child=serializers.FloatField(), help_text="One number per interval.")
+    days = serializers.ListField(child=serializers.CharField(), help_text="Each interval's start.")
+    labels = serializers.ListField(
+        child=serializers.CharField(), help_text="Display labels of the intervals."
+    )
+    action = TrendsSeriesActionSerializer()
+    breakdown_value = serializers.CharField(
+        allow_null=True, required=False, help_text="Present when the query has a breakdown."
+    )
+
+
 class QueryStatusSerializer(serializers.Serializer):
     id = serializers.CharField()
     complete = serializers.BooleanField()
     error = serializers.BooleanField()
     error_message = serializers.CharField(allow_null=True)
-    results = serializers.JSONField(allow_null=True)
+    results = TrendsSeriesSerializer(many=True, allow_null=True)
     is_cached = serializers.BooleanField(required=False)
-    last_refresh = serializers.CharField(allow_null=True, required=False)
+    last_refresh = serializers.DateTimeField(allow_null=True, required=False)
+    timezone = serializers.CharField(required=False)
 
 
 class QueryRunSerializer(serializers.Serializer):
-    query = serializers.JSONField(
-        help_text="A query node, e.g. a TrendsQuery or an InsightVizNode wrapping one."
-    )
+    query = QueryNodeField(help_text="A query node, e.g. a TrendsQuery or an InsightVizNode wrapping one.")
     client_query_id = ClientQueryIdField(
         required=False, help_text="Your id for this run, to cancel it with …/insights/cancel/."
     )
@@ -333,9 +399,11 @@ class InsightRetrieveQuerySerializer(serializers.Serializer):
 
 
 class QueryResponseSerializer(serializers.Serializer):
-    results = serializers.JSONField(allow_null=True, help_text="One entry per series (and breakdown value).")
+    results = TrendsSeriesSerializer(
+        many=True, allow_null=True, help_text="One entry per series (and breakdown value)."
+    )
     is_cached = serializers.BooleanField()
-    last_refresh = serializers.CharField(allow_null=True)
+    last_refresh = serializers.DateTimeField(allow_null=True)
     timezone = serializers.CharField()
     query_status = QueryStatusSerializer(allow_null=True)
 
@@ -343,8 +411,8 @@ class QueryResponseSerializer(serializers.Serializer):
 class InsightRetrieveSerializer(InsightSerializer):
     """An insight with its query's results (`result`, as PostHog names it on insights)."""
 
-    result = serializers.JSONField(allow_null=True, read_only=True)
+    result = TrendsSeriesSerializer(many=True, allow_null=True, read_only=True)
     is_cached = serializers.BooleanField(read_only=True)
-    last_refresh = serializers.CharField(allow_null=True, read_only=True)
+    last_refresh = serializers.DateTimeField(allow_null=True, read_only=True)
     timezone = serializers.CharField(read_only=True)
     query_status = QueryStatusSerializer(allow_null=True, read_only=True)

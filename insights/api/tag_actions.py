@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 from drf_spectacular.utils import extend_schema
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -14,8 +12,8 @@ from insights.api.serializers import (
     BulkUpdateTagsResultSerializer,
     BulkUpdateTagsSerializer,
 )
-from insights_api.api.schema import ERROR_RESPONSES
 from insights_api.api.viewsets import ProjectScopedViewSet
+from insights_api.logs import current_request_uuid
 from tagging.services import tags_bulk_update
 
 # One reason for every skip, so a caller cannot tell "missing" from "not yours" from "deleted".
@@ -37,7 +35,7 @@ class InsightTagActions(ProjectScopedViewSet):
         ),
         request=BulkUpdateTagsSerializer,
         parameters=[BulkUpdateTagsQuerySerializer],
-        responses={200: BulkUpdateTagsResultSerializer, **ERROR_RESPONSES},
+        responses={200: BulkUpdateTagsResultSerializer},
         tags=["insights"],
     )
     @action(detail=False, methods=["post"], required_scopes=["insight:write"])
@@ -53,7 +51,7 @@ class InsightTagActions(ProjectScopedViewSet):
             action=payload.validated_data["action"],
             names=payload.validated_data["tags"],
             dry_run=options.validated_data["dry_run"],
-            request_id=uuid.uuid4(),
+            request_id=current_request_uuid(),
         )
         return Response(
             {

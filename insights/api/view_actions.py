@@ -15,9 +15,8 @@ from insights.api.serializers import (
     ViewedSerializer,
 )
 from insights_api.api.pagination import page_links
-from insights_api.api.schema import ERROR_RESPONSES
 from insights_api.api.viewsets import ProjectScopedViewSet
-from viewtracking.selectors import my_last_viewed, recent_viewers_by_insight, trending_rank
+from viewtracking.selectors import insights_annotate_recent_viewers, my_last_viewed, trending_rank
 from viewtracking.services import views_record
 
 TAGS = ["insights"]
@@ -33,7 +32,7 @@ class InsightViewActions(ProjectScopedViewSet):
             "201 with an empty body. One SQL statement, whatever the number of ids."
         ),
         request=ViewedSerializer,
-        responses={201: OpenApiResponse(description="Recorded (empty body)."), **ERROR_RESPONSES},
+        responses={201: OpenApiResponse(description="Recorded (empty body).")},
         tags=TAGS,
     )
     @action(detail=False, methods=["post"], required_scopes=["insight:read"])
@@ -52,7 +51,7 @@ class InsightViewActions(ProjectScopedViewSet):
             "bare array (not paginated) in the basic shape. `last_viewed_at` is the caller's own latest "
             "view. Soft-deleted insights are left out."
         ),
-        responses={200: InsightBasicSerializer(many=True), **ERROR_RESPONSES},
+        responses={200: InsightBasicSerializer(many=True)},
         tags=TAGS,
     )
     @action(detail=False, methods=["get"], required_scopes=["insight:read"], pagination_class=None)
@@ -82,7 +81,6 @@ class InsightViewActions(ProjectScopedViewSet):
                     "results": TrendingInsightSerializer(many=True),
                 },
             ),
-            **ERROR_RESPONSES,
         },
         tags=TAGS,
     )
@@ -93,14 +91,11 @@ class InsightViewActions(ProjectScopedViewSet):
         days, limit, offset = (params.validated_data[name] for name in ("days", "limit", "offset"))
         page = trending_rank(project=self.project, days=days, limit=limit, offset=offset)
         ranked = {row.insight_id: row for row in page.rows}
-        by_id = {insight.id: insight for insight in self.get_queryset().filter(id__in=list(ranked))}
+        found = insights_annotate_recent_viewers(self.get_queryset().filter(id__in=list(ranked)))
+        by_id = {insight.id: insight for insight in found}
         insights = [by_id[insight_id] for insight_id in ranked if insight_id in by_id]
-        for insight in insights:
-            insight.last_viewed_at = ranked[insight.id].last_viewed_at
         results = self.render_insights(
-            insights,
-            serializer_class=TrendingInsightSerializer,
-            extra_context={"trending": ranked, "viewers_by_insight": recent_viewers_by_insight(list(ranked))},
+            insights, serializer_class=TrendingInsightSerializer, extra_context={"trending": ranked}
         )
         following, previous = page_links(request, count=page.total, limit=limit, offset=offset)
         return Response({"count": page.total, "next": following, "previous": previous, "results": results})

@@ -15,10 +15,11 @@ from rest_framework.response import Response
 
 from insights.api.cancel_actions import InsightCancelActions
 from insights.api.metadata_actions import InsightMetadataActions
-from insights.api.results import results_later, results_now
+from insights.api.results import results_cached, results_later, results_now
 from insights.api.serializers import (
     ActivityLogSerializer,
     InsightBasicSerializer,
+    InsightListItemSerializer,
     InsightListQuerySerializer,
     InsightRetrieveQuerySerializer,
     InsightRetrieveSerializer,
@@ -35,17 +36,17 @@ from insights.query_runner import query_check_runnable
 from insights.selectors import (
     InsightFilters,
     activity_list,
-    dashboard_ids_by_insight,
     insight_lookup,
+    insights_annotate_dashboards,
     insights_filter,
     insights_order,
 )
 from insights.trends import UnsupportedQuery
 from insights_api.api.coalescing import CoalescedResultMixin, Waiter
-from insights_api.api.schema import ERROR_RESPONSES
+from insights_api.api.schema import error_response
 from insights_api.api.viewsets import ProjectScopedViewSet
 from tagging.normalization import normalize_tags
-from tagging.selectors import tags_by_insight
+from tagging.selectors import insights_annotate_tags
 from viewtracking.selectors import insights_annotate_last_viewed_at
 
 TAGS = ["insights"]
@@ -70,7 +71,11 @@ class InsightViewSet(
     serializer_class = InsightSerializer
 
     def safely_get_queryset(self, queryset: QuerySet[Insight]) -> QuerySet[Insight]:
-        return insights_annotate_last_viewed_at(queryset.select_related("created_by", "last_modified_by"))
+        """Everything the insight shapes show, in the statement that loads the insights."""
+        queryset = queryset.select_related("created_by", "last_modified_by")
+        return insights_annotate_dashboards(
+            insights_annotate_tags(insights_annotate_last_viewed_at(queryset))
+        )
 
     def get_object(self) -> Insight:
         insight = insight_lookup(queryset=self.get_queryset(), id_or_short_id=self.kwargs[self.lookup_field])
@@ -86,14 +91,8 @@ class InsightViewSet(
         serializer_class: type[InsightBasicSerializer] | None = None,
         extra_context: dict[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
-        """Serialize insights with their tags and dashboards batch-loaded: two queries per page."""
-        ids = [insight.id for insight in insights]
-        context = {
-            **self.get_serializer_context(),
-            "tags_by_insight": tags_by_insight(ids),
-            "dashboards_by_insight": dashboard_ids_by_insight(ids),
-            **(extra_context or {}),
-        }
+        """Serialize insights loaded through get_queryset (their annotations carry tags and dashboards)."""
+        context = {**self.get_serializer_context(), **(extra_context or {})}
         serializer = serializer_class or (InsightBasicSerializer if basic else InsightSerializer)
         return serializer(insights, many=True, context=context).data
 
@@ -106,7 +105,7 @@ class InsightViewSet(
             "sorts never-viewed insights last. `basic=true` omits `order` and `deleted`."
         ),
         parameters=[InsightListQuerySerializer],
-        responses={200: InsightSerializer(many=True), **ERROR_RESPONSES},
+        responses={200: InsightListItemSerializer(many=True)},
         tags=TAGS,
     )
     def list(self, request: Request, project_id: str) -> Response:
@@ -129,7 +128,13 @@ class InsightViewSet(
             "this request with 400 `query_cancelled`."
         ),
         parameters=[InsightRetrieveQuerySerializer],
-        responses={200: InsightRetrieveSerializer, **ERROR_RESPONSES},
+        responses={
+            200: InsightRetrieveSerializer,
+            400: error_response(
+                "Invalid `refresh` or `client_query_id`; or `code` `query_cancelled` (a cancel of "
+                "`client_query_id`) or `query_timeout`."
+            ),
+        },
         tags=TAGS,
     )
     def retrieve(self, request: Request, project_id: str, pk: str) -> Response:
@@ -151,13 +156,17 @@ class InsightViewSet(
             )
             return Response({**self.render_insights([insight])[0], **_as_insight_result(results)})
 
+        ready = (
+            {"results": None, "is_cached": False, "last_refresh": None, "timezone": self.project.timezone,
+             "query_status": None}
+            if node is None
+            else results_cached(project=self.project, node=node, refresh=refresh)
+        )  # fmt: skip
+        if ready is not None:  # nothing to compute: answer without coalescing
+            return self.uncoalesced({**self.render_insights([insight])[0], **_as_insight_result(ready)})
+
         def produce(execution: str | None) -> tuple[int, dict[str, Any]]:
-            results = (
-                results_now(project=self.project, node=node, refresh=refresh, execution_key=execution)
-                if node is not None
-                else {"results": None, "is_cached": False, "last_refresh": None, "timezone": self.project.timezone,
-                      "query_status": None}
-            )  # fmt: skip
+            results = results_now(project=self.project, node=node, refresh=refresh, execution_key=execution)
             return 200, {**self.render_insights([insight])[0], **_as_insight_result(results)}
 
         return self.coalesced(produce, waiter=Waiter(self.project.id, request.user.pk, client_query_id))
@@ -170,7 +179,7 @@ class InsightViewSet(
             "viewing it. `_create_in_folder` is accepted and ignored."
         ),
         request=InsightWriteSerializer,
-        responses={201: InsightSerializer, **ERROR_RESPONSES},
+        responses={201: InsightSerializer},
         tags=TAGS,
     )
     def create(self, request: Request, project_id: str) -> Response:
@@ -188,7 +197,7 @@ class InsightViewSet(
             "defaults. `deleted` changes only when given."
         ),
         request=InsightWriteSerializer,
-        responses={200: InsightSerializer, **ERROR_RESPONSES},
+        responses={200: InsightSerializer},
         tags=TAGS,
     )
     def update(self, request: Request, project_id: str, pk: str) -> Response:
@@ -202,7 +211,7 @@ class InsightViewSet(
             "change is written to the activity log. (DELETE is not allowed: soft-delete instead.)"
         ),
         request=InsightWriteSerializer,
-        responses={200: InsightSerializer, **ERROR_RESPONSES},
+        responses={200: InsightSerializer},
         tags=TAGS,
     )
     def partial_update(self, request: Request, project_id: str, pk: str) -> Response:
@@ -211,7 +220,7 @@ class InsightViewSet(
     @extend_schema(
         summary="Activity of one insight",
         description="The insight's activity log, newest first: who changed which fields, with before and after values.",
-        responses={200: ActivityLogSerializer(many=True), **ERROR_RESPONSES},
+        responses={200: ActivityLogSerializer(many=True)},
         tags=TAGS,
     )
     @action(detail=True, methods=["get"], url_path="activity", required_scopes=["insight:read"])
@@ -222,7 +231,7 @@ class InsightViewSet(
     @extend_schema(
         summary="Activity of all insights",
         description="The activity log of every insight in the project, newest first.",
-        responses={200: ActivityLogSerializer(many=True), **ERROR_RESPONSES},
+        responses={200: ActivityLogSerializer(many=True)},
         tags=TAGS,
     )
     @action(detail=False, methods=["get"], url_path="activity", required_scopes=["insight:read"])

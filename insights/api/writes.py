@@ -3,7 +3,6 @@ transaction. They live in the API layer because `insights` does not import the o
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from django.db import transaction
@@ -12,6 +11,7 @@ from accounts.models import Project, User
 from insights.activity import FieldChange
 from insights.models import Insight
 from insights.services import EDITABLE_FIELDS, insight_create, insight_update
+from insights_api.logs import current_request_uuid
 from tagging.services import insight_tags_set
 from viewtracking.services import views_record
 
@@ -26,7 +26,7 @@ def insight_create_from_request(*, project: Project, user: User, data: dict[str,
         fields=data,
         dashboard_ids=data.get("dashboards") or [],
         extra_changes=[FieldChange("tags", [], tags)] if tags else [],
-        request_id=uuid.uuid4(),
+        request_id=current_request_uuid(),
     )
     if tags:
         insight_tags_set(project=project, insight=insight, names=tags)
@@ -51,5 +51,5 @@ def insight_update_from_request(
         dashboard_ids=dashboards,
         deleted=data.get("deleted"),
         extra_changes=[tag_change] if tag_change else [],
-        request_id=uuid.uuid4(),
+        request_id=current_request_uuid(),
     )

@@ -20,6 +20,7 @@ If Redis cannot be reached, the request simply runs on its own (`X-Coalesced: of
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
 import logging
@@ -96,7 +97,7 @@ def coalescing_key(request: HttpRequest) -> str:
         body: Any = json.loads(request.body or b"null")
         if isinstance(body, dict):
             body = {name: value for name, value in body.items() if name not in IGNORED_FIELDS}
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deeply to parse: key the raw bytes
         body = request.body.hex()
     canonical = json.dumps(
         [request.method, request.path.rstrip("/"), params, body], sort_keys=True, default=str
@@ -117,6 +118,12 @@ class CoalescedResultMixin:
     """For views whose result requests may be shared. Set `coalesced_actions` on the view."""
 
     coalesced_actions: tuple[str, ...] = ()
+
+    def uncoalesced(self, body: Any) -> Response:
+        """An answer with nothing to compute (a fresh cache hit), so nothing to share."""
+        self.request._request.coalescing_role = "off"  # type: ignore[attr-defined]
+        COALESCING_OUTCOMES.labels(role="off").inc()
+        return Response(body)
 
     def coalesced(self, produce: Produce, *, waiter: Waiter) -> Response:
         request = self.request._request  # type: ignore[attr-defined]
@@ -203,7 +210,11 @@ class Coalescer:
         if inline:
             work()
         else:
-            threading.Thread(target=work, name=f"coalesce-{token[:8]}", daemon=True).start()
+            # The work carries the request's context (its request id on log lines) into its thread.
+            context = contextvars.copy_context()
+            threading.Thread(
+                target=context.run, args=(work,), name=f"coalesce-{token[:8]}", daemon=True
+            ).start()
         return result
 
     def _publish(self, token: str, result: Future[tuple[int, Any]]) -> None:

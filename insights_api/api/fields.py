@@ -62,3 +62,18 @@ class StrictCharField(serializers.CharField):
         if not isinstance(data, str):
             self.fail("not_a_string")
         return super().to_internal_value(data)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """A JSON boolean, nothing else (DRF's BooleanField would take 1, "yes" or "on" as true).
+    For request bodies; query strings keep DRF's `true`/`false` parsing."""
+
+    default_error_messages = {
+        **serializers.BooleanField.default_error_messages,
+        "not_a_boolean": "Must be true or false.",
+    }
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("not_a_boolean")
+        return data

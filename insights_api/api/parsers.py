@@ -7,6 +7,7 @@ exception handler turns it into a 413.)
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from django.conf import settings
@@ -22,12 +23,29 @@ class JSONParser(parsers.JSONParser):
         except UnicodeDecodeError:
             raise ParseError("JSON parse error - the body is not valid UTF-8.") from None
         try:
-            return json.loads(text, parse_constant=_reject_constant)
+            data = json.loads(text, parse_constant=_reject_constant)
         except ValueError as exc:
             raise ParseError(f"JSON parse error - {exc}") from None
         except RecursionError:
             raise ParseError("JSON parse error - the body is nested too deeply.") from None
+        if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(data):
+            raise ParseError("JSON parse error - a \\u escape is half of a surrogate pair, not a character.")
+        return data
 
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
+
+
+# JSON lets "\ud800" stand alone, but a lone surrogate is no character: it cannot be stored, nor
+# echoed in an error message (encoding the answer would fail), so such a body is refused like bad
+# UTF-8. The exact check runs only when the text has such an escape at all.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _has_lone_surrogate(data: Any) -> bool:
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False

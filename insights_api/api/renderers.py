@@ -34,6 +34,10 @@ class SafeCSVRenderer(CSVRenderer):
         view = renderer_context.get("view")
         if response is not None:
             response["Content-Disposition"] = f'attachment; filename="{_file_name(view, response)}"'
+        if data == []:
+            # No rows and no columns: an empty header line. (An empty body would make DRF drop the
+            # Content-Type, and the client could not tell it from a body-less answer.)
+            return b"\r\n"
         return super().render(data, media_type, renderer_context)
 
 

@@ -8,14 +8,17 @@ take it down.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+import time
+from typing import TYPE_CHECKING, ClassVar
 
 import redis
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from rest_framework import throttling
 from rest_framework.request import Request
 
 from accounts.models import PersonalAPIKey
+from insights_api.redis import redis_client
 
 if TYPE_CHECKING:
     from rest_framework.views import APIView
@@ -23,30 +26,60 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-class _RedisRateThrottle(throttling.SimpleRateThrottle):
-    def get_rate(self) -> str | None:
-        return settings.THROTTLE_RATES.get(self.scope)
+class _RedisRateThrottle(throttling.BaseThrottle):
+    """A fixed-window counter in Redis: one INCR (and EXPIRE) per request, whatever the rate.
+
+    DRF's SimpleRateThrottle keeps every request's timestamp in one cached list that each request
+    reads and rewrites, which grows with the rate (thousands of entries for "4800/hour"). A window
+    counter costs the same for any rate; the price is that a caller may spend two windows' budget
+    across a window boundary.
+    """
+
+    scope: ClassVar[str]
+    _wait: float | None = None
+
+    def ident_for(self, request: Request, view: APIView) -> str:
+        raise NotImplementedError
 
     def allow_request(self, request: Request, view: APIView) -> bool:
-        # SimpleRateThrottle parses the rate in __init__; re-read it so a changed setting applies.
-        self.rate = self.get_rate()
-        self.num_requests, self.duration = self.parse_rate(self.rate)
+        rate = settings.THROTTLE_RATES.get(self.scope)
+        if rate is None:
+            return True
+        limit, period = parse_rate(rate)
+        now = time.time()
+        window = int(now // period)
+        key = f"{settings.CACHES['default']['KEY_PREFIX']}:throttle:{self.scope}:{self.ident_for(request, view)}:{window}"
         try:
-            return super().allow_request(request, view)
+            pipeline = redis_client().pipeline(transaction=False)
+            pipeline.incr(key)
+            pipeline.expire(key, period + 1)
+            count, _ = pipeline.execute()
         except redis.exceptions.RedisError:
             logger.warning("Throttle %s skipped: Redis unavailable", self.scope)
             return True
+        self._wait = (window + 1) * period - now
+        return count <= limit
+
+    def wait(self) -> float | None:
+        return self._wait
+
+
+def parse_rate(rate: str) -> tuple[int, int]:
+    """ "480/minute" → (480, 60). The unit's first letter decides: s, m, h or d."""
+    count, _, unit = rate.partition("/")
+    seconds = {"s": 1, "m": 60, "h": 3600, "d": 86400}.get(unit[:1])
+    if not count.isdigit() or seconds is None:
+        raise ImproperlyConfigured(f"Throttle rate {rate!r} must look like '480/minute'.")
+    return int(count), seconds
 
 
 class _PerCallerThrottle(_RedisRateThrottle):
-    def get_cache_key(self, request: Request, view: APIView) -> str | None:
+    def ident_for(self, request: Request, view: APIView) -> str:
         if isinstance(request.auth, PersonalAPIKey):
-            ident = f"key:{request.auth.id}"
-        elif request.user and request.user.is_authenticated:
-            ident = f"user:{request.user.pk}"
-        else:
-            ident = f"ip:{self.get_ident(request)}"
-        return self.cache_format % {"scope": self.scope, "ident": ident}
+            return f"key:{request.auth.id}"
+        if request.user and request.user.is_authenticated:
+            return f"user:{request.user.pk}"
+        return f"ip:{self.get_ident(request)}"
 
 
 class BurstThrottle(_PerCallerThrottle):
@@ -62,8 +95,8 @@ class LoginThrottle(_RedisRateThrottle):
 
     scope = "login"
 
-    def get_cache_key(self, request: Request, view: APIView) -> str | None:
-        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+    def ident_for(self, request: Request, view: APIView) -> str:
+        return self.get_ident(request)
 
 
 class AIProjectThrottle(_RedisRateThrottle):
@@ -71,5 +104,5 @@ class AIProjectThrottle(_RedisRateThrottle):
 
     scope = "ai_project"
 
-    def get_cache_key(self, request: Request, view: APIView) -> str | None:
-        return self.cache_format % {"scope": self.scope, "ident": f"project:{view.kwargs.get('project_id')}"}
+    def ident_for(self, request: Request, view: APIView) -> str:
+        return f"project:{view.kwargs.get('project_id')}"

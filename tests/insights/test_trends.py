@@ -309,3 +309,21 @@ def test_what_the_engine_cannot_run_is_refused_with_a_code(project, query, code)
         trends(project, **query)
 
     assert refused.value.code == code
+
+
+def test_a_breakdown_of_distinct_users_counts_each_user_once_per_folded_value(project):
+    # u1 uses Chrome and Safari, both folded into "other" by a limit of 1 behind Firefox: counted once.
+    Event.objects.bulk_create(
+        [add(project, NOW, user="u1", **{"$browser": "Chrome"}), add(project, NOW, user="u1", **{"$browser": "Safari"}),
+         *[add(project, NOW, user=f"f{n}", **{"$browser": "Firefox"}) for n in range(3)]]
+    )  # fmt: skip
+
+    results = trends(
+        project, series=[series("$pageview", math="dau")], dateRange={"date_from": "dStart"},
+        breakdownFilter={"breakdown": "$browser", "breakdown_limit": 1},
+    )  # fmt: skip
+
+    assert {result["breakdown_value"]: result["count"] for result in results} == {
+        "Firefox": 3,
+        BREAKDOWN_OTHER: 1,
+    }

@@ -11,21 +11,17 @@ from django.utils import timezone
 
 from insights.models import Insight
 from insights_api.celery import app as celery_app
-from viewtracking.models import InsightViewDaily, InsightViewed, ViewEvent
+from viewtracking.models import InsightViewDaily, PendingView, ViewEvent
 from viewtracking.selectors import trending_rank
-from viewtracking.services import view_events_prune, views_rollup
+from viewtracking.services import view_events_prune, views_record, views_rollup
 
 pytestmark = pytest.mark.django_db
 
 
 def add_views(project, insight, user, *, count: int, ago: timedelta) -> None:
-    moment = timezone.now() - ago
-    ViewEvent.objects.bulk_create(
-        [ViewEvent(project=project, insight=insight, user=user, viewed_at=moment) for _ in range(count)]
-    )
-    InsightViewed.objects.update_or_create(
-        user=user, insight=insight, defaults={"project": project, "last_viewed_at": moment}
-    )
+    """`count` views at one moment in the past (the clock is a parameter of the service)."""
+    for _ in range(count):
+        views_record(project=project, user=user, insight_ids=[insight.id], at=timezone.now() - ago)
 
 
 def daily(insight) -> dict:
@@ -36,7 +32,6 @@ def daily(insight) -> dict:
 
 def test_a_rollup_recomputes_views_and_unique_viewers_per_day(project, make_insight, owner, teammate):
     insight = make_insight()
-    ViewEvent.objects.filter(insight=insight).delete()
     add_views(project, insight, owner, count=3, ago=timedelta(days=2))
     add_views(project, insight, teammate, count=2, ago=timedelta(days=2))
     add_views(project, insight, owner, count=1, ago=timedelta(days=1))
@@ -47,7 +42,7 @@ def test_a_rollup_recomputes_views_and_unique_viewers_per_day(project, make_insi
     yesterday = (timezone.now() - timedelta(days=1)).astimezone(UTC).date()
     assert result.ran and result.events == 6
     assert daily(insight) == {two_days_ago: (5, 2), yesterday: (1, 1)}
-    assert not ViewEvent.objects.filter(rolled_up=False).exists()
+    assert not PendingView.objects.exists()
 
 
 def test_rolling_up_twice_changes_nothing(project, make_insight, owner):
@@ -64,7 +59,6 @@ def test_rolling_up_twice_changes_nothing(project, make_insight, owner):
 
 def test_a_later_rollup_recomputes_a_day_that_got_more_views(project, make_insight, owner, teammate):
     insight = make_insight()
-    ViewEvent.objects.filter(insight=insight).delete()
     add_views(project, insight, owner, count=2, ago=timedelta(0))
     views_rollup()
     add_views(project, insight, teammate, count=3, ago=timedelta(0))
@@ -76,7 +70,6 @@ def test_a_later_rollup_recomputes_a_day_that_got_more_views(project, make_insig
 
 def test_pruning_removes_only_old_rolled_up_events_and_keeps_counts(project, make_insight, owner):
     insight = make_insight()
-    ViewEvent.objects.filter(insight=insight).delete()
     add_views(project, insight, owner, count=2, ago=timedelta(days=40))
     views_rollup()
     add_views(project, insight, owner, count=1, ago=timedelta(days=41))  # old but never rolled up
@@ -85,7 +78,7 @@ def test_pruning_removes_only_old_rolled_up_events_and_keeps_counts(project, mak
     pruned = view_events_prune(older_than_days=30)
 
     assert pruned == 2
-    assert ViewEvent.objects.filter(rolled_up=False).count() == 1
+    assert PendingView.objects.count() == 1 and ViewEvent.objects.count() == 1
     assert (
         trending_rank(project=project, days=60, limit=10, offset=0).rows[0].view_count == counted_before == 3
     )

@@ -7,25 +7,20 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from viewtracking.models import InsightViewed, ViewEvent
-from viewtracking.services import views_rollup
+from insights.models import Insight
+from viewtracking.models import InsightViewed
+from viewtracking.services import views_record, views_rollup
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def view(project):
-    """Record a view at a chosen moment (the clock is the outside world; data is set up directly)."""
+    """Record a view at a chosen moment (the clock is the outside world, so it is a parameter)."""
 
-    def record(insight, user, *, ago: timedelta = timedelta(0)) -> None:
-        moment = timezone.now() - ago
-        ViewEvent.objects.create(project=project, insight=insight, user=user, viewed_at=moment)
-        latest, created = InsightViewed.objects.get_or_create(
-            user=user, insight=insight, defaults={"project": project, "last_viewed_at": moment}
-        )
-        if not created and latest.last_viewed_at < moment:
-            latest.last_viewed_at = moment
-            latest.save()
+    def record(*insights, user, ago: timedelta = timedelta(0), at=None) -> None:
+        moment = at or timezone.now() - ago
+        views_record(project=insights[0].project, user=user, insight_ids=[i.id for i in insights], at=moment)
 
     return record
 
@@ -40,91 +35,65 @@ def trending(owner_api, insights_url):
     return call
 
 
-@pytest.fixture
-def quiet_insight(make_insight):
-    """An insight whose creation-time view is forgotten, so tests control every view."""
-
-    def build(**fields):
-        insight = make_insight(**fields)
-        ViewEvent.objects.filter(insight=insight).delete()
-        InsightViewed.objects.filter(insight=insight).delete()
-        return insight
-
-    return build
-
-
 def test_view_count_counts_every_view_and_unique_viewers_counts_people(
-    trending, quiet_insight, view, owner, teammate
+    trending, make_insight, view, owner, teammate
 ):
-    insight = quiet_insight()
+    insight = make_insight()
     for _ in range(3):
-        view(insight, owner)
-    view(insight, teammate)
+        view(insight, user=owner)
+    view(insight, user=teammate)
 
     [row] = trending()["results"]
 
     assert (row["id"], row["view_count"], row["unique_viewers"]) == (insight.id, 4, 2)
 
 
-def test_ranking_is_by_views_then_latest_view_then_id(trending, quiet_insight, view, owner):
-    popular, recent_tie, older_tie, id_tie_low, id_tie_high = (quiet_insight() for _ in range(5))
+def test_ranking_is_by_views_then_latest_view_then_id(trending, make_insight, view, owner):
+    popular, recent_tie, older_tie, id_tie_low, id_tie_high = (make_insight() for _ in range(5))
     for _ in range(3):
-        view(popular, owner, ago=timedelta(hours=5))
-    view(recent_tie, owner, ago=timedelta(hours=1))
-    view(older_tie, owner, ago=timedelta(hours=2))
-    same_moment = timedelta(hours=3)
-    view(id_tie_low, owner, ago=same_moment)
-    InsightViewed.objects.filter(insight=id_tie_high).delete()
-    ViewEvent.objects.create(
-        project=id_tie_low.project,
-        insight=id_tie_high,
-        user=owner,
-        viewed_at=InsightViewed.objects.get(insight=id_tie_low).last_viewed_at,
-    )
-    InsightViewed.objects.create(
-        project=id_tie_low.project,
-        insight=id_tie_high,
-        user=owner,
-        last_viewed_at=InsightViewed.objects.get(insight=id_tie_low).last_viewed_at,
-    )
+        view(popular, user=owner, ago=timedelta(hours=5))
+    view(recent_tie, user=owner, ago=timedelta(hours=1))
+    view(older_tie, user=owner, ago=timedelta(hours=2))
+    view(id_tie_low, id_tie_high, user=owner, at=timezone.now() - timedelta(hours=3))  # the very same moment
 
     ranked = [row["id"] for row in trending()["results"]]
 
     assert ranked == [popular.id, recent_tie.id, older_tie.id, id_tie_high.id, id_tie_low.id]
 
 
-def test_the_window_leaves_out_old_views_and_deleted_insights(trending, quiet_insight, view, owner):
-    fresh, stale, deleted = quiet_insight(), quiet_insight(), quiet_insight(deleted=True)
-    view(fresh, owner, ago=timedelta(days=2))
-    view(stale, owner, ago=timedelta(days=30))
-    view(deleted, owner)
+def test_the_window_leaves_out_old_views_and_deleted_insights(trending, make_insight, view, owner):
+    fresh, stale, deleted = make_insight(), make_insight(), make_insight()
+    view(fresh, user=owner, ago=timedelta(days=2))
+    view(stale, user=owner, ago=timedelta(days=30))
+    view(deleted, user=owner)
+    Insight.objects.filter(id=deleted.id).update(deleted=True)  # viewed, then soft-deleted
 
     assert [row["id"] for row in trending(days=7)["results"]] == [fresh.id]
     assert sorted(row["id"] for row in trending(days=60)["results"]) == sorted([fresh.id, stale.id])
 
 
-def test_the_window_starts_at_midnight_utc_days_ago(trending, quiet_insight, view, owner):
-    insight = quiet_insight()
+def test_the_window_starts_at_midnight_utc_days_ago(trending, make_insight, view, owner):
+    insight = make_insight()
     now = timezone.now()
     start_of_window = now.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
-    view(insight, owner, ago=now - start_of_window)  # exactly at the start: inside
-    view(insight, owner, ago=now - start_of_window + timedelta(seconds=1))  # a second before: outside
+    view(insight, user=owner, ago=now - start_of_window)  # exactly at the start: inside
+    view(insight, user=owner, ago=now - start_of_window + timedelta(seconds=1))  # a second before: outside
 
     assert trending(days=1)["results"][0]["view_count"] == 1
 
 
 def test_each_result_has_the_basic_shape_and_up_to_three_recent_viewers(
-    trending, quiet_insight, view, owner, teammate, stranger, org
+    trending, make_insight, view, owner, teammate, stranger, org
 ):
     from accounts.models import OrganizationMembership, User
 
-    insight = quiet_insight(tags=["kpi"])
+    insight = make_insight(tags=["kpi"])
     extra = User.objects.create_user(email="fourth@acme.test", password="x")
     OrganizationMembership.objects.create(organization=org, user=extra)
-    view(insight, extra, ago=timedelta(hours=4))
-    view(insight, owner, ago=timedelta(hours=3))
-    view(insight, teammate, ago=timedelta(hours=2))
-    view(insight, owner, ago=timedelta(hours=1))
+    view(insight, user=extra, ago=timedelta(hours=4))
+    view(insight, user=owner, ago=timedelta(hours=3))
+    view(insight, user=teammate, ago=timedelta(hours=2))
+    view(insight, user=owner, ago=timedelta(hours=1))
 
     [row] = trending()["results"]
 
@@ -135,11 +104,11 @@ def test_each_result_has_the_basic_shape_and_up_to_three_recent_viewers(
     assert row["last_viewed_at"] == latest.isoformat().replace("+00:00", "Z")
 
 
-def test_count_next_and_previous_page_through_the_whole_ranking(trending, quiet_insight, view, owner):
-    insights = [quiet_insight() for _ in range(5)]
+def test_count_next_and_previous_page_through_the_whole_ranking(trending, make_insight, view, owner):
+    insights = [make_insight() for _ in range(5)]
     for rank, insight in enumerate(insights):
         for _ in range(5 - rank):
-            view(insight, owner)
+            view(insight, user=owner)
 
     first = trending(limit=2)
     middle = trending(limit=2, offset=2)
@@ -178,11 +147,11 @@ def test_bad_parameters_are_400_naming_the_parameter(owner_api, insights_url, pa
 
 
 def test_counts_stay_exact_across_a_rollup_and_include_a_view_made_a_moment_ago(
-    trending, quiet_insight, view, owner, teammate, owner_api, insights_url
+    trending, make_insight, view, owner, teammate, owner_api, insights_url
 ):
-    insight = quiet_insight()
-    view(insight, owner, ago=timedelta(days=3))
-    view(insight, teammate, ago=timedelta(days=1))
+    insight = make_insight()
+    view(insight, user=owner, ago=timedelta(days=3))
+    view(insight, user=teammate, ago=timedelta(days=1))
     before = trending()["results"][0]["view_count"]
 
     views_rollup()
@@ -195,24 +164,22 @@ def test_counts_stay_exact_across_a_rollup_and_include_a_view_made_a_moment_ago(
 
 
 def test_statement_count_does_not_grow_with_limit(
-    owner_api, insights_url, quiet_insight, view, owner, django_assert_num_queries
+    owner_api, insights_url, make_insight, view, owner, django_assert_num_queries
 ):
     for _ in range(30):
-        view(quiet_insight(tags=["t"]), owner)
+        view(make_insight(tags=["t"]), user=owner)
     owner_api.get(insights_url)
 
-    # key, project, ranking, insights, tags, dashboards, viewers
-    with django_assert_num_queries(7):
+    # key, project, ranking, the page (insights with tags, dashboards and viewers)
+    with django_assert_num_queries(4):
         assert len(owner_api.get(f"{insights_url}trending/", {"limit": 1}).json()["results"]) == 1
-    with django_assert_num_queries(7):
+    with django_assert_num_queries(4):
         assert len(owner_api.get(f"{insights_url}trending/", {"limit": 100}).json()["results"]) == 30
 
 
-def test_another_projects_views_never_count(
-    trending, quiet_insight, view, owner, stranger, stranger_project, make_insight
-):
-    insight = quiet_insight()
-    view(insight, owner)
+def test_another_projects_views_never_count(trending, make_insight, view, owner, stranger, stranger_project):
+    insight = make_insight()
+    view(insight, user=owner)
     foreign = make_insight(in_project=stranger_project)
 
     assert [row["id"] for row in trending()["results"]] == [insight.id]

@@ -1,0 +1,152 @@
+"""`make bench`: the benchmarks of issue 5, side by side in one run, written to BENCHMARKS.md.
+
+A private PostgreSQL (with pg_stat_statements, to count statements from the database's side) and
+Redis are started in a scratch directory, the service runs under gunicorn as `make run` runs it
+(psycopg pool on), and every figure is a ratio, a statement count, or a latency measured in this
+same run next to what it is compared with. Takes about ten minutes on two cores; most of it is
+generating and indexing ten million events.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT))
+
+import stack  # noqa: E402  (scripts/stack.py: starts and stops the services)
+
+from bench.measure import Figure  # noqa: E402
+
+PG_SETTINGS = [
+    "shared_preload_libraries=pg_stat_statements",
+    "pg_stat_statements.track_utility=off",  # count the queries, not BEGIN/COMMIT/SET
+    "shared_buffers=1GB",
+    "work_mem=64MB",
+    "maintenance_work_mem=512MB",
+    "max_wal_size=4GB",
+    "jit=off",  # JIT compile time would blur one-second comparisons
+]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=10_000_000, help="events for the Trends benchmarks")
+    parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
+    options = parser.parse_args()
+    started = time.monotonic()
+    with stack.ServiceStack() as services:
+        scratch = Path(tempfile.mkdtemp(prefix="insights-bench-", dir="/tmp"))
+        services.callback(shutil.rmtree, scratch, ignore_errors=True)
+        scratch.chmod(0o711 if stack.IS_ROOT else 0o700)
+        bindir = stack.system_postgres_bindir() or stack.install_system_postgres()
+        pg = services.enter_context(
+            stack.postgres_cluster(bindir, scratch / "pg", 25500, durable=False, settings=PG_SETTINGS)
+        )
+        stack.create_database(pg, "bench")
+        redis = services.enter_context(stack.redis_server(scratch / "redis", 26500))
+        env = {
+            "DATABASE_URL": pg.url("bench"),
+            "REDIS_URL": redis.url(0),
+            "CELERY_BROKER_URL": redis.url(1),
+            "CELERY_RESULT_BACKEND": redis.url(2),
+            "SECRET_KEY": "benchmarks-only",
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            # Budgets far above what the load generators send: throttling is not what is measured.
+            "THROTTLE_BURST": "100000000/minute",
+            "THROTTLE_SUSTAINED": "100000000/hour",
+            "DATABASE_POOL_MAX_SIZE": "40",
+            "LOG_LEVEL": "warning",
+        }
+        os.environ.update(env)
+        os.environ["DJANGO_SETTINGS_MODULE"] = "insights_api.settings"
+        import django
+
+        django.setup()
+        from bench import cases  # needs Django set up
+
+        stack.say("bench: migrating and preparing data")
+        cases.prepare_database(pg.url("bench"))
+        world = cases.build_world()
+        figures: list[Figure] = []
+        with cases.web(services, scratch, env) as server:
+            figures += cases.bench_viewed(server, world)
+            figures += cases.bench_bulk_update_tags(server, world)
+            figures += cases.bench_trending(server, world)
+        figures += cases.bench_trends_engine(scratch, env, world, events=options.events)
+        with cases.web(services, scratch, env) as server:
+            figures += cases.bench_coalescing(server, world, coalescing=True)
+        with cases.web(services, scratch, {**env, "COALESCING_ENABLED": "false"}) as server:
+            figures += cases.bench_coalescing(server, world, coalescing=False)
+        with cases.web(services, scratch, env) as server:
+            figures += cases.bench_throughput(server, world, pg.pid)
+        minutes = (time.monotonic() - started) / 60
+        report = render(figures, minutes=minutes, postgres=pg.version, events=options.events)
+    print(report)
+    options.output.write_text(report)
+    print(f"written to {options.output}")
+    return 0 if all(figure.met is not False for figure in figures) else 1
+
+
+def render(figures: list[Figure], *, minutes: float, postgres: str, events: int) -> str:
+    cpu = _cpu_model()
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Run on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `make bench` ({minutes:.1f} minutes): "
+        f"{os.cpu_count()} CPUs ({cpu}), {_memory_gb():.0f} GB RAM, {platform.system()} "
+        f"{platform.release()}, Python {platform.python_version()}, PostgreSQL {postgres}; "
+        f"{events:,} generated events. Every figure below was measured in this one run, next to what it "
+        "is compared with; latencies are medians (p50) of sequential requests through gunicorn.",
+        "",
+        "| Benchmark | Value | Target | Met | Notes |",
+        "|---|---|---|---|---|",
+    ]
+    for figure in figures:
+        met = "—" if figure.met is None else ("yes" if figure.met else "**no**")
+        lines.append(
+            f"| {figure.name} | {figure.shown()} {figure.unit} | {figure.target} | {met} | {figure.note} |"
+        )
+    lines += [
+        "",
+        "Reproduce with `make bench` on a clean clone (it needs only what `make test` needs). "
+        "`.venv/bin/python bench/run.py --events 1000000` runs a shorter version.",
+        "",
+        (ROOT / "bench" / "FINDINGS.md").read_text(),
+    ]
+    return "\n".join(lines)
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def _memory_gb() -> float:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            return int(line.split()[1]) / 1024 / 1024
+    return 0.0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except (stack.StackError, subprocess.CalledProcessError) as error:
+        stack.warn(str(error))
+        sys.exit(1)

@@ -1,0 +1,52 @@
+"""Django's PostgreSQL backend with one change to its psycopg connection pool (settings: ENGINE).
+
+Django's pool tests a connection before lending it (CONN_HEALTH_CHECKS) and drops it if dead, but
+psycopg then waits a second before drawing the next one, and two seconds after a second dead one:
+after PostgreSQL restarts, a process whose pool is full of idle dead connections fails request
+after request with a pool timeout (503), each having drawn two dead ones. Here the first dead
+connection found makes the pool test all its idle connections at once and replace the dead ones,
+so a request draws at most one and is served a second later.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+from django.db.backends.base.base import NO_DB_ALIAS
+from django.db.backends.postgresql import base
+from psycopg_pool import ConnectionPool
+
+
+class DatabaseWrapper(base.DatabaseWrapper):
+    @property
+    def pool(self) -> ConnectionPool | None:
+        # Django's own property (django/db/backends/postgresql/base.py, 5.2), but for `check`.
+        options = self.settings_dict["OPTIONS"].get("pool")
+        if self.alias == NO_DB_ALIAS or not options:
+            return None
+        if self.alias not in self._connection_pools:
+            if self.settings_dict.get("CONN_MAX_AGE", 0) != 0:
+                raise ImproperlyConfigured("Pooling doesn't support persistent connections.")
+            connect_kwargs = self.get_connection_params()
+            connect_kwargs["autocommit"] = True  # Django sets it properly later on
+            checks = self.settings_dict["CONN_HEALTH_CHECKS"]
+            pool = ConnectionPool(
+                kwargs=connect_kwargs,
+                open=False,  # opened on first use, in the process that uses it
+                configure=self._configure_connection,
+                check=functools.partial(_check_or_purge, self.alias) if checks else None,
+                **({} if options is True else options),
+            )
+            self._connection_pools.setdefault(self.alias, pool)  # the first thread's pool wins
+        return self._connection_pools[self.alias]
+
+
+def _check_or_purge(alias: str, connection: Any) -> None:
+    """Test a connection about to be lent; if it is dead, test the idle ones too (they died with it)."""
+    try:
+        ConnectionPool.check_connection(connection)
+    except Exception:
+        DatabaseWrapper._connection_pools[alias].check()
+        raise

@@ -1,0 +1,142 @@
+"""A private, production-shaped stack for the ecosystem tests (SDK, fuzzing, docs in a browser,
+observability): gunicorn (several processes) and a Celery worker process on the test database, with
+their own Redis (so the worker started here is the only consumer of its broker) and a shared
+Prometheus multiprocess directory (so the server's /metrics shows the worker's samples too).
+
+Data the server or the worker must see has to be committed: tests use `transaction=True`.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from celery import Celery
+from celery.backends.redis import RedisBackend
+from celery.result import AsyncResult
+from kombu import Connection
+
+from accounts.models import User
+from accounts.services import personal_api_key_create
+from tests.live import LiveServer, celery_worker, free_port, live_server, redis_server
+
+# Only publishes, always with explicit connections; the worker runs the project's own app.
+_publisher = Celery("ecosystem-tests")
+
+
+@dataclass
+class Stack:
+    server: LiveServer
+    env: dict[str, str]  # what the server and the worker run with
+    worker_log: Path
+    worker_metrics_url: str  # the worker's own exporter (WORKER_METRICS_PORT)
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def send_task(self, name: str, **kwargs: Any) -> AsyncResult:
+        """Publish a task to the stack's broker, as the web processes do. (Celery lets this process's
+        CELERY_BROKER_URL and CELERY_RESULT_BACKEND variables win over any configuration, so the
+        stack's connection and result backend are passed explicitly.)"""
+        with Connection(self.env["CELERY_BROKER_URL"]) as connection:
+            sent = _publisher.send_task(name, kwargs=kwargs, connection=connection)
+        backend = RedisBackend(app=_publisher, url=self.env["CELERY_RESULT_BACKEND"])
+        return _publisher.AsyncResult(sent.id, backend=backend)
+
+    def worker_lines(self) -> list[dict[str, Any]]:
+        """The worker's log lines after its start-up banner, parsed: each must be a JSON object."""
+        lines = self.worker_log.read_text().splitlines()
+        return [json.loads(line) for line in lines if line.startswith("{")]
+
+    def server_lines(self) -> list[dict[str, Any]]:
+        """The app's log lines in gunicorn's output (gunicorn's own lines are not JSON)."""
+        return [json.loads(line) for line in self.server.log.read_text().splitlines() if line.startswith("{")]
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, django_db_setup: None) -> Iterator[Stack]:
+    workdir = tmp_path_factory.mktemp("ecosystem")
+    metrics_dir = workdir / "metrics"
+    metrics_dir.mkdir()
+    with ExitStack() as running:
+        redis = running.enter_context(redis_server(workdir))
+        base = redis.url.rsplit("/", 1)[0]
+        env = {
+            "REDIS_URL": f"{base}/0",
+            "CELERY_BROKER_URL": f"{base}/1",
+            "CELERY_RESULT_BACKEND": f"{base}/2",
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+            "LOG_FORMAT": "json",
+        }
+        worker_metrics_port = free_port()
+        running.enter_context(
+            celery_worker(
+                workdir / "worker.log", name="ecosystem", **env, WORKER_METRICS_PORT=str(worker_metrics_port)
+            )
+        )
+        server = running.enter_context(
+            live_server(workdir, workers=2, threads=8, redis_url=env["REDIS_URL"], **env)
+        )
+        started = Stack(
+            server=server,
+            env=env,
+            worker_log=workdir / "worker.log",
+            worker_metrics_url=f"http://127.0.0.1:{worker_metrics_port}/metrics",
+        )
+        yield started
+
+
+@pytest.fixture
+def key_for(db: None) -> Callable[..., str]:
+    """A fresh API key secret of `user` with `scopes` (default `*`)."""
+
+    def issue(user: User, scopes: list[str] | None = None, projects: list[int] | None = None) -> str:
+        return personal_api_key_create(
+            user=user, label="ecosystem", scopes=scopes or ["*"], scoped_project_ids=projects
+        ).secret
+
+    return issue
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def http(
+    url: str,
+    method: str = "GET",
+    *,
+    key: str | None = None,
+    headers: dict[str, str] | None = None,
+    body: Any = None,
+) -> Answer:
+    """One request to the live server; any status is returned, not raised."""
+    request = urllib.request.Request(url, method=method, headers=headers or {})
+    if key:
+        request.add_header("Authorization", f"Bearer {key}")
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        request.add_header("Content-Type", "application/json")
+    try:
+        with NO_PROXY.open(request, data=data, timeout=30) as response:
+            return Answer(response.status, dict(response.headers), response.read())
+    except urllib.error.HTTPError as error:
+        return Answer(error.code, dict(error.headers), error.read())
