@@ -1,9 +1,10 @@
-"""Reads of insights: list filtering and ordering, and batch loaders for a page of them."""
+"""Reads of insights: list filtering and ordering, lookups, and the annotations a page of them needs."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from django.contrib.postgres.expressions import ArraySubquery
 from django.db.models import Count, F, OuterRef, Q, QuerySet
@@ -81,8 +82,9 @@ def insights_order(queryset: QuerySet[Insight], order: str) -> QuerySet[Insight]
     return queryset.order_by(expression, "-id")
 
 
-def insight_lookup(*, queryset: QuerySet[Insight], id_or_short_id: str) -> Insight | None:
-    """Find by numeric id or by short_id (short_ids are never all digits, so there is no ambiguity)."""
+def insight_lookup(*, queryset: QuerySet[Any], id_or_short_id: str) -> Any | None:
+    """The row of `queryset` (an Insight, or a dict for a `.values()` queryset) with this numeric id or
+    short_id (short_ids are never all digits, so there is no ambiguity)."""
     if id_or_short_id.isdigit():
         if int(id_or_short_id) > 2**63 - 1:
             return None

@@ -96,8 +96,8 @@ DATABASES["default"].setdefault("OPTIONS", {}).update(
         "pool": (
             {
                 "min_size": 1,
-                # Two per gunicorn thread: a request leading a coalesced execution holds its own
-                # connection while the work runs on another (insights_api/api/coalescing.py).
+                # Two per gunicorn thread: a coalesced execution's work runs on a thread of its own,
+                # beside the request threads (insights_api/api/coalescing.py); waiters hold none.
                 "max_size": env_int(
                     "DATABASE_POOL_MAX_SIZE", 2 * env_int("WEB_THREADS", 8, minimum=1), minimum=1
                 ),

@@ -1,5 +1,7 @@
 """Test settings: only speed and isolation differ from production settings."""
 
+import os
+
 from insights_api.settings import *  # noqa: F403
 from insights_api.settings import CACHES, THROTTLE_RATES
 
@@ -12,6 +14,7 @@ THROTTLE_RATES.update({"burst": "100000/minute", "sustained": "1000000/hour", "l
 # Static files are served from the app finders; tests never run collectstatic.
 STATIC_ROOT = None
 # Concurrency tests run many request threads in one process (gunicorn runs one per process), so the
-# per-process connection pool must be as large as the largest test's thread count.
-if DATABASES["default"]["OPTIONS"].get("pool"):  # noqa: F405
+# per-process connection pool must be as large as the largest test's thread count, unless a test
+# sets the size itself.
+if DATABASES["default"]["OPTIONS"].get("pool") and "DATABASE_POOL_MAX_SIZE" not in os.environ:  # noqa: F405
     DATABASES["default"]["OPTIONS"]["pool"]["max_size"] = 60  # noqa: F405

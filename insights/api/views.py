@@ -77,8 +77,13 @@ class InsightViewSet(
             insights_annotate_tags(insights_annotate_last_viewed_at(queryset))
         )
 
-    def get_object(self) -> Insight:
-        insight = insight_lookup(queryset=self.get_queryset(), id_or_short_id=self.kwargs[self.lookup_field])
+    def get_object(self, queryset: QuerySet[Any] | None = None) -> Any:
+        """The URL's insight (by id or short_id) from `queryset`: by default `get_queryset()`, with
+        everything the insight shapes show; a lean one when only its existence or a column counts."""
+        insight = insight_lookup(
+            queryset=self.get_queryset() if queryset is None else queryset,
+            id_or_short_id=self.kwargs[self.lookup_field],
+        )
         if insight is None:
             raise exceptions.NotFound("Insight not found.")
         return insight
@@ -138,14 +143,23 @@ class InsightViewSet(
         tags=TAGS,
     )
     def retrieve(self, request: Request, project_id: str, pk: str) -> Response:
-        insight = self.get_object()  # the caller's own object access check, before any sharing
+        # The caller's own access check comes before any sharing. It loads only the id and the query:
+        # a coalesced follower needs nothing more, and whoever renders loads the whole insight.
+        found = self.get_object(self.get_project_queryset().values("id", "query"))
         params = InsightRetrieveQuerySerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         refresh, client_query_id = (
             params.validated_data["refresh"],
             params.validated_data.get("client_query_id"),
         )
-        node = insight_runnable_query(insight)
+        node = runnable_query(found["query"])
+
+        def with_results(results: dict[str, Any]) -> dict[str, Any]:
+            insight = self.get_queryset().filter(id=found["id"]).first()
+            if insight is None:  # deleted for good since the check above
+                raise exceptions.NotFound("Insight not found.")
+            return {**self.render_insights([insight])[0], **_as_insight_result(results)}
+
         if node is not None and refresh in ("async", "force_async"):
             results = results_later(
                 project=self.project,
@@ -154,7 +168,7 @@ class InsightViewSet(
                 user_id=request.user.pk,
                 client_query_id=client_query_id,
             )
-            return Response({**self.render_insights([insight])[0], **_as_insight_result(results)})
+            return Response(with_results(results))
 
         ready = (
             {"results": None, "is_cached": False, "last_refresh": None, "timezone": self.project.timezone,
@@ -163,11 +177,12 @@ class InsightViewSet(
             else results_cached(project=self.project, node=node, refresh=refresh)
         )  # fmt: skip
         if ready is not None:  # nothing to compute: answer without coalescing
-            return self.uncoalesced({**self.render_insights([insight])[0], **_as_insight_result(ready)})
+            return self.uncoalesced(with_results(ready))
 
         def produce(execution: str | None) -> tuple[int, dict[str, Any]]:
-            results = results_now(project=self.project, node=node, refresh=refresh, execution_key=execution)
-            return 200, {**self.render_insights([insight])[0], **_as_insight_result(results)}
+            return 200, with_results(
+                results_now(project=self.project, node=node, refresh=refresh, execution_key=execution)
+            )
 
         return self.coalesced(produce, waiter=Waiter(self.project.id, request.user.pk, client_query_id))
 
@@ -225,7 +240,7 @@ class InsightViewSet(
     )
     @action(detail=True, methods=["get"], url_path="activity", required_scopes=["insight:read"])
     def activity(self, request: Request, project_id: str, pk: str) -> Response:
-        insight = self.get_object()
+        insight = self.get_object(self.get_project_queryset())
         return self._activity_page(ActivityLog.objects.filter(project=self.project, insight=insight))
 
     @extend_schema(
@@ -283,10 +298,10 @@ class InsightViewSet(
         )
 
 
-def insight_runnable_query(insight: Insight) -> AnyQueryNode | None:
-    """The insight's query if this service can compute it; other kinds retrieve with `result: null`."""
+def runnable_query(query: Any) -> AnyQueryNode | None:
+    """An insight's query if this service can compute it; other kinds retrieve with `result: null`."""
     try:
-        node = query_parse(insight.query)
+        node = query_parse(query)
         query_check_runnable(node)
     except (InvalidQuery, UnsupportedQuery):
         return None

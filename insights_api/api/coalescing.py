@@ -167,6 +167,10 @@ class Coalescer:
             except redis.exceptions.RedisError:
                 logger.warning("Coalescing off: Redis unavailable")
                 return (*produce(None), "off")
+            if not connection.in_atomic_block:
+                # Waiting needs no database: the connection goes back to the pool for the waiter's
+                # duration, so a crowd of followers does not hold a crowd of idle connections.
+                connection.close()
             outcome = self._wait(token, waiter, local)
             if outcome is not None:
                 if role == "follower":

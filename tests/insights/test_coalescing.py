@@ -116,6 +116,27 @@ def test_ten_identical_requests_from_two_users_run_the_query_once(server, keys, 
     assert replies[0].json()["result"][0]["count"] == 5
 
 
+def test_twenty_waiters_on_a_process_with_a_four_connection_pool_all_get_their_answer(
+    tmp_path, keys, insight_path
+):
+    """Waiting holds no database connection: a crowd of followers cannot starve the pool."""
+    from django.conf import settings
+
+    with live_server(
+        tmp_path, redis_url=settings.REDIS_URL, workers=1,
+        DATABASE_POOL_MAX_SIZE="4", DATABASE_POOL_TIMEOUT_SECONDS="1",
+    ) as small:  # fmt: skip
+        url = f"{insight_path}?refresh=force_blocking"
+        with events_table_locked():
+            threads, replies = in_threads(*[lambda: small.call("GET", url, key=keys["owner"])] * 20)
+            wait_until(lambda: queries_waiting_on_events() == 1, what="the leader's query")
+            time.sleep(1.5)  # longer than a request would wait for a pooled connection
+        join(threads)
+
+    assert [reply.status for reply in replies] == [200] * 20
+    assert Counter(reply.headers["X-Coalesced"] for reply in replies) == {"leader": 1, "follower": 19}
+
+
 def test_a_cancel_ends_only_the_callers_wait_while_another_waiter_gets_its_answer(
     server, keys, insight_path, project
 ):

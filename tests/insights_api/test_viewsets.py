@@ -9,7 +9,9 @@ from insights.models import Insight
 from insights_api.api.viewsets import ProjectScopedViewSet
 
 
-@pytest.mark.parametrize("attribute", ["get_queryset", "get_permissions", "permission_classes"])
+@pytest.mark.parametrize(
+    "attribute", ["get_queryset", "get_project_queryset", "get_permissions", "permission_classes"]
+)
 def test_a_subclass_may_not_replace_the_scoping_or_the_permissions(attribute):
     with pytest.raises(TypeError, match=attribute):
         type(
