@@ -126,21 +126,7 @@ class LiveServer:
     def call(
         self, method: str, path: str, *, key: str | None = None, body: Any = None, timeout: float = 30
     ) -> Reply:
-        request = urllib.request.Request(self.url + path, method=method)
-        if key:
-            request.add_header("Authorization", f"Bearer {key}")
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            request.add_header("Content-Type", "application/json")
-        started = time.monotonic()
-        try:
-            with urllib.request.urlopen(request, data=data, timeout=timeout) as response:
-                return Reply(
-                    response.status, response.read(), dict(response.headers), time.monotonic() - started
-                )
-        except urllib.error.HTTPError as error:
-            return Reply(error.code, error.read(), dict(error.headers), time.monotonic() - started)
+        return http(self.url + path, method, key=key, body=body, timeout=timeout)
 
 
 @dataclass
@@ -152,6 +138,35 @@ class Reply:
 
     def json(self) -> Any:
         return json.loads(self.content)
+
+
+# The tests talk to servers on 127.0.0.1: never through a proxy the environment may name.
+NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def http(
+    url: str,
+    method: str = "GET",
+    *,
+    key: str | None = None,
+    headers: dict[str, str] | None = None,
+    body: Any = None,
+    timeout: float = 30,
+) -> Reply:
+    """One request to a live server; any status is returned, not raised."""
+    request = urllib.request.Request(url, method=method, headers=headers or {})
+    if key:
+        request.add_header("Authorization", f"Bearer {key}")
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        request.add_header("Content-Type", "application/json")
+    started = time.monotonic()
+    try:
+        with NO_PROXY.open(request, data=data, timeout=timeout) as response:
+            return Reply(response.status, response.read(), dict(response.headers), time.monotonic() - started)
+    except urllib.error.HTTPError as error:
+        return Reply(error.code, error.read(), dict(error.headers), time.monotonic() - started)
 
 
 @contextmanager

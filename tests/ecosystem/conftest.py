@@ -9,8 +9,6 @@ Data the server or the worker must see has to be committed: tests use `transacti
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -104,39 +102,3 @@ def key_for(db: None) -> Callable[..., str]:
         ).secret
 
     return issue
-
-
-@dataclass
-class Answer:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def http(
-    url: str,
-    method: str = "GET",
-    *,
-    key: str | None = None,
-    headers: dict[str, str] | None = None,
-    body: Any = None,
-) -> Answer:
-    """One request to the live server; any status is returned, not raised."""
-    request = urllib.request.Request(url, method=method, headers=headers or {})
-    if key:
-        request.add_header("Authorization", f"Bearer {key}")
-    data = None
-    if body is not None:
-        data = json.dumps(body).encode()
-        request.add_header("Content-Type", "application/json")
-    try:
-        with NO_PROXY.open(request, data=data, timeout=30) as response:
-            return Answer(response.status, dict(response.headers), response.read())
-    except urllib.error.HTTPError as error:
-        return Answer(error.code, dict(error.headers), error.read())

@@ -18,7 +18,8 @@ import pytest
 import yaml
 
 from tests.ecosystem.browser import Browser, Page, chromium, chromium_binary
-from tests.ecosystem.conftest import Stack, http
+from tests.ecosystem.conftest import Stack
+from tests.live import http
 
 BINARY = chromium_binary()
 pytestmark = [
@@ -42,7 +43,7 @@ def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def operations(stack: Stack) -> dict[str, str]:
     """operationId → summary of every operation in the live schema."""
-    schema = yaml.safe_load(http(f"{stack.url}/api/schema/").body)
+    schema = yaml.safe_load(http(f"{stack.url}/api/schema/").content)
     return {
         op["operationId"]: op["summary"] for methods in schema["paths"].values() for op in methods.values()
     }

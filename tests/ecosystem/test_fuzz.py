@@ -23,7 +23,8 @@ import yaml
 from django.utils import timezone
 
 from insights.models import Event
-from tests.ecosystem.conftest import Stack, http
+from tests.ecosystem.conftest import Stack
+from tests.live import http
 
 pytestmark = [pytest.mark.fuzz, pytest.mark.live, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -125,7 +126,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     generated = re.search(r"(\d+) generated", output)
     print(f"schemathesis, key {scopes}: {generated and generated.group(1)} cases in {seconds:.0f}s")
     assert status == 0, output[-20000:]
-    schema = yaml.safe_load(http(f"{stack.url}/api/schema/").body)
+    schema = yaml.safe_load(http(f"{stack.url}/api/schema/").content)
     count = sum(len(methods) for methods in schema["paths"].values())
     assert f"Selected: {count}/{count}" in output and f"Tested: {count}" in output, output[-3000:]
     assert "No issues found" in output, output[-3000:]

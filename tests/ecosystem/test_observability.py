@@ -13,8 +13,8 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from insights.models import ActivityLog
-from tests.ecosystem.conftest import Stack, http
-from tests.live import wait_until
+from tests.ecosystem.conftest import Stack
+from tests.live import http, wait_until
 from viewtracking.services import views_record
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live, pytest.mark.worker]
@@ -24,7 +24,7 @@ TRENDS = {"kind": "TrendsQuery", "series": [{"kind": "EventsNode", "event": "$pa
 
 def samples(stack: Stack, name: str) -> list[tuple[dict[str, str], float]]:
     """(labels, value) of every sample of `name` in the server's /metrics."""
-    text = http(stack.url + "/metrics").body.decode()
+    text = http(stack.url + "/metrics").content.decode()
     return [
         (sample.labels, sample.value)
         for family in text_string_to_metric_families(text)
@@ -183,7 +183,8 @@ def test_metrics_of_the_web_processes_and_the_worker_are_served_together(stack, 
     time.sleep(0.1)
 
     names = {
-        family.name for family in text_string_to_metric_families(http(stack.url + "/metrics").body.decode())
+        family.name
+        for family in text_string_to_metric_families(http(stack.url + "/metrics").content.decode())
     }
 
     assert {
@@ -196,7 +197,7 @@ def test_metrics_of_the_web_processes_and_the_worker_are_served_together(stack, 
 def test_a_worker_in_its_own_container_serves_its_task_metrics_itself(stack):
     stack.send_task("viewtracking.prune_views").get(timeout=30)
 
-    text = http(stack.worker_metrics_url).body.decode()
+    text = http(stack.worker_metrics_url).content.decode()
     families = {family.name: family for family in text_string_to_metric_families(text)}
 
     outcomes = {(s.labels["task"], s.labels["outcome"]) for s in families["insights_celery_tasks"].samples}

@@ -25,8 +25,8 @@ import yaml
 from django.utils import timezone
 
 from insights.models import Event
-from tests.ecosystem.conftest import Stack, http
-from tests.live import events_table_locked, live_server, queries_waiting_on_events, wait_until
+from tests.ecosystem.conftest import Stack
+from tests.live import events_table_locked, http, live_server, queries_waiting_on_events, wait_until
 
 pytestmark = [pytest.mark.sdk, pytest.mark.live, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -100,7 +100,7 @@ def pageviews(project):
 
 
 def test_the_generated_client_types_every_response_of_every_operation(sdk, stack):
-    schema = yaml.safe_load(http(f"{stack.url}/api/schema/").body)
+    schema = yaml.safe_load(http(f"{stack.url}/api/schema/").content)
     operations = [op for methods in schema["paths"].values() for op in methods.values()]
 
     for operation in operations:
