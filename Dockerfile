@@ -29,7 +29,7 @@ RUN SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput -v0 \
 USER app
 EXPOSE 8000
 ENTRYPOINT ["insights-entrypoint"]
-# WEB_CONCURRENCY (processes; gunicorn reads it) and GUNICORN_CMD_ARGS tune it. Threads let
-# coalescing followers wait without holding a whole process. Access lines come from the app itself
-# (JSON, with the request id), so gunicorn writes none.
-CMD ["gunicorn", "insights_api.wsgi:application", "--bind", "0.0.0.0:8000", "--threads", "8", "--timeout", "60", "--graceful-timeout", "30", "--no-control-socket"]
+# insights_api/gunicorn.conf.py: gevent processes (WEB_CONCURRENCY, WEB_CONNECTIONS); GUNICORN_CMD_ARGS
+# tunes the rest. Access lines come from the app itself (JSON, with the request id), so gunicorn
+# writes none.
+CMD ["gunicorn", "--config", "insights_api/gunicorn.conf.py", "insights_api.wsgi:application", "--bind", "0.0.0.0:8000"]

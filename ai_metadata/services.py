@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import redis
-from celery.exceptions import TimeoutError as CeleryTimeout
 from django.conf import settings
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
@@ -25,6 +24,7 @@ from ai_metadata.providers import HEURISTIC, provider_for
 from insights.query_nodes import query_fingerprint, query_parse
 from insights_api.celery import app as celery_app
 from insights_api.redis import cache_get, cache_set
+from insights_api.replies import Reply
 
 logger = logging.getLogger(__name__)
 GENERATE_TASK = "ai_metadata.generate_metadata"  # ai_metadata/tasks.py; sent by name
@@ -80,28 +80,22 @@ def suggestion_from_provider(*, project_id: int, provider: str, query: dict[str,
 
 def _on_worker(*, project_id: int, provider: str, query: dict[str, Any]) -> Suggestion | None:
     deadline = settings.AI_METADATA_DEADLINE_SECONDS
+    reply = Reply.new()
     try:
         pending = celery_app.send_task(
             GENERATE_TASK,
-            kwargs={"project_id": project_id, "provider": provider, "query": query},
+            kwargs={"project_id": project_id, "provider": provider, "query": query, "reply_id": reply.id},
             expires=deadline,
             retry=False,
+            ignore_result=True,  # the reply comes through `reply`, not Celery's result backend
         )
-    # RuntimeError: Celery's result consumer could not reach Redis to subscribe to the answer.
-    except (BrokerUnavailable, redis.exceptions.RedisError, RuntimeError):
+        answer = reply.wait(deadline)
+    except (BrokerUnavailable, redis.exceptions.RedisError):
         logger.warning("Broker unreachable; metadata falls back to the heuristic", exc_info=True)
         return None
-    try:
-        return Suggestion(**pending.get(timeout=deadline, propagate=True))
-    except CeleryTimeout:
+    if answer is None:
         logger.warning("Metadata task %s missed its %ss deadline", pending.id, deadline)
         with suppress(BrokerUnavailable, redis.exceptions.RedisError):
             pending.revoke()
         return None
-    except Exception:
-        logger.warning("Metadata task %s failed", pending.id, exc_info=True)
-        return None
-    finally:
-        # Housekeeping: with Redis gone it must not cost the caller its (fallback) answer.
-        with suppress(redis.exceptions.RedisError, RuntimeError):
-            pending.forget()
+    return Suggestion(**answer)

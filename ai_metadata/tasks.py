@@ -8,12 +8,15 @@ from typing import Any
 from celery import shared_task
 
 from ai_metadata.services import suggestion_from_provider
+from insights_api.replies import Reply
 
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name="ai_metadata.generate_metadata", acks_late=False, max_retries=0)
-def generate_metadata(*, project_id: int, provider: str, query: dict[str, Any]) -> dict[str, Any]:
-    """Runs on a worker so a slow model never ties up a web worker; the request waits up to its
-    deadline. No retries: a late answer is worth nothing, the request falls back to the heuristic."""
-    return suggestion_from_provider(project_id=project_id, provider=provider, query=query).as_json()
+@shared_task(name="ai_metadata.generate_metadata", acks_late=False, max_retries=0, ignore_result=True)
+def generate_metadata(*, project_id: int, provider: str, query: dict[str, Any], reply_id: str) -> None:
+    """Runs on a worker so a slow model never ties up a web worker; the request waits for the reply
+    up to its deadline. No retries: a late answer is worth nothing, the request falls back to the
+    heuristic."""
+    suggestion = suggestion_from_provider(project_id=project_id, provider=provider, query=query)
+    Reply(reply_id).send(suggestion.as_json())

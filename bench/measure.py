@@ -10,7 +10,6 @@ import statistics
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,32 +66,6 @@ class Client:
         if status != expect:
             raise RuntimeError(f"{method} {path} answered {status}: {content[:300]!r}")
         return elapsed
-
-
-class Burst:
-    """`size` callers that send one request each at the same moment, every time `send` is called.
-    The callers are threads that live as long as the Burst, so their keep-alive connections do too."""
-
-    def __init__(self, client: Client, size: int) -> None:
-        self.client, self.size = client, size
-        self._callers = ThreadPoolExecutor(max_workers=size, thread_name_prefix="burst")
-
-    def send(self, method: str, path: str) -> tuple[float, list[int]]:
-        """Wall seconds from the moment all callers are released to the last answer, and the statuses."""
-        start = threading.Barrier(self.size + 1)
-
-        def call() -> int:
-            start.wait()  # `size` callers waiting at once: each on a thread of its own
-            return self.client.call(method, path)[0]
-
-        answers = [self._callers.submit(call) for _ in range(self.size)]
-        start.wait()
-        started = time.perf_counter()
-        statuses = [answer.result() for answer in answers]
-        return time.perf_counter() - started, statuses
-
-    def close(self) -> None:
-        self._callers.shutdown()
 
 
 def p50_ms(samples: Iterable[float]) -> float:

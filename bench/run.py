@@ -1,4 +1,4 @@
-"""`make bench`: the benchmarks of issue 5, side by side in one run, written to BENCHMARKS.md.
+"""`make bench`: the benchmarks of issues 5 and 11, side by side in one run, written to BENCHMARKS.md.
 
 A private PostgreSQL (with pg_stat_statements, to count statements from the database's side) and
 Redis are started in a scratch directory, the service runs under gunicorn as `make run` runs it
@@ -43,6 +43,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=10_000_000, help="events for the Trends benchmarks")
     parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
+    parser.add_argument(
+        "--alternatives",
+        action="store_true",
+        help="measure the designs compared for workload isolation instead (writes bench/alternatives.md)",
+    )
     options = parser.parse_args()
     started = time.monotonic()
     with stack.ServiceStack() as services:
@@ -84,10 +89,15 @@ def main() -> int:
             figures += cases.bench_bulk_update_tags(server, world)
             figures += cases.bench_trending(server, world)
         figures += cases.bench_trends_engine(scratch, env, world, events=options.events)
-        with cases.web(services, scratch, env) as server:
-            figures += cases.bench_coalescing(server, world, coalescing=True)
-        with cases.web(services, scratch, {**env, "COALESCING_ENABLED": "false"}) as server:
-            figures += cases.bench_coalescing(server, world, coalescing=False)
+        if options.alternatives:
+            from bench import alternatives
+
+            table = alternatives.compare(services, scratch, env, world, days=cases.ISOLATION_DAYS)
+            ALTERNATIVES.write_text(alternatives_report(table, minutes=(time.monotonic() - started) / 60))
+            print(table)
+            print(f"written to {ALTERNATIVES}")
+            return 0
+        figures += cases.bench_isolation(services, scratch, env, world)
         with cases.web(services, scratch, env) as server:
             figures += cases.bench_throughput(server, world, pg.pid)
         minutes = (time.monotonic() - started) / 60
@@ -96,6 +106,28 @@ def main() -> int:
     options.output.write_text(report)
     print(f"written to {options.output}")
     return 0 if all(figure.met is not False for figure in figures) else 1
+
+
+ALTERNATIVES = ROOT / "bench" / "alternatives.md"
+
+
+def alternatives_report(table: str, *, minutes: float) -> str:
+    return "\n".join(
+        [
+            "# Workload isolation: the designs measured",
+            "",
+            f"Run on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `bench/run.py --alternatives` ({minutes:.1f} "
+            f"minutes): {os.cpu_count()} CPUs ({_cpu_model()}), PostgreSQL and Redis as in `make bench`, the "
+            "same data (the slow query: distinct users per day by browser over a week of ten million "
+            "events). The crowd: 200 identical `force_blocking` runs from two users at once. The storm: "
+            "20 different slow queries of one project at once while another project's user lists "
+            "insights every 100 ms. Mixed reads: wrk over list, cached retrieve, trending and "
+            "my_last_viewed. bench/FINDINGS.md says what the table decided.",
+            "",
+            table,
+            "",
+        ]
+    )
 
 
 def render(figures: list[Figure], *, minutes: float, postgres: str, events: int) -> str:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import redis
 
 from insights.query_runner import query_stop
+from insights_api import wakeups
 from insights_api.redis import redis_client
 
 logger = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ class Registration:
 
     @property
     def channel(self) -> str:
-        return f"{self.key}:cancel"
+        return wakeups.channel(f"{self.key}:cancel")
 
     def is_cancelled(self) -> bool:
         return redis_client().hget(self.key, "cancelled") == b"1"
@@ -85,7 +86,7 @@ def _cancel(registration: Registration) -> bool:
         registration.key,
     )
     if marked:
-        client.publish(registration.channel, "cancel")
+        wakeups.wake(registration.channel)
         execution, stop = client.hmget(registration.key, "execution", "stop")
         if stop == b"1" and execution:
             query_stop(execution.decode())

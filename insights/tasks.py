@@ -1,4 +1,4 @@
-"""Celery tasks of the insights app: asynchronous query runs."""
+"""Celery tasks of the insights app: query runs, on the `queries` queue of the query workers."""
 
 from __future__ import annotations
 
@@ -6,40 +6,18 @@ from typing import Any
 
 from celery import shared_task
 
-from accounts.models import Project
-from insights.cancellation import query_registration
-from insights.query_nodes import query_parse
-from insights.query_runner import QueryCancelled, QueryTimedOut, query_run, query_status_set
-from insights.trends import UnsupportedQuery
+from insights.query_execution import query_run_perform
+from insights.query_runner import RefreshMode
 
 
-@shared_task(name="insights.run_query", acks_late=True)
-def run_query(
-    *, project_id: int, query: dict[str, Any], query_id: str, user_id: int, client_query_id: str | None
+# Acknowledged when done, so a query worker holds no more runs than it computes (no run waits in one
+# worker's buffer while another worker is free). A run whose worker dies is not redelivered: its
+# dispatcher sees the lapsed lease and answers 503, and a redelivery would find the run `lost`.
+@shared_task(name="insights.execute_query", acks_late=True, reject_on_worker_lost=False, ignore_result=True)
+def execute_query(
+    *, run_id: str, project_id: int, query: dict[str, Any], refresh: RefreshMode, execution_id: str
 ) -> None:
-    """Compute a query for `refresh=async` and record its status; a cancel of its client_query_id
-    stops the statement (nobody waits on it but the status route)."""
-    project = Project.objects.get(id=project_id)
-    execution = f"query-async:{project_id}:{query_id}"
-    query_status_set(project_id=project_id, query_id=query_id)
-    try:
-        if client_query_id:
-            with query_registration(project_id=project_id, user_id=user_id, client_query_id=client_query_id,
-                                    execution_id=execution, stop_on_cancel=True):  # fmt: skip
-                outcome = query_run(
-                    project=project,
-                    node=query_parse(query),
-                    refresh="force_blocking",
-                    execution_key=execution,
-                )
-        else:
-            outcome = query_run(
-                project=project, node=query_parse(query), refresh="force_blocking", execution_key=execution
-            )
-    except (QueryCancelled, QueryTimedOut, UnsupportedQuery) as exc:
-        message = "Query cancelled." if isinstance(exc, QueryCancelled) else str(exc) or "Query timed out."
-        query_status_set(
-            project_id=project_id, query_id=query_id, complete=True, error=True, error_message=message
-        )
-        return
-    query_status_set(project_id=project_id, query_id=query_id, complete=True, **outcome.as_json())
+    """Compute one query run of the query lane (insights/query_execution.py)."""
+    query_run_perform(
+        run_id=run_id, project_id=project_id, query=query, refresh=refresh, execution_id=execution_id
+    )

@@ -89,4 +89,4 @@ def _count_unknown(name: str | None = None, **_: Any) -> None:
 @signals.worker_ready.connect
 def _serve_worker_metrics(**_: Any) -> None:
     if settings.WORKER_METRICS_PORT:
-        start_http_server(settings.WORKER_METRICS_PORT, registry=metrics_registry(rollup_lag=False))
+        start_http_server(settings.WORKER_METRICS_PORT, registry=metrics_registry(shared_state=False))

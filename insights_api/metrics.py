@@ -41,6 +41,17 @@ QUERY_CANCELLATIONS = Counter(
     "Cancel requests by effect: waiter (one request stopped waiting), backend (the database work stopped).",
     ["effect"],
 )
+QUERY_LANE_WAIT = Histogram(
+    "insights_query_lane_wait_seconds",
+    "How long a query execution waited for its project's turn in the query lane.",
+    ["project"],
+    buckets=(0.005, 0.05, 0.25, 1, 2.5, 5, 10, 20, 30, 60),
+)
+QUERY_LANE_REJECTIONS = Counter(
+    "insights_query_lane_rejections_total",
+    "Result requests answered 429 too_many_concurrent_queries: no turn came within the queue bound.",
+    ["project"],
+)
 CELERY_TASKS = Counter(
     "insights_celery_tasks_total",
     "Celery task outcomes of every task (success, failure, retry, revoked, rejected), from Celery's signals.",
@@ -74,6 +85,39 @@ class RollupLagCollector:
         )
 
 
+class LaneCollector:
+    """`insights_query_lane_running` and `insights_query_lane_waiting`, per lane and project: turns
+    running and waiting right now, read from Redis at scrape time (the lanes' state lives there, so
+    every process of every machine reports the same numbers)."""
+
+    def describe(self) -> list[GaugeMetricFamily]:
+        return []
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        import redis
+
+        from insights_api.lanes import LANES
+
+        running = GaugeMetricFamily(
+            "insights_query_lane_running", "Turns running in a lane, by project.", labels=["lane", "project"]
+        )
+        waiting = GaugeMetricFamily(
+            "insights_query_lane_waiting",
+            "Turns waiting in a lane's queue, by project.",
+            labels=["lane", "project"],
+        )
+        try:
+            for lane in LANES.values():
+                for state in lane.states():
+                    running.add_metric([lane.name, state.tenant], state.running)
+                    waiting.add_metric([lane.name, state.tenant], state.waiting)
+        except redis.exceptions.RedisError:
+            logger.warning("Lane metrics unavailable: Redis unreachable")
+            return
+        yield running
+        yield waiting
+
+
 class _ThisProcess:
     """This process's own samples (the metrics above), for a registry built per scrape."""
 
@@ -84,15 +128,17 @@ class _ThisProcess:
         return REGISTRY.collect()
 
 
-def metrics_registry(*, rollup_lag: bool = True) -> CollectorRegistry:
+def metrics_registry(*, shared_state: bool = True) -> CollectorRegistry:
     """What a scrape exposes. With PROMETHEUS_MULTIPROC_DIR set (gunicorn's and Celery's processes),
-    the samples of every process writing there, aggregated; else this process's own. `rollup_lag`
-    adds the gauge read from PostgreSQL (the web processes serve it; a worker's exporter does not)."""
+    the samples of every process writing there, aggregated; else this process's own. `shared_state`
+    adds the gauges read from PostgreSQL and Redis (the web processes serve them; a worker's exporter
+    does not)."""
     registry = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         multiprocess.MultiProcessCollector(registry)
     else:
         registry.register(_ThisProcess())
-    if rollup_lag:
+    if shared_state:
         registry.register(RollupLagCollector())
+        registry.register(LaneCollector())
     return registry

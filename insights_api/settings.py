@@ -96,11 +96,10 @@ DATABASES["default"].setdefault("OPTIONS", {}).update(
         "pool": (
             {
                 "min_size": 1,
-                # Two per gunicorn thread: a coalesced execution's work runs on a thread of its own,
-                # beside the request threads (insights_api/api/coalescing.py); waiters hold none.
-                "max_size": env_int(
-                    "DATABASE_POOL_MAX_SIZE", 2 * env_int("WEB_THREADS", 8, minimum=1), minimum=1
-                ),
+                # A request holds one only while it works, never while it waits (queries run on the
+                # query workers); a gevent process serves many requests at once, and the pool bounds
+                # how many of them reach PostgreSQL together.
+                "max_size": env_int("DATABASE_POOL_MAX_SIZE", 16, minimum=1),
                 # How long a request waits for a connection before it answers 503. While PostgreSQL
                 # is down every request waits this long, so it is short: clients fail fast and retry.
                 "timeout": env_float("DATABASE_POOL_TIMEOUT_SECONDS", 2.0, minimum=0.1),
@@ -169,6 +168,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {
     "retry_policy": {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
 }
+# Query runs go to the query workers (`celery worker -Q queries`), the lane's bounded capacity; every
+# other task to the default queue. Deployments that share a broker give each its own QUERY_QUEUE.
+QUERY_QUEUE = env_str("QUERY_QUEUE", "queries")
+CELERY_TASK_ROUTES = {"insights.execute_query": {"queue": QUERY_QUEUE}}
 CELERY_BEAT_SCHEDULE = {
     "rollup-views": {
         "task": "viewtracking.rollup_views",
@@ -239,8 +242,13 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
-# --- Queries and coalescing (SPEC §6) ---------------------------------------------------------------
+# --- Queries, coalescing and the query lane (SPEC §6, §9) --------------------------------------------
+# Bounds one query run in the database; never the wait for its turn.
 QUERY_TIMEOUT_MS = env_int("QUERY_TIMEOUT_MS", 30_000, minimum=100)
+# Query runs of one project running at once (insights/query_execution.py); the others queue in
+# arrival order, each request for at most QUERY_QUEUE_TIMEOUT_SECONDS before a 429.
+QUERY_CONCURRENCY_PER_PROJECT = env_int("QUERY_CONCURRENCY_PER_PROJECT", 2, minimum=1)
+QUERY_QUEUE_TIMEOUT_SECONDS = env_float("QUERY_QUEUE_TIMEOUT_SECONDS", 30.0, minimum=0.1)
 # Identical concurrent result requests run once; the leader renews its lock every heartbeat and a
 # follower takes over when the lock lapses (two heartbeats).
 COALESCING_ENABLED = env_bool("COALESCING_ENABLED", True)

@@ -34,6 +34,7 @@ PG_PORT = 15432
 REDIS_PORT = 16379
 WEB_PORT = 8000
 DEMO_EMAIL = "demo@example.com"
+GUNICORN_CONFIG = stack.ROOT / "insights_api" / "gunicorn.conf.py"
 # What `.run/env` passes on to manage.py.
 RUN_ENV_NAMES = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "SECRET_KEY")
 
@@ -312,21 +313,34 @@ def metrics_dir() -> Path:
 
 
 def start_celery(services: stack.ServiceStack, env: dict[str, str], watched: list[Watched]) -> None:
-    """A worker and beat. Both run without psycopg's pool: a pool opened in the prefork parent would
-    be shared by the children it forks."""
+    """Two workers and beat: the default worker (rollups, model calls) and the query worker, whose
+    QUERY_WORKER_CONCURRENCY processes are the query lane's capacity. All run without psycopg's
+    pool: a pool opened in the prefork parent would be shared by the children it forks."""
     celery: list[str | Path] = [stack.VENV_BIN / "celery", "-A", "insights_api"]
     celery_env = {**env, "DATABASE_POOL": "false"}
-    worker_options = "--pool prefork --concurrency 2 --without-gossip --without-mingle --without-heartbeat"
-    worker = services.enter_context(
-        stack.service(
-            "Celery worker",
-            [*celery, "worker", "--loglevel", "INFO", *worker_options.split()],
-            log=STATE / "celery-worker.log",
-            env=celery_env,
-            cwd=stack.ROOT,
-            stop_timeout=30,  # a warm shutdown lets running tasks finish
-        )
+    options = ["--pool", "prefork", "--without-gossip", "--without-mingle", "--without-heartbeat"]
+    workers = (
+        ("Celery worker", "celery", "default", os.environ.get("WORKER_CONCURRENCY", "2")),
+        (
+            "Celery query worker",
+            os.environ.get("QUERY_QUEUE", "queries"),
+            "queries",
+            os.environ.get("QUERY_WORKER_CONCURRENCY", "2"),
+        ),
     )
+    for name, queue, node, concurrency in workers:
+        worker = services.enter_context(
+            stack.service(
+                name,
+                [*celery, "worker", "--loglevel", "INFO", "--queues", queue, "--hostname", f"{node}@%h",
+                 "--concurrency", concurrency, *options],
+                log=STATE / f"celery-{node}.log",
+                env=celery_env,
+                cwd=stack.ROOT,
+                stop_timeout=30,  # a warm shutdown lets running tasks finish
+            )
+        )  # fmt: skip
+        watched.append(Watched(name, lambda worker=worker: not worker.exited(), worker.log))
     beat = services.enter_context(
         stack.service(
             "Celery beat",
@@ -336,30 +350,24 @@ def start_celery(services: stack.ServiceStack, env: dict[str, str], watched: lis
             cwd=stack.ROOT,
         )
     )
-    watched.append(Watched("Celery worker", lambda: not worker.exited(), worker.log))
     watched.append(Watched("Celery beat", lambda: not beat.exited(), beat.log))
 
 
 def start_web(services: stack.ServiceStack, env: dict[str, str], port: int, watched: list[Watched]) -> str:
-    """gunicorn on 127.0.0.1:`port`; returns its base URL. The app's logging (a line per request)
-    goes to the terminal; gunicorn's error log, which says why it stopped, to a file."""
+    """gunicorn on 127.0.0.1:`port` (insights_api/gunicorn.conf.py: gevent processes); returns its
+    base URL. The app's logging (a line per request) goes to the terminal; gunicorn's error log,
+    which says why it stopped, to a file."""
     log = STATE / "gunicorn.log"
     log.touch(mode=0o600)  # before gunicorn creates it world-readable
-    argv: list[str | Path] = [stack.VENV_BIN / "gunicorn", "insights_api.wsgi:application"]
-    argv += ["--bind", f"127.0.0.1:{port}", "--workers", os.environ.get("WEB_CONCURRENCY", "2")]
-    # Threads: a coalescing follower waits for its leader, and must not hold a whole process meanwhile.
-    argv += ["--threads", os.environ.get("WEB_THREADS", "8")]
+    argv: list[str | Path] = [
+        stack.VENV_BIN / "gunicorn",
+        "--config",
+        GUNICORN_CONFIG,
+        "insights_api.wsgi:application",
+    ]
     # The app logs one line per request itself (with its request id), so gunicorn's access log is off.
-    argv += ["--no-control-socket", "--error-logfile", str(log)]
-    web = services.enter_context(
-        stack.service(
-            "gunicorn",
-            argv,
-            log=None,
-            env=env,
-            cwd=stack.ROOT,
-        )
-    )
+    argv += ["--bind", f"127.0.0.1:{port}", "--error-logfile", str(log)]
+    web = services.enter_context(stack.service("gunicorn", argv, log=None, env=env, cwd=stack.ROOT))
     watched.append(Watched("gunicorn", lambda: not web.exited(), log))
     return f"http://127.0.0.1:{port}"
 

@@ -177,13 +177,14 @@ def llm(llm_stub: LLMStub, settings: Any) -> Iterator[LLMStub]:
 def celery_worker(
     django_db_setup: None, llm_stub: LLMStub, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[None]:
-    """A real Celery worker process, on the real broker, using the test database. Tests that use it
-    must commit their data (`transaction=True`)."""
+    """A real Celery worker process, on the real broker, using the test database, serving both the
+    default queue and the query lane's. Tests that use it must commit their data (`transaction=True`)."""
     log = tmp_path_factory.mktemp("celery") / "worker.log"
     with celery_worker_process(
         log,
         name="test",
         concurrency=4,
+        queues=f"celery,{django_settings.QUERY_QUEUE}",
         OPENAI_BASE_URL=f"{llm_stub.base_url}/v1",
         ANTHROPIC_BASE_URL=llm_stub.base_url,
         OPENAI_API_KEY="test-key",

@@ -12,17 +12,20 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psycopg
 from django.db import connection
+
+GUNICORN_CONFIG = Path(__file__).resolve().parent.parent / "insights_api" / "gunicorn.conf.py"
 
 
 def free_port() -> int:
@@ -85,10 +88,11 @@ def redis_server(workdir: Path, *, port: int | None = None) -> Iterator[RedisPro
 
 @contextmanager
 def celery_worker(
-    log: Path, *, name: str, pool: str = "threads", concurrency: int = 2, **env: str
+    log: Path, *, name: str, pool: str = "threads", concurrency: int = 2, queues: str = "celery", **env: str
 ) -> Iterator[subprocess.Popen]:
-    """A real Celery worker process on the test database (pool off, as workers run it), ready when the
-    block starts; `env` adds or overrides settings (broker, providers, ...). Stopped on exit."""
+    """A real Celery worker process on the test database (pool off, as workers run it), consuming
+    `queues`, ready when the block starts; `env` adds or overrides settings (broker, providers, ...).
+    Stopped on exit."""
     environment = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "insights_api.settings_test",
@@ -98,7 +102,7 @@ def celery_worker(
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "insights_api", "worker", "--pool", pool, "--concurrency",
-         str(concurrency), "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "INFO",
+         str(concurrency), "--queues", queues, "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "INFO",
          "-n", f"{name}-{os.getpid()}-{random.randrange(10**6)}@%h"],
         env=environment, stdout=log.open("w"), stderr=subprocess.STDOUT,
     )  # fmt: skip
@@ -122,6 +126,8 @@ class LiveServer:
     url: str
     process: subprocess.Popen
     log: Path
+    query_worker: subprocess.Popen | None = None
+    query_worker_log: Path | None = None
 
     def call(
         self, method: str, path: str, *, key: str | None = None, body: Any = None, timeout: float = 30
@@ -171,11 +177,18 @@ def http(
 
 @contextmanager
 def live_server(
-    workdir: Path, *, redis_url: str, workers: int = 3, threads: int = 32, **env: str
+    workdir: Path,
+    *,
+    redis_url: str,
+    workers: int = 3,
+    connections: int = 1000,
+    query_workers: int = 2,
+    **env: str,
 ) -> Iterator[LiveServer]:
-    """gunicorn with `workers` processes of `threads` threads each: coalescing followers wait, so
-    many concurrent requests need many threads (one process may accept them all), and several
-    processes prove it works across them."""
+    """The service as `make run` runs it: gunicorn with `workers` gevent processes of `connections`
+    concurrent requests each (several processes prove the rules hold across them), and a query
+    worker (`celery -A insights_api worker -Q queries`) of `query_workers` processes, the query lane's
+    capacity. Both stop when the block ends."""
     port = free_port()
     log = workdir / f"gunicorn-{port}.log"
     environment = {
@@ -185,23 +198,36 @@ def live_server(
         "REDIS_URL": redis_url,
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "COALESCING_HEARTBEAT_SECONDS": "0.25",
+        # Its runs go to its own query worker alone, not to the suite's worker (which serves the
+        # in-process tests) on the same broker.
+        "QUERY_QUEUE": f"queries-{port}",
         **env,
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "insights_api.wsgi:application", "--bind", f"127.0.0.1:{port}",
-         "--workers", str(workers), "--threads", str(threads), "--no-control-socket", "--timeout", "60", "--graceful-timeout", "2"],
-        env=environment, stdout=log.open("w"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    server = LiveServer(url=f"http://127.0.0.1:{port}", process=process, log=log)
-    try:
-        _wait_for(lambda: server.call("GET", "/_health", timeout=1).status == 200, f"gunicorn ({log})")
-        yield server
-    finally:
-        process.send_signal(signal.SIGTERM)
+    query_worker_log = workdir / f"query-worker-{port}.log" if query_workers else None
+    with ExitStack() as running:
+        query_worker = None
+        if query_worker_log is not None:
+            query_worker = running.enter_context(
+                celery_worker(query_worker_log, name="queries", pool="prefork",
+                              concurrency=query_workers, queues=environment["QUERY_QUEUE"],
+                              **{**environment, "DATABASE_POOL": "false"})
+            )  # fmt: skip
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--config", str(GUNICORN_CONFIG), "insights_api.wsgi:application",
+             "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--worker-connections", str(connections),
+             "--graceful-timeout", "2"],
+            env=environment, stdout=log.open("w"), stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        server = LiveServer(f"http://127.0.0.1:{port}", process, log, query_worker, query_worker_log)
         try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+            _wait_for(lambda: server.call("GET", "/_health", timeout=1).status == 200, f"gunicorn ({log})")
+            yield server
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
 
 @contextmanager
@@ -221,6 +247,25 @@ def queries_waiting_on_events() -> int:
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
             "AND wait_event_type = 'Lock' AND query ILIKE '%insights_event%'"
         ).fetchone()[0]
+
+
+def in_threads(*calls: Any) -> tuple[list[threading.Thread], list[Any]]:
+    """Start each call on a thread of its own; returns the threads and the list their results land
+    in, in call order (each slot filled when its call returns)."""
+    results: list[Any] = [None] * len(calls)
+
+    def run(index: int, call: Any) -> None:
+        results[index] = call()
+
+    threads = [threading.Thread(target=run, args=(index, call)) for index, call in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    return threads, results
+
+
+def join(threads: list[threading.Thread], timeout: float = 90) -> None:
+    for thread in threads:
+        thread.join(timeout)
 
 
 def wait_until(condition: Any, *, timeout: float = 10, what: str = "condition") -> None:

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import exceptions, status
+from rest_framework import exceptions
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from insights.api.results import results_cached, results_later, results_now
+from insights.api.results import LANE_DOCS, RESULT_ERRORS, result_response
 from insights.api.serializers import QueryResponseSerializer, QueryRunSerializer, QueryStatusSerializer
 from insights.models import Insight
 from insights.query_nodes import InvalidQuery, query_parse
 from insights.query_runner import query_check_runnable, query_status_get
 from insights.trends import UnsupportedQuery
-from insights_api.api.coalescing import CoalescedResultMixin, Waiter
+from insights_api.api.coalescing import CoalescedResultMixin
 from insights_api.api.exceptions import InvalidRequest
 from insights_api.api.schema import error_response
 from insights_api.api.viewsets import ProjectScopedViewSet
@@ -38,7 +38,7 @@ class QueryViewSet(CoalescedResultMixin, ProjectScopedViewSet):
             "one entry per series and breakdown value with `label`, `count`, `data`, `days`, `labels` and "
             "`breakdown_value`. Results are cached per normalised query; `refresh` decides when to "
             "compute. Identical concurrent requests run once (`X-Coalesced: leader|follower|off`). A "
-            "cancel of `client_query_id` ends this request with 400 `query_cancelled`."
+            "cancel of `client_query_id` ends this request with 400 `query_cancelled`." + LANE_DOCS
         ),
         request=QueryRunSerializer,
         responses={
@@ -53,6 +53,7 @@ class QueryViewSet(CoalescedResultMixin, ProjectScopedViewSet):
                 "Invalid body or query node; or `code` `unsupported_query_kind`, `unsupported_math`, "
                 "`query_cancelled` (a cancel of `client_query_id`) or `query_timeout`."
             ),
+            **RESULT_ERRORS,
         },
         tags=TAGS,
     )
@@ -66,28 +67,12 @@ class QueryViewSet(CoalescedResultMixin, ProjectScopedViewSet):
             raise exceptions.ValidationError({"query": [str(exc)]}) from None
         except UnsupportedQuery as exc:
             raise InvalidRequest(str(exc), code=exc.code) from None
-        refresh = payload.validated_data["refresh"]
-        client_query_id = payload.validated_data.get("client_query_id")
-        if refresh in ("async", "force_async"):
-            body = results_later(
-                project=self.project,
-                node=node,
-                refresh=refresh,
-                user_id=request.user.pk,
-                client_query_id=client_query_id,
-            )
-            return Response(
-                body, status=status.HTTP_200_OK if body["query_status"] is None else status.HTTP_202_ACCEPTED
-            )
-        cached = results_cached(project=self.project, node=node, refresh=refresh)
-        if cached is not None:  # nothing to compute: answer without coalescing
-            return self.uncoalesced(cached)
-        return self.coalesced(
-            lambda execution: (
-                200,
-                results_now(project=self.project, node=node, refresh=refresh, execution_key=execution),
-            ),
-            waiter=Waiter(self.project.id, request.user.pk, client_query_id),
+        return result_response(
+            self,
+            node=node,
+            refresh=payload.validated_data["refresh"],
+            client_query_id=payload.validated_data.get("client_query_id"),
+            render=lambda fields: fields,
         )
 
     @extend_schema(

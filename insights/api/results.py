@@ -1,14 +1,31 @@
-"""Query results for API responses, shared by `POST …/query/` and insight retrieve."""
+"""Answering a result request — insight retrieve and `POST …/query/` — with one flow (SPEC §6, §9).
+
+1. `async` / `force_async`: a fresh cached result (`async` only), else start a run in the query lane
+   and answer its status at once.
+2. A fresh cached result (`blocking`) or whatever is cached (`force_cache`): answered at once,
+   without coalescing (nothing to compute).
+3. Otherwise the request coalesces with identical ones and the one execution takes its project's
+   turn in the query lane (insights/query_execution.py). Each caller waits for its turn at most
+   QUERY_QUEUE_TIMEOUT_SECONDS (then 429 `too_many_concurrent_queries`, with Retry-After); a cancel
+   of its `client_query_id` ends its wait at once (400 `query_cancelled`).
+"""
 
 from __future__ import annotations
 
-import uuid
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import redis
+from django.conf import settings
 from kombu.exceptions import OperationalError as BrokerUnavailable
+from rest_framework import exceptions, status
+from rest_framework.response import Response
 
 from accounts.models import Project
+from insights.cancellation import Registration, query_registration
+from insights.query_execution import QueryLost, QueryTurnTimeout, query_execute, query_start_later
 from insights.query_nodes import AnyQueryNode
 from insights.query_runner import (
     QueryCancelled,
@@ -16,74 +33,151 @@ from insights.query_runner import (
     RefreshMode,
     query_fresh_cached,
     query_run,
-    query_status_set,
+    query_stop,
 )
 from insights.trends import UnsupportedQuery
+from insights_api.api.coalescing import CallerCancelled, TurnNotReached, Waiter, WorkError
 from insights_api.api.exceptions import InvalidRequest, ServiceUnavailable
-from insights_api.celery import app as celery_app
+from insights_api.api.schema import error_response
+from insights_api.metrics import QUERY_CANCELLATIONS, QUERY_LANE_REJECTIONS
 
-RUN_QUERY_TASK = "insights.run_query"  # insights/tasks.py; sent by name
+# How the response fields of a result (`results`, `is_cached`, …) become a route's body.
+Render = Callable[[dict[str, Any]], dict[str, Any]]
+
+# What the result routes add to their OpenAPI description, and the errors of their own.
+LANE_DOCS = (
+    " Queries run in the project's lane: at most QUERY_CONCURRENCY_PER_PROJECT at once (2 by default), "
+    "the others wait in arrival order; a request that gets no turn within QUERY_QUEUE_TIMEOUT_SECONDS "
+    "(30 by default) answers 429 `too_many_concurrent_queries` with `Retry-After`. QUERY_TIMEOUT_MS "
+    "bounds the run itself (400 `query_timeout`), never the wait for a turn."
+)
+RESULT_ERRORS = {
+    429: error_response(
+        "Throttled (`throttled`), or `too_many_concurrent_queries`: no turn in the project's query lane "
+        "came within the queue bound. Retry after `Retry-After` seconds."
+    ),
+    503: error_response(
+        "PostgreSQL or Redis is unreachable, or the query's worker stopped before it finished; retry."
+    ),
+}
 
 
-def results_now(
-    *, project: Project, node: AnyQueryNode, refresh: RefreshMode, execution_key: str | None
-) -> dict[str, Any]:
-    """Results per a blocking refresh mode, as the response fields `results`, `is_cached`,
-    `last_refresh`, `timezone` and `query_status`."""
+class TooManyConcurrentQueries(exceptions.Throttled):
+    """429: no turn to run the query came within the queue bound."""
+
+    default_code = "too_many_concurrent_queries"
+
+    def __init__(self) -> None:
+        super().__init__(
+            wait=settings.QUERY_QUEUE_TIMEOUT_SECONDS,
+            detail="Too many queries of this project are running; no turn came for this one in time.",
+        )
+
+
+def result_response(
+    view: Any,
+    *,
+    node: AnyQueryNode,
+    refresh: RefreshMode,
+    client_query_id: str | None,
+    render: Render,
+    started_status: int = status.HTTP_202_ACCEPTED,
+) -> Response:
+    """The answer to a result request of `view` (a project-scoped, coalescing viewset) whose own
+    checks have passed. `render` turns the result fields into the route's body; an async run that
+    started answers `started_status`."""
+    project: Project = view.project
+    if refresh in ("async", "force_async"):
+        fields = _fresh(project, node) if refresh == "async" else None
+        if fields is None:
+            try:
+                query_status = query_start_later(
+                    project=project, node=node, refresh=refresh, user_id=view.request.user.pk,
+                    client_query_id=client_query_id,
+                )  # fmt: skip
+            except (redis.exceptions.RedisError, BrokerUnavailable):
+                raise ServiceUnavailable("Asynchronous queries need Redis; use refresh=blocking.") from None
+            fields = {"results": None, "is_cached": False, "last_refresh": None, "timezone": project.timezone,
+                      "query_status": query_status}  # fmt: skip
+        return Response(
+            render(fields), status=status.HTTP_200_OK if fields["query_status"] is None else started_status
+        )
+
+    ready = _cached(project, node, refresh)
+    if ready is not None:
+        return view.uncoalesced(render(ready))
+
+    def produce(execution: Any) -> tuple[int, dict[str, Any]]:
+        return 200, render(_computed(project, node, refresh, execution))
+
+    arrived = getattr(view.request._request, "arrived", time.monotonic())
+    waiter = Waiter(
+        arrived=arrived,
+        turn_seconds=settings.QUERY_QUEUE_TIMEOUT_SECONDS,
+        cancellation=_cancellation(project.id, view.request.user.pk, client_query_id),
+    )
     try:
-        outcome = query_run(project=project, node=node, refresh=refresh, execution_key=execution_key)
+        return view.coalesced(produce, waiter=waiter, stop=_stop)
+    except CallerCancelled:
+        QUERY_CANCELLATIONS.labels(effect="waiter").inc()
+        raise InvalidRequest("The query was cancelled.", code="query_cancelled") from None
+    except TurnNotReached:
+        QUERY_LANE_REJECTIONS.labels(project=str(project.id)).inc()
+        raise TooManyConcurrentQueries from None
+
+
+def _stop(execution_id: str) -> None:
+    """Nobody waits for this execution any more: stop its statement (a queued run is dropped by its
+    dispatcher, which sees the execution abandoned)."""
+    if query_stop(execution_id):
+        QUERY_CANCELLATIONS.labels(effect="backend").inc()
+
+
+def _cancellation(
+    project_id: int, user_id: int, client_query_id: str | None
+) -> Callable[[str], AbstractContextManager[Registration | None]]:
+    """Registers a wait under the caller's client_query_id, so that `cancel` can end it."""
+
+    def register(execution_id: str) -> AbstractContextManager[Registration | None]:
+        if client_query_id is None:
+            return nullcontext()
+        return query_registration(
+            project_id=project_id, user_id=user_id, client_query_id=client_query_id, execution_id=execution_id
+        )
+
+    return register
+
+
+def _fresh(project: Project, node: AnyQueryNode) -> dict[str, Any] | None:
+    fresh = query_fresh_cached(project=project, node=node)
+    return None if fresh is None else {**fresh.as_json(), "query_status": None}
+
+
+def _cached(project: Project, node: AnyQueryNode, refresh: RefreshMode) -> dict[str, Any] | None:
+    """The result fields without computing anything, when the refresh mode allows it: a fresh
+    cached result for `blocking`, whatever is cached (or null) for `force_cache`. None: compute."""
+    if refresh == "force_cache":
+        return {**query_run(project=project, node=node, refresh=refresh).as_json(), "query_status": None}
+    if refresh == "blocking":
+        return _fresh(project, node)
+    return None
+
+
+def _computed(project: Project, node: AnyQueryNode, refresh: RefreshMode, execution: Any) -> dict[str, Any]:
+    """The result fields of a computation in the query lane, its failures as HTTP errors: a timeout
+    is the query's own (every waiter answers it), a cancel or a refusal only this execution's."""
+    try:
+        outcome = query_execute(project=project, node=node, refresh=refresh, execution=execution)
     except QueryCancelled:
         raise InvalidRequest("The query was cancelled.", code="query_cancelled") from None
     except QueryTimedOut:
-        raise InvalidRequest(
+        raise WorkError(
             "The query ran past the time limit; narrow its date range or filters.", code="query_timeout"
         ) from None
     except UnsupportedQuery as exc:
         raise InvalidRequest(str(exc), code=exc.code) from None
+    except QueryLost:
+        raise ServiceUnavailable("The query's worker stopped before it finished; run it again.") from None
+    except QueryTurnTimeout:
+        raise TooManyConcurrentQueries from None
     return {**outcome.as_json(), "query_status": None}
-
-
-def results_cached(*, project: Project, node: AnyQueryNode, refresh: RefreshMode) -> dict[str, Any] | None:
-    """The response fields without computing anything, when the refresh mode allows it: a fresh
-    cached result for `blocking`, whatever is cached (or null) for `force_cache`. None: compute."""
-    if refresh == "force_cache":
-        return results_now(project=project, node=node, refresh=refresh, execution_key=None)
-    if refresh == "blocking":
-        fresh = query_fresh_cached(project=project, node=node)
-        return None if fresh is None else {**fresh.as_json(), "query_status": None}
-    return None
-
-
-def results_later(
-    *, project: Project, node: AnyQueryNode, refresh: RefreshMode, user_id: int, client_query_id: str | None
-) -> dict[str, Any]:
-    """`async`: the cached result if fresh (not for `force_async`), else start a run on a worker and
-    answer its status at once; poll GET …/query/{id}/ for the outcome."""
-    if refresh == "async":
-        fresh = query_fresh_cached(project=project, node=node)
-        if fresh is not None:
-            return {**fresh.as_json(), "query_status": None}
-    query_id = uuid.uuid4().hex
-    try:
-        status = query_status_set(project_id=project.id, query_id=query_id)
-        celery_app.send_task(
-            RUN_QUERY_TASK,
-            kwargs={
-                "project_id": project.id,
-                "query": node.model_dump(mode="json", exclude_none=True),
-                "query_id": query_id,
-                "user_id": user_id,
-                "client_query_id": client_query_id,
-            },
-            retry=False,
-        )
-    # RuntimeError: Celery's result consumer could not reach Redis to subscribe to the task.
-    except (BrokerUnavailable, redis.exceptions.RedisError, RuntimeError):
-        raise ServiceUnavailable("Asynchronous queries need the broker; use refresh=blocking.") from None
-    return {
-        "results": None,
-        "is_cached": False,
-        "last_refresh": None,
-        "timezone": project.timezone,
-        "query_status": status,
-    }

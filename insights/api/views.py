@@ -15,7 +15,7 @@ from rest_framework.response import Response
 
 from insights.api.cancel_actions import InsightCancelActions
 from insights.api.metadata_actions import InsightMetadataActions
-from insights.api.results import results_cached, results_later, results_now
+from insights.api.results import LANE_DOCS, RESULT_ERRORS, result_response
 from insights.api.serializers import (
     ActivityLogSerializer,
     InsightBasicSerializer,
@@ -42,7 +42,7 @@ from insights.selectors import (
     insights_order,
 )
 from insights.trends import UnsupportedQuery
-from insights_api.api.coalescing import CoalescedResultMixin, Waiter
+from insights_api.api.coalescing import CoalescedResultMixin
 from insights_api.api.schema import error_response
 from insights_api.api.viewsets import ProjectScopedViewSet
 from tagging.normalization import normalize_tags
@@ -50,6 +50,8 @@ from tagging.selectors import insights_annotate_tags
 from viewtracking.selectors import insights_annotate_last_viewed_at
 
 TAGS = ["insights"]
+# The result fields of an insight whose query this service cannot run.
+NO_RESULTS = {"results": None, "is_cached": False, "last_refresh": None, "query_status": None}
 # `{id}` takes a numeric id or a short_id.
 ID_LOOKUP_REGEX = r"[A-Za-z0-9]+"
 
@@ -130,7 +132,7 @@ class InsightViewSet(
             "with its query's results under `result` (TrendsQuery insights; other kinds answer "
             "`result: null`). `refresh` works as on the query route. Identical concurrent requests run "
             "once (`X-Coalesced`), each caller's access checked first. A cancel of `client_query_id` ends "
-            "this request with 400 `query_cancelled`."
+            "this request with 400 `query_cancelled`." + LANE_DOCS
         ),
         parameters=[InsightRetrieveQuerySerializer],
         responses={
@@ -139,6 +141,7 @@ class InsightViewSet(
                 "Invalid `refresh` or `client_query_id`; or `code` `query_cancelled` (a cancel of "
                 "`client_query_id`) or `query_timeout`."
             ),
+            **RESULT_ERRORS,
         },
         tags=TAGS,
     )
@@ -148,10 +151,6 @@ class InsightViewSet(
         found = self.get_object(self.get_project_queryset().values("id", "query"))
         params = InsightRetrieveQuerySerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
-        refresh, client_query_id = (
-            params.validated_data["refresh"],
-            params.validated_data.get("client_query_id"),
-        )
         node = runnable_query(found["query"])
 
         def with_results(results: dict[str, Any]) -> dict[str, Any]:
@@ -160,31 +159,16 @@ class InsightViewSet(
                 raise exceptions.NotFound("Insight not found.")
             return {**self.render_insights([insight])[0], **_as_insight_result(results)}
 
-        if node is not None and refresh in ("async", "force_async"):
-            results = results_later(
-                project=self.project,
-                node=node,
-                refresh=refresh,
-                user_id=request.user.pk,
-                client_query_id=client_query_id,
-            )
-            return Response(with_results(results))
-
-        ready = (
-            {"results": None, "is_cached": False, "last_refresh": None, "timezone": self.project.timezone,
-             "query_status": None}
-            if node is None
-            else results_cached(project=self.project, node=node, refresh=refresh)
-        )  # fmt: skip
-        if ready is not None:  # nothing to compute: answer without coalescing
-            return self.uncoalesced(with_results(ready))
-
-        def produce(execution: str | None) -> tuple[int, dict[str, Any]]:
-            return 200, with_results(
-                results_now(project=self.project, node=node, refresh=refresh, execution_key=execution)
-            )
-
-        return self.coalesced(produce, waiter=Waiter(self.project.id, request.user.pk, client_query_id))
+        if node is None:  # a kind this service cannot run: nothing to compute or share
+            return self.uncoalesced(with_results(NO_RESULTS | {"timezone": self.project.timezone}))
+        return result_response(
+            self,
+            node=node,
+            refresh=params.validated_data["refresh"],
+            client_query_id=params.validated_data.get("client_query_id"),
+            render=with_results,
+            started_status=status.HTTP_200_OK,  # an insight is answered whether or not its results are ready
+        )
 
     @extend_schema(
         summary="Create an insight",

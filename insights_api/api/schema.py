@@ -102,7 +102,7 @@ HEADERS: dict[str, dict[str, Any]] = {
         "schema": {"type": "string"},
     },
     "Retry-After": {
-        "description": "Seconds until the budget allows another request.",
+        "description": "Seconds to wait before retrying (the budget's window, or the query lane's queue bound).",
         "required": True,
         "schema": {"type": "integer", "minimum": 1},
     },

@@ -49,10 +49,12 @@ class Stack:
         backend = RedisBackend(app=_publisher, url=self.env["CELERY_RESULT_BACKEND"])
         return _publisher.AsyncResult(sent.id, backend=backend)
 
-    def worker_lines(self) -> list[dict[str, Any]]:
-        """The worker's log lines after its start-up banner, parsed: each must be a JSON object."""
-        lines = self.worker_log.read_text().splitlines()
-        return [json.loads(line) for line in lines if line.startswith("{")]
+    def worker_lines(self, *, queries: bool = False) -> list[dict[str, Any]]:
+        """The log lines of the worker (or, with `queries`, of the query worker) after its start-up
+        banner, parsed: each must be a JSON object."""
+        log = self.server.query_worker_log if queries else self.worker_log
+        assert log is not None
+        return [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
 
     def server_lines(self) -> list[dict[str, Any]]:
         """The app's log lines in gunicorn's output (gunicorn's own lines are not JSON)."""
@@ -80,9 +82,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, django_db_setup: None) -> It
                 workdir / "worker.log", name="ecosystem", **env, WORKER_METRICS_PORT=str(worker_metrics_port)
             )
         )
-        server = running.enter_context(
-            live_server(workdir, workers=2, threads=8, redis_url=env["REDIS_URL"], **env)
-        )
+        server = running.enter_context(live_server(workdir, workers=2, redis_url=env["REDIS_URL"], **env))
         started = Stack(
             server=server,
             env=env,

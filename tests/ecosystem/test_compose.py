@@ -16,12 +16,13 @@ import yaml
 from django.urls import resolve
 
 ROOT = Path(__file__).resolve().parents[2]
-APP_SERVICES = ("migrate", "web", "worker", "beat")
-LONG_RUNNING = ("postgres", "redis", "web", "worker", "beat", "proxy")
+APP_SERVICES = ("migrate", "web", "worker", "query-worker", "beat")
+LONG_RUNNING = ("postgres", "redis", "web", "worker", "query-worker", "beat", "proxy")
+WORKERS = ("worker", "query-worker")
 # Variables an app container gets that settings.py does not read, and who reads them instead.
 READ_ELSEWHERE = {
     "PROMETHEUS_MULTIPROC_DIR": "prometheus_client (insights_api/metrics.py) and docker/entrypoint.sh",
-    "WEB_CONCURRENCY": "gunicorn (its number of worker processes)",
+    "WEB_CONCURRENCY": "gunicorn (its number of worker processes; insights_api/gunicorn.conf.py)",
 }
 
 
@@ -65,7 +66,7 @@ def command_of(service: dict[str, Any], dockerfile: list[tuple[str, str]]) -> li
 
 
 def test_the_stack_has_every_part_and_only_the_proxy_is_published(services):
-    assert set(services) == {"postgres", "redis", "migrate", "web", "worker", "beat", "proxy"}
+    assert set(services) == {"postgres", "redis", "migrate", "web", "worker", "query-worker", "beat", "proxy"}
     assert [name for name, service in services.items() if "ports" in service] == ["proxy"]
     for name in APP_SERVICES:
         assert services[name]["image"] == "insights-api:latest" and services[name]["build"] == ".", name
@@ -83,9 +84,11 @@ def test_every_long_running_service_has_a_health_check_and_restarts(services):
 def test_health_checks_ask_the_right_questions(services):
     web = " ".join(services["web"]["healthcheck"]["test"])
     worker = " ".join(services["worker"]["healthcheck"]["test"])
+    query_worker = " ".join(services["query-worker"]["healthcheck"]["test"])
     readiness = re.search(r"http://127\.0\.0\.1:8000(/\S+?)'", web).group(1)
     assert resolve(readiness).url_name == "ready"  # PostgreSQL and Redis reachable, not just "up"
     assert "inspect ping -d celery@$$HOSTNAME" in worker  # this worker, not any worker
+    assert "inspect ping -d queries@$$HOSTNAME" in query_worker
     assert "pg_isready" in services["postgres"]["healthcheck"]["test"][1]
     assert services["redis"]["healthcheck"]["test"][1:] == ["redis-cli", "ping"]
     assert "/nginx-health" in services["proxy"]["healthcheck"]["test"][-1]
@@ -93,7 +96,7 @@ def test_health_checks_ask_the_right_questions(services):
 
 
 def test_nothing_starts_before_what_it_needs_is_ready(services):
-    for name in ("web", "worker", "beat"):
+    for name in ("web", *WORKERS, "beat"):
         assert services[name]["depends_on"] == {
             "migrate": {"condition": "service_completed_successfully"},
             "postgres": {"condition": "service_healthy"},
@@ -133,10 +136,11 @@ def test_the_environment_wires_the_containers_together(services):
     assert len({env["REDIS_URL"], env["CELERY_BROKER_URL"], env["CELERY_RESULT_BACKEND"]}) == 3
     assert env["ALLOWED_HOSTS"].startswith("127.0.0.1,")  # the health check's own requests
     assert env["BEHIND_PROXY"] == "true" and env["LOG_FORMAT"] == "json"
-    for name in ("worker", "beat"):  # forked processes must not share a pool opened before the fork
+    for name in (*WORKERS, "beat"):  # forked processes must not share a pool opened before the fork
         assert services[name]["environment"]["DATABASE_POOL"] == "false", name
-    assert services["worker"]["environment"]["WORKER_METRICS_PORT"] == "9100"
-    assert "9100" in services["worker"]["expose"]
+    for name in WORKERS:
+        assert services[name]["environment"]["WORKER_METRICS_PORT"] == "9100"
+        assert "9100" in services[name]["expose"]
 
 
 def test_each_container_runs_a_command_this_repository_provides(services, dockerfile):
@@ -147,10 +151,18 @@ def test_each_container_runs_a_command_this_repository_provides(services, docker
     assert commands["web"][0] == "gunicorn" and importlib.util.find_spec(module) is not None
     assert attribute in (ROOT / Path(*module.split("."))).with_suffix(".py").read_text()
     assert commands["migrate"][:3] == ["python", "manage.py", "migrate"] and (ROOT / "manage.py").is_file()
-    for name in ("worker", "beat"):
+    config = commands["web"][commands["web"].index("--config") + 1]
+    assert (ROOT / config).is_file() and 'worker_class = "gevent"' in (ROOT / config).read_text()
+    for name in (*WORKERS, "beat"):
         assert commands[name][:3] == ["celery", "-A", "insights_api"], name
         assert "app = Celery(" in (ROOT / "insights_api" / "celery.py").read_text()
     assert commands["worker"][3] == "worker" and commands["beat"][3] == "beat"
+    # Each worker serves its own queue: the query lane's capacity is the query workers' alone.
+    assert commands["worker"][commands["worker"].index("--queues") + 1] == "celery"
+    assert commands["query-worker"][commands["query-worker"].index("--queues") + 1] == "queries"
+    from django.conf import settings
+
+    assert settings.CELERY_TASK_ROUTES == {"insights.execute_query": {"queue": "queries"}}
     assert "--scale" in (ROOT / "docker-compose.yml").read_text()  # the file says how to scale
 
 

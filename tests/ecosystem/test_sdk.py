@@ -317,7 +317,6 @@ def test_a_throttled_call_arrives_as_429_with_retry_after(sdk, stack, client_of,
         tmp_path,
         redis_url=stack.env["REDIS_URL"],
         workers=1,
-        threads=4,
         **{**stack.env, "THROTTLE_AI_PER_PROJECT": "1/hour"},
     ) as strict:
         client = client_of(owner, url=strict.url)

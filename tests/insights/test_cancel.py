@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from insights.cancellation import query_registration
-from insights_api.redis import redis_client
+from insights_api.wakeups import WAKEUPS
 
 pytestmark = pytest.mark.django_db
 
@@ -43,15 +43,11 @@ def test_cancelling_a_running_query_answers_true_and_marks_it(cancel, running):
 
 
 def test_the_waiter_is_woken_at_once(cancel, running):
-    with running("wake-me") as registration:
-        listener = redis_client().pubsub()
-        listener.subscribe(registration.channel)
-        listener.get_message(timeout=1)  # the subscription confirmation
+    with running("wake-me") as registration, WAKEUPS.watching([registration.channel]) as woken:
         cancel({"client_query_id": "wake-me"})
-        message = listener.get_message(timeout=2)
-        listener.close()
+        woken_within_two_seconds = woken.wait(2)
 
-    assert message is not None and message["data"] == b"cancel"
+    assert woken_within_two_seconds
 
 
 def test_nothing_running_answers_false(cancel):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import http.client
 import os
 import signal
-import threading
 import time
 from collections import Counter
 from datetime import timedelta
@@ -17,10 +16,17 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from accounts.services import personal_api_key_create
 from insights.models import Event
 from insights_api.redis import redis_client
-from tests.live import events_table_locked, live_server, queries_waiting_on_events, redis_server, wait_until
+from tests.live import (
+    events_table_locked,
+    in_threads,
+    join,
+    live_server,
+    queries_waiting_on_events,
+    redis_server,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
 
@@ -48,15 +54,9 @@ def one_request_per_process(tmp_path_factory, django_db_setup, django_db_blocker
     from django.conf import settings
 
     with live_server(
-        tmp_path_factory.mktemp("live-sync"), redis_url=settings.REDIS_URL, threads=1
+        tmp_path_factory.mktemp("live-sync"), redis_url=settings.REDIS_URL, connections=1
     ) as running:
         yield running
-
-
-@pytest.fixture
-def keys(owner, teammate, stranger):
-    return {user.email.split("@")[0]: personal_api_key_create(user=user, label="live", scopes=["*"]).secret
-            for user in (owner, teammate, stranger)}  # fmt: skip
 
 
 @pytest.fixture
@@ -69,30 +69,12 @@ def insight_path(project, make_insight):
     return f"/api/projects/{project.id}/insights/{insight.id}/"
 
 
-def in_threads(*calls):
-    """Start each call in its own thread; returns the list their results land in, in call order."""
-    results: list = [None] * len(calls)
-
-    def run(index, call):
-        results[index] = call()
-
-    threads = [threading.Thread(target=run, args=(index, call)) for index, call in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    return threads, results
-
-
 def dropped(call):
     """A call whose server process is killed on purpose: the connection drops."""
     try:
         return call()
     except (ConnectionError, http.client.HTTPException):
         return None
-
-
-def join(threads):
-    for thread in threads:
-        thread.join(60)
 
 
 def test_ten_identical_requests_from_two_users_run_the_query_once(server, keys, insight_path):

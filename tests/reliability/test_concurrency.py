@@ -147,7 +147,7 @@ def test_a_dashboard_of_distinct_insights_loading_at_once_never_starves_the_conn
         make_insight(name=f"Tile {n}", query={"kind": "InsightVizNode", "source": {**TRENDS, "dateRange": {"date_from": f"-{n + 1}d"}}}).id
         for n in range(24)
     ]  # fmt: skip
-    with live_server(tmp_path, redis_url=settings.REDIS_URL, workers=1, threads=8, DJANGO_SETTINGS_MODULE="insights_api.settings",
+    with live_server(tmp_path, redis_url=settings.REDIS_URL, workers=1, DJANGO_SETTINGS_MODULE="insights_api.settings",
                      THROTTLE_BURST="100000/minute", CACHE_KEY_PREFIX=f"dashboard-{uuid.uuid4().hex}") as server:  # fmt: skip
         answers: list = []
 

@@ -59,7 +59,6 @@ def test_requests_fail_fast_while_postgres_is_down_and_the_service_recovers_with
             tmp_path,
             redis_url=settings.REDIS_URL,
             workers=2,
-            threads=8,
             DATABASE_URL=pg.url(),
             DJANGO_SETTINGS_MODULE="insights_api.settings",
             THROTTLE_BURST="100000/minute",

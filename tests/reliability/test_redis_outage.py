@@ -48,7 +48,7 @@ def stack(tmp_path, llm, org, owner):
         base = redis.url.rsplit("/", 1)[0]
         queues = {"broker": f"{base}/1", "backend": f"{base}/2"}
         with (
-            celery_worker(tmp_path, **queues, **ai),
+            celery_worker(tmp_path, **queues, REDIS_URL=f"{base}/0", **ai),
             live_server(tmp_path, redis_url=f"{base}/0", workers=1, AI_PROVIDER="openai",
                         AI_METADATA_DEADLINE_SECONDS=str(DEADLINE), CELERY_BROKER_URL=queues["broker"],
                         CELERY_RESULT_BACKEND=queues["backend"], **ai) as server,

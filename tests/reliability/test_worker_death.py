@@ -47,7 +47,8 @@ def redis_base(tmp_path) -> Iterator[str]:
 
 @pytest.fixture
 def broker(redis_base) -> dict[str, str]:
-    return {"broker": f"{redis_base}/1", "backend": f"{redis_base}/2"}
+    """What a worker of the private Redis is started with (replies to requests go through db 0)."""
+    return {"broker": f"{redis_base}/1", "backend": f"{redis_base}/2", "REDIS_URL": f"{redis_base}/0"}
 
 
 @pytest.fixture

@@ -1,0 +1,32 @@
+"""How gunicorn serves the API wherever it runs (`make run`, the image, the tests, the benchmarks):
+
+    gunicorn -c insights_api/gunicorn.conf.py insights_api.wsgi:application --bind HOST:PORT
+
+gevent workers: a request that waits — for its turn in the query lane, for an identical request's
+answer, for a model's reply — is a greenlet asleep on its process's one Redis subscription, holding
+no thread, no database connection and no slot that other requests need. psycopg and redis-py
+cooperate with gevent's monkey-patching, which gunicorn applies in each worker before it loads the
+app. (bench/FINDINGS.md: the alternatives measured, threads and ASGI among them.)
+
+Read as a file, not imported as a module: importing the `insights_api` package here, in the master
+process, would import Celery before the workers are patched.
+"""
+
+import os
+
+
+def _positive(name: str, default: int) -> int:
+    raw = os.environ.get(name, str(default))
+    if not raw.isdigit() or int(raw) < 1:
+        raise SystemExit(f"{name} must be a positive integer, not {raw!r}")
+    return int(raw)
+
+
+worker_class = "gevent"
+workers = _positive("WEB_CONCURRENCY", 2)
+# Requests one process serves at once, waiting ones included.
+worker_connections = _positive("WEB_CONNECTIONS", 1000)
+timeout = 60
+graceful_timeout = 30
+# gunicorn 27 opens a control socket in the home directory by default; nothing here uses it.
+control_socket_disable = True
