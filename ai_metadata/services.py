@@ -22,6 +22,7 @@ from accounts.models import Project
 from ai_metadata.naming import heuristic_metadata
 from ai_metadata.providers import HEURISTIC, provider_for
 from insights.query_nodes import query_fingerprint, query_parse
+from insights_api import slots
 from insights_api.celery import app as celery_app
 from insights_api.redis import cache_get, cache_set
 from insights_api.replies import Reply
@@ -89,7 +90,8 @@ def _on_worker(*, project_id: int, provider: str, query: dict[str, Any]) -> Sugg
             retry=False,
             ignore_result=True,  # the reply comes through `reply`, not Celery's result backend
         )
-        answer = reply.wait(deadline)
+        with slots.waiting():
+            answer = reply.wait(deadline)
     except (BrokerUnavailable, redis.exceptions.RedisError):
         logger.warning("Broker unreachable; metadata falls back to the heuristic", exc_info=True)
         return None

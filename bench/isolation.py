@@ -98,6 +98,7 @@ class CrowdResult:
     answers: list[Answer]
     wall: float
     single: float
+    cpu: float  # CPU seconds the server spent on the crowd
 
     @property
     def ratio(self) -> float:
@@ -109,19 +110,27 @@ class CrowdResult:
 
 
 def crowd(
-    url: str, keys: Sequence[str], project: int, *, size: int, days: int, executions: Callable[[], int]
+    url: str,
+    keys: Sequence[str],
+    project: int,
+    *,
+    size: int,
+    days: int,
+    executions: Callable[[], int],
+    cpu: Callable[[], float] = lambda: 0.0,
 ) -> CrowdResult:
     """`size` identical force_blocking runs from the callers of `keys` (in turn), at the same moment;
-    compared with one run alone. `executions()` reads how many query executions completed so far."""
+    compared with one run alone. `executions()` reads how many query executions completed so far,
+    `cpu()` the server's CPU seconds so far."""
     path, body = f"/api/projects/{project}/query/", run_body(slow_query(days))
     alone = Client(url, keys[0])
     single = statistics.median(alone.timed("POST", path, body) for _ in range(2))
     callers = [Client(url, keys[n % len(keys)]) for n in range(size)]  # one connection each
     # Warm the server up first: the callers' connections and the server's pools for `size` requests.
     at_once([functools.partial(caller.call, "GET", "/_health") for caller in callers])
-    before = executions()
+    before, cpu_before = executions(), cpu()
     wall, answers = at_once([functools.partial(caller.call, "POST", path, body) for caller in callers])
-    return CrowdResult(size, executions() - before, answers, wall, single)
+    return CrowdResult(size, executions() - before, answers, wall, single, cpu() - cpu_before)
 
 
 # --- storm ---------------------------------------------------------------------------------------

@@ -142,16 +142,18 @@ def process_tree(root: int) -> list[int]:
     return tree
 
 
-def cpu_seconds(pids: Iterable[int]) -> float:
-    """User + system CPU seconds used so far by these processes."""
+def cpu_seconds(root: int) -> float:
+    """User + system CPU seconds used so far by `root` and its descendants, the ones that have
+    exited included: a PostgreSQL backend that served a connection and ended is reaped by the
+    postmaster, which accounts its time as its children's (cutime, cstime)."""
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0
-    for pid in pids:
+    for pid in process_tree(root):
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
+        total += sum(int(field) for field in fields[11:15])  # utime, stime, cutime, cstime
     return total / ticks
 
 

@@ -45,6 +45,7 @@ from insights.query_runner import (
     QueryTimedOut,
     RefreshMode,
     query_run,
+    query_status_lease_key,
     query_status_set,
 )
 from insights.trends import UnsupportedQuery
@@ -255,7 +256,7 @@ def query_run_perform(
     if not client.eval(_CLAIM, 2, run.key, run.alive_key, int(ALIVE_SECONDS * 1000), run.channel):
         return
     outcome: dict[str, Any]
-    with _alive(run):
+    with _lease(run.alive_key):
         try:
             project = Project.objects.get(id=project_id)
             result = query_run(
@@ -275,16 +276,16 @@ def query_run_perform(
 
 
 @contextlib.contextmanager
-def _alive(run: QueryRun) -> Iterator[None]:
-    """Renew the run's lease in the background while the block runs."""
+def _lease(key: str) -> Iterator[None]:
+    """Keep `key` alive (a lease of ALIVE_SECONDS, renewed every third of it) while the block runs."""
     done = threading.Event()
 
     def renew() -> None:
         while not done.wait(ALIVE_SECONDS / 3):
             with contextlib.suppress(redis.exceptions.RedisError):
-                redis_client().set(run.alive_key, "1", px=int(ALIVE_SECONDS * 1000))
+                redis_client().set(key, "1", px=int(ALIVE_SECONDS * 1000))
 
-    threading.Thread(target=renew, name=f"run-{run.id[:8]}", daemon=True).start()
+    threading.Thread(target=renew, name=f"lease-{key[-8:]}", daemon=True).start()
     try:
         yield
     finally:
@@ -302,6 +303,7 @@ def query_start_later(
     bounded by QUERY_QUEUE_TIMEOUT_SECONDS; a cancel of `client_query_id` stops it."""
     query_id = uuid.uuid4().hex
     status = query_status_set(project_id=project.id, query_id=query_id)  # RedisError: no Redis, no async
+    redis_client().set(query_status_lease_key(project.id, query_id), "1", px=int(ALIVE_SECONDS * 1000))
     # The run carries the request's context (its request id, on log lines and into the task) along.
     run = functools.partial(
         _run_later, project=project, node=node, refresh=refresh, query_id=query_id, user_id=user_id,
@@ -322,6 +324,7 @@ def _run_later(
     fields: dict[str, Any]
     try:
         with contextlib.ExitStack() as stack:
+            stack.enter_context(_lease(query_status_lease_key(project.id, query_id)))
             registration = (
                 stack.enter_context(query_registration(
                     project_id=project.id, user_id=user_id, client_query_id=client_query_id,

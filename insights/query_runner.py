@@ -186,6 +186,7 @@ def _date_to(source: TrendsQuery) -> str | None:
 # --- Asynchronous runs (refresh=async): status kept in Redis, work done by a Celery task ------------
 
 STATUS_TTL_SECONDS = 3600
+INTERRUPTED = "The query was interrupted before it finished; run it again."
 
 
 def query_status_key(project_id: int, query_id: str) -> str:
@@ -193,8 +194,23 @@ def query_status_key(project_id: int, query_id: str) -> str:
 
 
 def query_status_get(*, project_id: int, query_id: str) -> dict[str, Any] | None:
-    raw = redis_client().get(query_status_key(project_id, query_id))
-    return json.loads(raw) if raw else None
+    """The status of an asynchronous run. One whose dispatching process stopped before it finished
+    (its lease lapsed) is reported failed, so a client never polls an orphan for an hour."""
+    pipe = redis_client().pipeline()
+    pipe.get(query_status_key(project_id, query_id))
+    pipe.exists(query_status_lease_key(project_id, query_id))
+    raw, alive = pipe.execute()
+    if raw is None:
+        return None
+    status = json.loads(raw)
+    if not status["complete"] and not alive:
+        status.update(complete=True, error=True, error_message=INTERRUPTED)
+    return status
+
+
+def query_status_lease_key(project_id: int, query_id: str) -> str:
+    """Renewed by the process dispatching the run for as long as it runs."""
+    return f"{query_status_key(project_id, query_id)}:alive"
 
 
 def query_status_set(*, project_id: int, query_id: str, **fields: Any) -> dict[str, Any]:

@@ -38,6 +38,8 @@ MIDDLEWARE = [
     # Outermost: every response and log line carries the request id; every request is timed.
     "insights_api.api.request_id.RequestIdMiddleware",
     "insights_api.api.request_metrics.RequestMetricsMiddleware",
+    # A request works only with one of the process's slots; waiting, it holds none (slots.py).
+    "insights_api.slots.WorkSlotsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "insights_api.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -113,6 +115,10 @@ DATABASES["default"].setdefault("OPTIONS", {}).update(
         "options": f"-c statement_timeout={env_int('DATABASE_STATEMENT_TIMEOUT_MS', 30_000, minimum=0)}",
     }
 )
+
+# Requests of one web process that work at once, in arrival order (waiting ones hold none: the others
+# queue for a slot instead of for a connection, so keep it below DATABASE_POOL_MAX_SIZE).
+WEB_WORK_SLOTS = env_int("WEB_WORK_SLOTS", 8, minimum=1)
 
 # --- Redis: cache, throttling, coalescing, Celery broker ------------------------------------------
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -49,6 +49,7 @@ class Wakeups:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._watchers: dict[str, set[threading.Event]] = {}
+        self._generations: dict[str, int] = {}  # wake-ups delivered per watched channel
         self._listener_pid: int | None = None
         self._subscribed = threading.Event()
 
@@ -74,6 +75,13 @@ class Wakeups:
                         watchers.discard(event)
                         if not watchers:
                             del self._watchers[name]
+                            self._generations.pop(name, None)
+
+    def generation(self, name: str) -> int:
+        """How many wake-ups this process has received on a watched channel: what a waiter read
+        after the last one is still current (the waiters of one execution share their reads)."""
+        with self._lock:
+            return self._generations.get(name, 0)
 
     def _ensure_listener(self) -> bool:
         """Start the listener unless it runs; True if this call started it."""
@@ -112,6 +120,8 @@ class Wakeups:
     def _deliver(self, name: str) -> None:
         with self._lock:
             watchers = list(self._watchers.get(name, ()))
+            if watchers:
+                self._generations[name] = self._generations.get(name, 0) + 1
         for event in watchers:
             event.set()
 

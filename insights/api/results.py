@@ -36,7 +36,7 @@ from insights.query_runner import (
     query_stop,
 )
 from insights.trends import UnsupportedQuery
-from insights_api.api.coalescing import CallerCancelled, TurnNotReached, Waiter, WorkError
+from insights_api.api.coalescer import CallerCancelled, TurnNotReached, Waiter, WorkError
 from insights_api.api.exceptions import InvalidRequest, ServiceUnavailable
 from insights_api.api.schema import error_response
 from insights_api.metrics import QUERY_CANCELLATIONS, QUERY_LANE_REJECTIONS

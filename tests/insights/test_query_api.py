@@ -9,6 +9,7 @@ import pytest
 from django.utils import timezone
 
 from insights.models import Event
+from insights.query_runner import query_status_set
 
 TRENDS = {
     "kind": "TrendsQuery",
@@ -148,6 +149,17 @@ def test_an_async_run_answers_at_once_and_completes_on_a_worker(
         status = owner_api.get(f"/api/projects/{project.id}/query/{status['id']}/").json()
     assert status["complete"] is True and status["error"] is False
     assert status["results"][0]["count"] == 3
+
+
+@pytest.mark.django_db
+def test_an_async_run_whose_dispatching_process_stopped_is_reported_interrupted(owner_api, project):
+    """Nothing renews its lease any more: the status says so instead of 'not complete' for an hour."""
+    status = query_status_set(project_id=project.id, query_id="a" * 32)
+
+    answer = owner_api.get(f"/api/projects/{project.id}/query/{status['id']}/").json()
+
+    assert (answer["complete"], answer["error"]) == (True, True)
+    assert answer["error_message"] == "The query was interrupted before it finished; run it again."
 
 
 @pytest.mark.django_db

@@ -196,10 +196,14 @@ def test_the_query_timeout_bounds_the_run_never_the_wait_for_a_turn(
 def test_cheap_requests_of_another_project_answer_while_a_crowd_of_slow_queries_waits(
     tmp_path, keys, project, stranger_project, insight_path
 ):
-    """One web process with a pool of four connections, and a crowd of its project's slow queries:
-    60 distinct ones and 60 identical ones (one execution). Two run, the others queue, and all 120
-    requests wait holding no connection, while another project's lists answer."""
-    with serve(tmp_path, workers=1, DATABASE_POOL_MAX_SIZE="4") as server, events_table_locked():
+    """One web process with two work slots and a pool of four connections, and a crowd of its
+    project's slow queries: 60 distinct ones and 60 identical ones (one execution). Two run, the
+    others queue, and all 120 requests wait holding neither a slot nor a connection, while another
+    project's lists answer."""
+    with (
+        serve(tmp_path, workers=1, WEB_WORK_SLOTS="2", DATABASE_POOL_MAX_SIZE="4") as server,
+        events_table_locked(),
+    ):
         crowd, replies = in_threads(
             *[run_query(server, project, keys["owner"], days) for days in range(1, 61)],
             *[lambda: server.call("GET", f"{insight_path}?refresh=force_blocking", key=keys["teammate"], timeout=90)] * 60,
