@@ -15,13 +15,50 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-_slots: threading.BoundedSemaphore | None = None
+
+class FairSlots:
+    """A counting semaphore that serves strictly in arrival order: a released slot is handed to the
+    longest waiter, never taken by a request that arrives meanwhile (a plain semaphore lets newcomers
+    barge in, and under steady load an unlucky request then waits for seconds)."""
+
+    def __init__(self, size: int) -> None:
+        self._lock = threading.Lock()
+        self._free = size
+        self._queue: deque[threading.Event] = deque()
+
+    @property
+    def free(self) -> int:
+        return self._free
+
+    @property
+    def waiting(self) -> int:
+        return len(self._queue)
+
+    def acquire(self) -> None:
+        with self._lock:
+            if self._free and not self._queue:
+                self._free -= 1
+                return
+            handed = threading.Event()
+            self._queue.append(handed)
+        handed.wait()
+
+    def release(self) -> None:
+        with self._lock:
+            if self._queue:
+                self._queue.popleft().set()  # the slot passes straight to the longest waiter
+            else:
+                self._free += 1
+
+
+_slots: FairSlots | None = None
 _slots_pid: int | None = None
 _slots_lock = threading.Lock()
 # Whether the current request (thread, or greenlet under gevent) holds a slot. Not a context variable:
@@ -29,11 +66,11 @@ _slots_lock = threading.Lock()
 _local = threading.local()
 
 
-def _semaphore() -> threading.BoundedSemaphore:
+def _semaphore() -> FairSlots:
     global _slots, _slots_pid
     with _slots_lock:
         if _slots is None or _slots_pid != os.getpid():  # each forked process has its own
-            _slots, _slots_pid = threading.BoundedSemaphore(settings.WEB_WORK_SLOTS), os.getpid()
+            _slots, _slots_pid = FairSlots(settings.WEB_WORK_SLOTS), os.getpid()
         return _slots
 
 

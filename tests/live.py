@@ -249,6 +249,21 @@ def queries_waiting_on_events() -> int:
         ).fetchone()[0]
 
 
+def coalesced_waiters() -> int:
+    """Requests waiting right now for the answer of a running coalesced execution, in every process
+    of servers on the suite's Redis (a waiter that a killed process left behind belongs to an
+    execution whose lock has lapsed, and is not counted)."""
+    from insights_api.redis import redis_client
+
+    client = redis_client()
+    waiting = 0
+    for lock in client.scan_iter("coalesce:*:lock"):
+        token = client.get(lock)
+        if token is not None:
+            waiting += client.scard(f"{lock.decode().removesuffix(':lock')}:{token.decode()}:waiters")
+    return waiting
+
+
 def in_threads(*calls: Any) -> tuple[list[threading.Thread], list[Any]]:
     """Start each call on a thread of its own; returns the threads and the list their results land
     in, in call order (each slot filled when its call returns)."""

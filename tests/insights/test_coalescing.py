@@ -19,6 +19,7 @@ from django.utils import timezone
 from insights.models import Event
 from insights_api.redis import redis_client
 from tests.live import (
+    coalesced_waiters,
     events_table_locked,
     in_threads,
     join,
@@ -85,7 +86,7 @@ def test_ten_identical_requests_from_two_users_run_the_query_once(server, keys, 
               for n in range(10)]
         )  # fmt: skip
         wait_until(lambda: queries_waiting_on_events() == 1, what="the leader's query")
-        time.sleep(0.5)  # every request has arrived and is waiting
+        wait_until(lambda: coalesced_waiters() == 10, what="every request waiting")
         stranger = server.call("GET", url, key=keys["stranger"])
         assert queries_waiting_on_events() == 1  # one execution in the database, whatever the callers
     join(threads)
@@ -131,7 +132,7 @@ def test_a_cancel_ends_only_the_callers_wait_while_another_waiter_gets_its_answe
         more, others = in_threads(
             lambda: server.call("GET", f"{url}&client_query_id=theirs", key=keys["teammate"])
         )
-        time.sleep(0.5)
+        wait_until(lambda: coalesced_waiters() == 2, what="the teammate waiting too")
         cancel = server.call("POST", f"/api/projects/{project.id}/insights/cancel/", key=keys["owner"],
                              body={"client_query_id": "mine"})  # fmt: skip
         join(threads)
@@ -176,7 +177,7 @@ def test_a_follower_takes_over_when_the_leaders_process_dies(one_request_per_pro
         leader, _ = in_threads(lambda: dropped(lambda: server.call("GET", url, key=keys["owner"])))
         wait_until(lambda: queries_waiting_on_events() == 1, what="the leader's query")
         follower, replies = in_threads(lambda: server.call("GET", url, key=keys["teammate"]))
-        time.sleep(0.3)
+        wait_until(lambda: coalesced_waiters() == 2, what="the follower waiting")
         [lock] = [key for key in redis_client().scan_iter("coalesce:*:lock")]
         leader_pid = int(redis_client().get(lock).decode().split("-")[0])
         os.kill(leader_pid, signal.SIGKILL)

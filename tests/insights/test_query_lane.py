@@ -21,8 +21,8 @@ from django.utils import timezone
 
 from insights.models import Event
 from insights.query_execution import QUERY_LANE
-from insights_api.redis import redis_client
 from tests.live import (
+    coalesced_waiters,
     database_url,
     events_table_locked,
     in_threads,
@@ -64,18 +64,6 @@ def serve(tmp_path: Path, *, workers: int = 3, query_workers: int = 2, **env: st
                        CACHE_KEY_PREFIX=prefix, **env)  # fmt: skip
 
 
-def coalesced_waiters() -> int:
-    """Requests waiting right now for the answer of a running coalesced execution, in every process
-    (a waiter that a killed process left behind belongs to an execution whose lock has lapsed)."""
-    client = redis_client()
-    waiting = 0
-    for lock in client.scan_iter("coalesce:*:lock"):
-        token = client.get(lock)
-        if token is not None:
-            waiting += client.scard(f"{lock.decode().removesuffix(':lock')}:{token.decode()}:waiters")
-    return waiting
-
-
 def lane_of(project) -> tuple[int, int]:
     """(running, waiting) turns of the project in the query lane."""
     found = {state.tenant: (state.running, state.waiting) for state in QUERY_LANE.states()}
@@ -90,14 +78,15 @@ def run_query(server, project, key, days: int, **extra):
 def test_two_hundred_identical_requests_from_two_users_run_one_execution(tmp_path, keys, insight_path):
     """Far past the threads of the old design (16): everyone joins the one running execution."""
     url = f"{insight_path}?refresh=force_blocking"
-    with serve(tmp_path) as server, events_table_locked():
-        threads, replies = in_threads(
-            *[lambda n=n: server.call("GET", url, key=keys["owner" if n % 2 else "teammate"], timeout=90)
-              for n in range(200)]
-        )  # fmt: skip
-        wait_until(lambda: coalesced_waiters() == 200, timeout=60, what="all 200 requests waiting")
-        executions = queries_waiting_on_events()
-    join(threads)
+    with serve(tmp_path) as server:
+        with events_table_locked():
+            threads, replies = in_threads(
+                *[lambda n=n: server.call("GET", url, key=keys["owner" if n % 2 else "teammate"], timeout=90)
+                  for n in range(200)]
+            )  # fmt: skip
+            wait_until(lambda: coalesced_waiters() == 200, timeout=60, what="all 200 requests waiting")
+            executions = queries_waiting_on_events()
+        join(threads)
 
     assert executions == 1
     assert Counter(reply.status for reply in replies) == {200: 200}
@@ -139,16 +128,17 @@ def test_a_project_runs_at_most_its_limit_while_another_project_runs_at_once(
 ):
     """Three query workers, two turns per project: the busy project's queue leaves the third worker
     to the other project."""
-    with serve(tmp_path, query_workers=3, QUERY_CONCURRENCY_PER_PROJECT="2") as server, events_table_locked():
-        busy, busy_replies = in_threads(
-            *[run_query(server, project, keys["owner"], days) for days in range(1, 6)]
-        )
-        wait_until(lambda: lane_of(project) == (2, 3), what="two running, three queued")
-        wait_until(lambda: queries_waiting_on_events() == 2, what="the two in the database")
-        other, other_replies = in_threads(run_query(server, stranger_project, keys["stranger"], 1))
-        wait_until(lambda: queries_waiting_on_events() == 3, what="the other project's query, at once")
-        queued_meanwhile = lane_of(project)
-    join(busy + other)
+    with serve(tmp_path, query_workers=3, QUERY_CONCURRENCY_PER_PROJECT="2") as server:
+        with events_table_locked():
+            busy, busy_replies = in_threads(
+                *[run_query(server, project, keys["owner"], days) for days in range(1, 6)]
+            )
+            wait_until(lambda: lane_of(project) == (2, 3), what="two running, three queued")
+            wait_until(lambda: queries_waiting_on_events() == 2, what="the two in the database")
+            other, other_replies = in_threads(run_query(server, stranger_project, keys["stranger"], 1))
+            wait_until(lambda: queries_waiting_on_events() == 3, what="the other project's query, at once")
+            queued_meanwhile = lane_of(project)
+        join(busy + other)
 
     assert queued_meanwhile == (2, 3)  # the other project's query did not wait behind them
     assert [reply.status for reply in busy_replies + other_replies] == [200] * 6
@@ -200,21 +190,19 @@ def test_cheap_requests_of_another_project_answer_while_a_crowd_of_slow_queries_
     project's slow queries: 60 distinct ones and 60 identical ones (one execution). Two run, the
     others queue, and all 120 requests wait holding neither a slot nor a connection, while another
     project's lists answer."""
-    with (
-        serve(tmp_path, workers=1, WEB_WORK_SLOTS="2", DATABASE_POOL_MAX_SIZE="4") as server,
-        events_table_locked(),
-    ):
-        crowd, replies = in_threads(
-            *[run_query(server, project, keys["owner"], days) for days in range(1, 61)],
-            *[lambda: server.call("GET", f"{insight_path}?refresh=force_blocking", key=keys["teammate"], timeout=90)] * 60,
-        )  # fmt: skip
-        wait_until(lambda: coalesced_waiters() == 120, timeout=60, what="the whole crowd waiting")
-        lists = [
-            server.call("GET", f"/api/projects/{stranger_project.id}/insights/", key=keys["stranger"])
-            for _ in range(20)
-        ]
-        still_waiting = (queries_waiting_on_events(), coalesced_waiters())
-    join(crowd)
+    with serve(tmp_path, workers=1, WEB_WORK_SLOTS="2", DATABASE_POOL_MAX_SIZE="4") as server:
+        with events_table_locked():
+            crowd, replies = in_threads(
+                *[run_query(server, project, keys["owner"], days) for days in range(1, 61)],
+                *[lambda: server.call("GET", f"{insight_path}?refresh=force_blocking", key=keys["teammate"], timeout=90)] * 60,
+            )  # fmt: skip
+            wait_until(lambda: coalesced_waiters() == 120, timeout=60, what="the whole crowd waiting")
+            lists = [
+                server.call("GET", f"/api/projects/{stranger_project.id}/insights/", key=keys["stranger"])
+                for _ in range(20)
+            ]
+            still_waiting = (queries_waiting_on_events(), coalesced_waiters())
+        join(crowd)  # the slow queries, let go, are all answered
 
     assert [reply.status for reply in lists] == [200] * 20
     assert still_waiting == (2, 120)  # answered while every slow query still waited
@@ -224,16 +212,19 @@ def test_cheap_requests_of_another_project_answer_while_a_crowd_of_slow_queries_
 def test_cancelling_a_queued_query_ends_its_wait_at_once_and_gives_up_its_place(
     tmp_path, keys, project, events
 ):
-    with serve(tmp_path, QUERY_CONCURRENCY_PER_PROJECT="1") as server, events_table_locked():
-        first, _ = in_threads(run_query(server, project, keys["owner"], 1))
-        wait_until(lambda: queries_waiting_on_events() == 1, what="the first query in the database")
-        queued, reply = in_threads(run_query(server, project, keys["owner"], 2, client_query_id="queued-one"))
-        wait_until(lambda: lane_of(project) == (1, 1), what="the second query queued")
-        cancel = server.call("POST", f"/api/projects/{project.id}/insights/cancel/", key=keys["owner"],
-                             body={"client_query_id": "queued-one"})  # fmt: skip
-        join(queued)
-        wait_until(lambda: lane_of(project) == (1, 0), timeout=2, what="its place given up")
-    join(first)
+    with serve(tmp_path, QUERY_CONCURRENCY_PER_PROJECT="1") as server:
+        with events_table_locked():
+            first, _ = in_threads(run_query(server, project, keys["owner"], 1))
+            wait_until(lambda: queries_waiting_on_events() == 1, what="the first query in the database")
+            queued, reply = in_threads(
+                run_query(server, project, keys["owner"], 2, client_query_id="queued-one")
+            )
+            wait_until(lambda: lane_of(project) == (1, 1), what="the second query queued")
+            cancel = server.call("POST", f"/api/projects/{project.id}/insights/cancel/", key=keys["owner"],
+                                 body={"client_query_id": "queued-one"})  # fmt: skip
+            join(queued)
+            wait_until(lambda: lane_of(project) == (1, 0), timeout=2, what="its place given up")
+        join(first)
 
     assert cancel.json() == {"cancelled": True}
     assert reply[0].status == 400 and reply[0].json()["code"] == "query_cancelled"
