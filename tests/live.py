@@ -197,7 +197,6 @@ def live_server(
         "DATABASE_URL": database_url(),
         "REDIS_URL": redis_url,
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "COALESCING_HEARTBEAT_SECONDS": "0.25",
         # Its runs go to its own query worker alone, not to the suite's worker (which serves the
         # in-process tests) on the same broker.
         "QUERY_QUEUE": f"queries-{port}",

@@ -314,7 +314,7 @@ class Coalescer:
                     pipe.expire(f"{execution.id}:waiters", STATE_TTL_SECONDS)
                     pipe.execute()
                 except redis.exceptions.RedisError:
-                    logger.warning("Coalescing heartbeat failed for %s", self.key)
+                    logger.warning("Coalescing heartbeat failed for %s", self.key, exc_info=True)
                 time.sleep(self.heartbeat)
 
         threading.Thread(target=heartbeat, name=f"heartbeat-{token[:8]}", daemon=True).start()
