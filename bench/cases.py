@@ -328,10 +328,11 @@ def _alternate(
 # The slow query of the isolation benchmarks: distinct users per day by browser over the last week
 # (about three million of the ten million events, as in issue 11's measurements).
 ISOLATION_DAYS = 7
-# What the same scenarios did before the query lane (bench/alternatives.md, first row).
+# What the same scenarios did before the query lane, on the same data (bench/alternatives.md, its
+# first row: `bench/run.py --alternatives` measures it again).
 BEFORE = {
-    "crowd": "before the lane: 15 executions, 15.8x",
-    "storm": "before the lane: 11 x 200, 9 x 400 (statement timeouts); lists p95 10.3x, slowest 316 ms",
+    "crowd": "before the lane: 20 executions, 19.9x",
+    "storm": "before the lane: 20 x 200; the other project's list p95 3.9x, slowest 41.1 s",
 }
 
 

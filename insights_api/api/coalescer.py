@@ -132,7 +132,7 @@ class Waiter:
     """Who waits, and on what terms."""
 
     arrived: float  # time.monotonic() when the request arrived
-    turn_seconds: float | None = None  # how long to wait for the work to start; None: no bound
+    turn_seconds: float | None = None  # how long to wait, once joined, for the work to start; None: no bound
     # Registers this wait on an execution (by its id) so that the caller can cancel it.
     cancellation: Callable[[str], AbstractContextManager[Cancellation | None]] | None = None
 
@@ -349,7 +349,9 @@ class Coalescer:
         answer was a 4xx for it alone)."""
         waiters = f"{execution.id}:waiters"
         me = uuid.uuid4().hex
-        deadline = None if waiter.turn_seconds is None else waiter.arrived + waiter.turn_seconds
+        # The bound counts this wait for the work to start, not the request's time before it joined
+        # (its checks, a wait for a work slot).
+        deadline = None if waiter.turn_seconds is None else time.monotonic() + waiter.turn_seconds
         with ExitStack() as stack:
             try:
                 registration = (
