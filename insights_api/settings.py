@@ -138,6 +138,8 @@ SESSION_ENGINE = "django.contrib.sessions.backends.db"
 HTTPS = env_bool("HTTPS", False)
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG and HTTPS)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# PostHog's frontend reads the token from this cookie and sends it back as `X-CSRFToken` (SPEC §10).
+CSRF_COOKIE_NAME = "posthog_csrftoken"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
@@ -171,6 +173,15 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Sending a task subscribes to its result in Redis; with Redis down Celery's default policy retries for
 # about 20 s before giving up. Callers fall back at once instead (metadata: the heuristic; async
 # queries: 503), so give up within half a second.
+# Publishing a task with the broker down likewise gives up within about a second (its default waits
+# up to its 4 s connect timeout, per call, with retries): callers fall back instead.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.2,
+    "connect_retries_timeout": 1,
+}
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {
     "retry_policy": {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
 }

@@ -21,8 +21,10 @@ urlpatterns = [
     re_path(r"^api/login/?$", LoginView.as_view(), name="login"),
     re_path(r"^api/logout/?$", LogoutView.as_view(), name="logout"),
     re_path(r"^api/users/@me/?$", MeView.as_view(), name="users-me"),
-    # Everything that belongs to a project.
+    # Everything that belongs to a project; and the same views again under `environments`, the name
+    # PostHog's frontend uses (SPEC §10): one set of views, so the two can never drift apart.
     re_path(r"^api/projects/(?P<project_id>\d+)/", include(project_router.urls)),
+    re_path(r"^api/environments/(?P<project_id>\d+)/", include((project_router.urls, "environments"))),
     # The OpenAPI schema and its two viewers (assets served locally, no CDN).
     re_path(r"^api/schema/?$", SchemaView.as_view(), name="schema"),
     re_path(r"^api/schema/swagger-ui/?$", SwaggerView.as_view(url_name="schema"), name="swagger-ui"),

@@ -248,19 +248,24 @@ def queries_waiting_on_events() -> int:
         ).fetchone()[0]
 
 
-def coalesced_waiters() -> int:
-    """Requests waiting right now for the answer of a running coalesced execution, in every process
-    of servers on the suite's Redis (a waiter that a killed process left behind belongs to an
-    execution whose lock has lapsed, and is not counted)."""
+def coalesced_executions() -> list[int]:
+    """How many requests wait right now for each running coalesced execution, in every process of
+    servers on the suite's Redis (a waiter that a killed process left behind belongs to an execution
+    whose lock has lapsed, and is not counted)."""
     from insights_api.redis import redis_client
 
     client = redis_client()
-    waiting = 0
+    waiting = []
     for lock in client.scan_iter("coalesce:*:lock"):
         token = client.get(lock)
         if token is not None:
-            waiting += client.scard(f"{lock.decode().removesuffix(':lock')}:{token.decode()}:waiters")
-    return waiting
+            waiting.append(client.scard(f"{lock.decode().removesuffix(':lock')}:{token.decode()}:waiters"))
+    return sorted(count for count in waiting if count)
+
+
+def coalesced_waiters() -> int:
+    """Requests waiting right now for the answer of a running coalesced execution."""
+    return sum(coalesced_executions())
 
 
 def in_threads(*calls: Any) -> tuple[list[threading.Thread], list[Any]]:

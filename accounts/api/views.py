@@ -28,7 +28,7 @@ class LoginView(APIView):
         operation_id="login",
         summary="Log in with email and password",
         description=(
-            "Starts a browser session (sets the `sessionid` and `csrftoken` cookies). Later unsafe "
+            "Starts a browser session (sets the `sessionid` and `posthog_csrftoken` cookies). Later unsafe "
             "requests made with the session must send the CSRF token in `X-CSRFToken`. Wrong "
             "credentials answer 401; repeated attempts from one address are throttled (429)."
         ),

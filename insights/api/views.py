@@ -79,11 +79,13 @@ class InsightViewSet(
             insights_annotate_tags(insights_annotate_last_viewed_at(queryset))
         )
 
-    def get_object(self, queryset: QuerySet[Any] | None = None) -> Any:
+    def get_object(self, queryset: QuerySet[Any] | None = None, *, restoring: bool = False) -> Any:
         """The URL's insight (by id or short_id) from `queryset`: by default `get_queryset()`, with
-        everything the insight shapes show; a lean one when only its existence or a column counts."""
+        everything the insight shapes show; a lean one when only its existence or a column counts.
+        A soft-deleted insight is not found, except by the PATCH that restores it (`restoring`)."""
+        queryset = self.get_queryset() if queryset is None else queryset
         insight = insight_lookup(
-            queryset=self.get_queryset() if queryset is None else queryset,
+            queryset=queryset if restoring else queryset.filter(deleted=False),
             id_or_short_id=self.kwargs[self.lookup_field],
         )
         if insight is None:
@@ -128,7 +130,7 @@ class InsightViewSet(
     @extend_schema(
         summary="Retrieve an insight",
         description=(
-            "One insight by numeric `id` or by `short_id` (soft-deleted ones too, with `deleted: true`), "
+            "One insight by numeric `id` or by `short_id` (a soft-deleted one answers 404), "
             "with its query's results under `result` (TrendsQuery insights; other kinds answer "
             "`result: null`). `refresh` works as on the query route. Identical concurrent requests run "
             "once (`X-Coalesced`), each caller's access checked first. A cancel of `client_query_id` ends "
@@ -193,7 +195,8 @@ class InsightViewSet(
         summary="Replace an insight",
         description=(
             "Replaces the insight's editable content: omitted fields, tags and dashboards reset to their "
-            "defaults. `deleted` changes only when given."
+            "defaults. `deleted` changes only when given. A body without any of the insight's fields (an "
+            "empty one, say) is a 400, never a wipe. A soft-deleted insight answers 404."
         ),
         request=InsightWriteSerializer,
         responses={200: InsightSerializer},
@@ -206,8 +209,9 @@ class InsightViewSet(
         summary="Update an insight",
         description=(
             "Changes only the given fields. `tags` replaces the whole set (normalised); `dashboards` "
-            "replaces the placements; `deleted: true` soft-deletes and `deleted: false` restores. Each "
-            "change is written to the activity log. (DELETE is not allowed: soft-delete instead.)"
+            "replaces the placements; `deleted: true` soft-deletes and `deleted: false` restores (the one "
+            "request a soft-deleted insight answers; to any other it is a 404). Each change is written to "
+            "the activity log. (DELETE is not allowed: soft-delete instead.)"
         ),
         request=InsightWriteSerializer,
         responses={200: InsightSerializer},
@@ -238,7 +242,13 @@ class InsightViewSet(
         return self._activity_page(ActivityLog.objects.filter(project=self.project))
 
     def _update(self, request: Request, *, replace: bool) -> Response:
-        insight = self.get_object()
+        data = request.data if isinstance(request.data, dict) else {}
+        insight = self.get_object(restoring=not replace and data.get("deleted") is False)
+        if replace and not set(data) & set(InsightWriteSerializer().fields):
+            # A client bug (an empty body) must not wipe the insight's name, query and tags.
+            raise exceptions.ValidationError(
+                "PUT replaces the insight and needs its fields in the body; to change some of them, use PATCH."
+            )
         payload = InsightWriteSerializer(data=request.data, context=self.get_serializer_context())
         payload.is_valid(raise_exception=True)
         insight_update_from_request(

@@ -27,6 +27,8 @@ from insights_api.metrics import COALESCING_OUTCOMES
 HEADER = "X-Coalesced"
 # Per-request identifiers that must not split otherwise identical requests.
 IGNORED_FIELDS = frozenset({"client_query_id", "session_id"})
+# The two names of a project's routes (SPEC §10).
+PROJECTS, ENVIRONMENTS = "/api/projects/", "/api/environments/"
 
 
 class CoalescingMiddleware:
@@ -52,7 +54,8 @@ class CoalescingMiddleware:
 
 def coalescing_key(request: HttpRequest) -> str:
     """The request minus what differs between identical requests: method, path (which names the
-    project), query parameters and JSON body, each without client_query_id and session_id."""
+    project; `/api/environments/` is the same route as `/api/projects/`), query parameters and JSON
+    body, each without client_query_id and session_id."""
     params = sorted(
         (name, value)
         for name, values in request.GET.lists()
@@ -65,9 +68,10 @@ def coalescing_key(request: HttpRequest) -> str:
             body = {name: value for name, value in body.items() if name not in IGNORED_FIELDS}
     except (ValueError, RecursionError):  # not JSON, or nested too deeply to parse: key the raw bytes
         body = request.body.hex()
-    canonical = json.dumps(
-        [request.method, request.path.rstrip("/"), params, body], sort_keys=True, default=str
-    )
+    path = request.path.rstrip("/")
+    if path.startswith(ENVIRONMENTS):
+        path = PROJECTS + path.removeprefix(ENVIRONMENTS)
+    canonical = json.dumps([request.method, path, params, body], sort_keys=True, default=str)
     return "coalesce:{" + hashlib.sha256(canonical.encode()).hexdigest() + "}"
 
 

@@ -120,6 +120,9 @@ HEADERS: dict[str, dict[str, Any]] = {
 }
 
 
+ENVIRONMENTS_PREFIX = "/api/environments/"
+
+
 class AutoSchema(openapi.AutoSchema):
     """Insists on explicit summaries and descriptions, documents each operation's API key scope and
     every status code it can answer, types the CSV alternative, and names enums for SDKs.
@@ -141,6 +144,12 @@ class AutoSchema(openapi.AutoSchema):
         operation = super().get_operation(path, path_regex, path_prefix, method, registry)
         if operation is None:
             return None
+        if path.startswith(ENVIRONMENTS_PREFIX):
+            operation["summary"] = f"{operation['summary']} (environments)"
+            operation["description"] = (
+                f"The same operation as under `/api/projects/{{project_id}}/`: `environments` is the name "
+                f"PostHog's frontend gives a project's routes.\n\n{operation['description']}"
+            )
         self._document_scope(operation)
         self._document_errors(operation, path)
         self._document_parameters(operation)
@@ -149,9 +158,13 @@ class AutoSchema(openapi.AutoSchema):
         return operation
 
     def get_operation_id(self) -> str:
-        # `<resource>_<action>` (insights_list, insights_bulk_update_tags): short, stable SDK names.
+        # `<resource>_<action>` (insights_list, insights_bulk_update_tags): short, stable SDK names;
+        # the `environments` alias of a project route gets PostHog's prefix (environments_insights_list).
         basename, action = getattr(self.view, "basename", None), getattr(self.view, "action", None)
-        return f"{basename}_{action}" if basename and action else super().get_operation_id()
+        if not (basename and action):
+            return super().get_operation_id()
+        prefix = "environments_" if self.path.startswith(ENVIRONMENTS_PREFIX) else ""
+        return f"{prefix}{basename}_{action}"
 
     def _resolve_path_parameters(self, variables: list[str]) -> list[dict[str, Any]]:
         parameters = super()._resolve_path_parameters(variables)
@@ -198,7 +211,7 @@ class AutoSchema(openapi.AutoSchema):
             applicable |= {413, 415}
         if needs_credentials:
             applicable |= {401, 403}
-        if path.startswith("/api/projects/"):
+        if path.startswith(("/api/projects/", ENVIRONMENTS_PREFIX)):
             applicable.add(404)
         for status in sorted(applicable):
             if str(status) not in operation["responses"]:

@@ -19,6 +19,7 @@ from django.utils import timezone
 from insights.models import Event
 from insights_api.redis import redis_client
 from tests.live import (
+    coalesced_executions,
     coalesced_waiters,
     events_table_locked,
     in_threads,
@@ -99,6 +100,25 @@ def test_ten_identical_requests_from_two_users_run_the_query_once(server, keys, 
     bodies = {reply.content for reply in replies}
     assert len(bodies) == 1  # the same body for both users: nothing in it is theirs alone
     assert replies[0].json()["result"][0]["count"] == 5
+
+
+def test_the_same_request_through_projects_and_through_environments_runs_the_query_once(
+    server, keys, insight_path
+):
+    """`/api/environments/{id}/…` is the same route as `/api/projects/{id}/…` (SPEC §10)."""
+    alias = insight_path.replace("/api/projects/", "/api/environments/")
+    with events_table_locked():
+        threads, replies = in_threads(
+            *[lambda path=path: server.call("GET", f"{path}?refresh=force_blocking", key=keys["owner"])
+              for path in (insight_path, alias, insight_path, alias)]
+        )  # fmt: skip
+        wait_until(lambda: coalesced_waiters() == 4, what="all four requests waiting")
+        executions = coalesced_executions()
+    join(threads)
+
+    assert executions == [4]  # one execution, four waiters
+    assert Counter(reply.headers["X-Coalesced"] for reply in replies) == {"leader": 1, "follower": 3}
+    assert len({reply.content for reply in replies}) == 1
 
 
 def test_twenty_waiters_on_a_process_with_a_four_connection_pool_all_get_their_answer(

@@ -157,6 +157,41 @@ def test_patch_deleted_soft_deletes_and_restores(owner_api, insights_url, make_i
     ]
 
 
+def test_a_soft_deleted_insight_answers_404_to_everything_but_the_patch_that_restores_it(
+    owner_api, insights_url, make_insight
+):
+    insight = make_insight(name="Gone for now", deleted=True)
+    url = f"{insights_url}{insight.id}/"
+
+    answers = {
+        "retrieve": owner_api.get(url).status_code,
+        "retrieve by short_id": owner_api.get(f"{insights_url}{insight.short_id}/").status_code,
+        "activity": owner_api.get(f"{url}activity/").status_code,
+        "put": owner_api.put(url, {"name": "Back?"}, format="json").status_code,
+        "patch": owner_api.patch(url, {"name": "Back?"}, format="json").status_code,
+        "patch deleting again": owner_api.patch(url, {"deleted": True}, format="json").status_code,
+    }
+    restored = owner_api.patch(url, {"deleted": False}, format="json")
+
+    assert answers == dict.fromkeys(answers, 404)
+    assert restored.status_code == 200 and restored.json()["deleted"] is False
+    assert restored.json()["name"] == "Gone for now"  # the 404s changed nothing
+    assert owner_api.get(url).status_code == 200
+
+
+@pytest.mark.parametrize("body", [None, {}, {"unknown": "field"}])
+def test_a_put_without_any_of_the_insights_fields_is_a_400_and_wipes_nothing(
+    owner_api, insights_url, make_insight, body
+):
+    insight = make_insight(name="Keep me", description="and me", tags=["kept"])
+
+    response = owner_api.put(f"{insights_url}{insight.id}/", body, format="json")
+
+    assert response.status_code == 400 and response.json()["type"] == "validation_error"
+    kept = owner_api.get(f"{insights_url}{insight.id}/").json()
+    assert (kept["name"], kept["description"], kept["tags"]) == ("Keep me", "and me", ["kept"])
+
+
 def test_put_replaces_the_editable_content(owner_api, insights_url, make_insight, make_dashboard):
     dashboard = make_dashboard()
     insight = make_insight(

@@ -109,7 +109,7 @@ def test_session_writes_need_the_csrf_token(insights_url, owner):
     client.post("/api/login/", {"email": owner.email, "password": "correct horse battery"}, format="json")
 
     without_token = client.post(insights_url, {"name": "x"}, format="json")
-    token = client.cookies["csrftoken"].value
+    token = client.cookies["posthog_csrftoken"].value
     with_token = client.post(insights_url, {"name": "x"}, format="json", HTTP_X_CSRFTOKEN=token)
 
     assert without_token.status_code == 403

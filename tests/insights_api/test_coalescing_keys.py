@@ -37,3 +37,13 @@ def test_anything_else_does_split_them():
     assert post("/api/projects/1/query/", {"query": {"kind": "TrendsQuery"}}) != post(
         "/api/projects/1/query/", {"query": {"kind": "TrendsQuery", "interval": "week"}}
     )
+
+
+def test_the_environments_alias_is_the_same_request_as_the_projects_route():
+    query = {"query": {"kind": "TrendsQuery"}}
+
+    assert post("/api/environments/1/query/", query) == post("/api/projects/1/query/", query)
+    assert coalescing_key(factory.get("/api/environments/1/insights/5", {"refresh": "blocking"})) == (
+        coalescing_key(factory.get("/api/projects/1/insights/5/", {"refresh": "blocking"}))
+    )
+    assert post("/api/environments/2/query/", query) != post("/api/projects/1/query/", query)

@@ -24,6 +24,11 @@ def operations(schema: dict):
             yield f"{method.upper()} {path}", operation
 
 
+def in_project(name: str) -> bool:
+    """A project's operation, under either of its names (SPEC §10)."""
+    return "/api/projects/" in name or "/api/environments/" in name
+
+
 def test_every_operation_has_its_own_summary_and_description(schema):
     summaries = set()
     for name, operation in operations(schema):
@@ -35,7 +40,7 @@ def test_every_operation_has_its_own_summary_and_description(schema):
 
 def test_every_project_operation_documents_its_scope_and_the_format_parameter(schema):
     for name, operation in operations(schema):
-        if "/projects/" not in name:
+        if not in_project(name):
             continue
         assert operation["x-required-scope"] in ("insight:read", "insight:write"), name
         assert f"Required API key scope: `{operation['x-required-scope']}`" in operation["description"]
@@ -50,7 +55,7 @@ def test_errors_are_documented_with_the_envelope(schema):
         expected = {"406", "414", "429", "503"}
         if not name.startswith("POST /api/login"):
             expected |= {"401", "403"}
-        if "/projects/" in name:
+        if in_project(name):
             expected.add("404")
         if "requestBody" in operation:
             expected |= {"400", "413", "415"}
@@ -66,7 +71,7 @@ def test_errors_are_documented_with_the_envelope(schema):
 
 def test_no_operation_documents_an_error_it_cannot_answer(schema):
     for name, operation in operations(schema):
-        if "/projects/" not in name:
+        if not in_project(name):
             assert "404" not in operation["responses"], name
         if "requestBody" not in operation:
             assert not {"413", "415"} & set(operation["responses"]), name
@@ -107,3 +112,13 @@ def test_the_viewer_assets_are_served_by_the_service(api):
 
     assert asset.startswith("/static/")
     assert response.status_code == 200
+
+
+def test_every_project_operation_is_documented_again_under_environments_with_its_prefix(schema):
+    """PostHog's schema names the alias's operations `environments_<operation>` (SPEC §10)."""
+    by_id = {operation["operationId"]: name for name, operation in operations(schema)}
+    projects = {op_id: name for op_id, name in by_id.items() if "/api/projects/" in name}
+
+    assert projects
+    for op_id, name in projects.items():
+        assert by_id[f"environments_{op_id}"] == name.replace("/api/projects/", "/api/environments/")

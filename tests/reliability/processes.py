@@ -182,8 +182,8 @@ class Caller:
     ) -> Answer:
         if self.key:
             headers.setdefault("Authorization", f"Bearer {self.key}")
-        if "csrftoken" in self.client.cookies and method not in ("GET", "HEAD", "OPTIONS"):
-            headers.setdefault("X-CSRFToken", self.client.cookies["csrftoken"])
+        if "posthog_csrftoken" in self.client.cookies and method not in ("GET", "HEAD", "OPTIONS"):
+            headers.setdefault("X-CSRFToken", self.client.cookies["posthog_csrftoken"])
         started = time.monotonic()
         try:
             response = self.client.request(

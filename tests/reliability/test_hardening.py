@@ -144,7 +144,7 @@ def test_behind_an_https_proxy_answers_carry_hsts_and_cookies_are_secure(tmp_pat
     assert login.status_code == 200 and me.status_code == 200
     assert me.headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
     cookies = login.headers.get_list("set-cookie")
-    assert {cookie.split("=")[0] for cookie in cookies} == {"csrftoken", "sessionid"}
+    assert {cookie.split("=")[0] for cookie in cookies} == {"posthog_csrftoken", "sessionid"}
     assert all("; Secure" in cookie for cookie in cookies), cookies
     assert all("HttpOnly" in cookie for cookie in cookies if cookie.startswith("sessionid"))
     assert redirected.status_code == 301 and redirected.headers["Location"].startswith("https://")
