@@ -62,8 +62,8 @@ def sdk(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
 
 
 def module(sdk: ModuleType, name: str) -> ModuleType:
-    """An operation's module: `insights_list`, `query_create`, …"""
-    tag = name.split("_", 1)[0]
+    """An operation's module: `insights_list`, `query_create`, `environments_insights_list`, …"""
+    tag = name.removeprefix("environments_").split("_", 1)[0]  # the alias keeps its resource's tag
     return importlib.import_module(
         f"{sdk.__name__}.api.{'auth' if tag in ('login', 'logout', 'users') else tag}.{name}"
     )
