@@ -78,7 +78,9 @@ MALFORMED = {
 
 
 @pytest.mark.parametrize("query", SAVED_KINDS.values(), ids=SAVED_KINDS.keys())
-def test_every_kind_the_frontend_saves_is_kept_and_retrieved_with_a_null_result(owner_api, insights_url, query):
+def test_every_kind_the_frontend_saves_is_kept_and_retrieved_with_a_null_result(
+    owner_api, insights_url, query
+):
     created = owner_api.post(insights_url, {"name": "Saved", "query": query}, format="json")
     assert created.status_code == 201, created.json()
 
