@@ -34,7 +34,12 @@ class Insight(models.Model):
     query = models.JSONField(null=True, blank=True)
     order = models.IntegerField(null=True, blank=True)
     favorited = models.BooleanField(default=False)
+    # PostHog's frontend lists `saved=true` insights; an unsaved one is a draft it created itself.
+    saved = models.BooleanField(default=True)
     deleted = models.BooleanField(default=False)
+    # The fingerprint of the query's normalised runnable form, which names its cached results
+    # (insights.query_runner); null when the query is one this service cannot run.
+    results_fingerprint = models.CharField(max_length=64, null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"

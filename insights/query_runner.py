@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -24,10 +25,17 @@ from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from accounts.models import Project
-from insights.query_nodes import AnyQueryNode, TrendsQuery, query_fingerprint, query_source
+from insights.query_nodes import (
+    AnyQueryNode,
+    InvalidQuery,
+    TrendsQuery,
+    query_fingerprint,
+    query_parse,
+    query_source,
+)
 from insights.trends import UnsupportedQuery, trends_run
 from insights_api.metrics import QUERY_RUNTIME
-from insights_api.redis import cache_get, cache_set, redis_client
+from insights_api.redis import cache_get, cache_get_many, cache_set_many, redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -69,9 +77,37 @@ class QueryOutcome:
         }
 
 
+def query_results_fingerprint(node: AnyQueryNode) -> str:
+    """Names a query's cached results: equal for queries that compute the same thing."""
+    return query_fingerprint(query_source_json(node.model_dump(mode="json", exclude_none=True)))
+
+
 def query_cache_key(*, project_id: int, node: AnyQueryNode) -> str:
-    normalised = node.model_dump(mode="json", exclude_none=True)
-    return f"query-results:{project_id}:{query_fingerprint(query_source_json(normalised))}"
+    return f"query-results:{project_id}:{query_results_fingerprint(node)}"
+
+
+def query_refreshed_key(*, project_id: int, fingerprint: str) -> str:
+    """When the cached results of a query were computed: small, so a page of insights reads them all
+    in one round trip without their results."""
+    return f"query-refreshed:{project_id}:{fingerprint}"
+
+
+def insight_results_fingerprint(query: dict[str, Any] | None) -> str | None:
+    """The fingerprint an insight stores for its query, or None for a query this service cannot run."""
+    if query is None:
+        return None
+    try:
+        node = query_parse(query)
+        query_check_runnable(node)
+    except (InvalidQuery, UnsupportedQuery):
+        return None
+    return query_results_fingerprint(node)
+
+
+def query_last_refreshed(*, project_id: int, fingerprints: Iterable[str]) -> dict[str, str]:
+    """fingerprint → when its cached results were computed, for those that are cached."""
+    keys = {query_refreshed_key(project_id=project_id, fingerprint=fp): fp for fp in set(fingerprints)}
+    return {keys[key]: refreshed for key, refreshed in cache_get_many(list(keys)).items()}
 
 
 def query_source_json(normalised: dict[str, Any]) -> dict[str, Any]:
@@ -105,7 +141,8 @@ def query_run(
     results = query_compute(project=project, source=source, now=computed_at, execution_key=execution_key)
     QUERY_RUNTIME.labels(kind=source.kind).observe(time.monotonic() - started)
     cached = {"results": results, "last_refresh": computed_at.isoformat(), "date_to": _date_to(source)}
-    cache_set(key, cached, timeout=CACHE_SECONDS)
+    refreshed_key = query_refreshed_key(project_id=project.id, fingerprint=key.rsplit(":", 1)[1])
+    cache_set_many({key: cached, refreshed_key: cached["last_refresh"]}, timeout=CACHE_SECONDS)
     return QueryOutcome(results, computed_at.isoformat(), False, project.timezone)
 
 

@@ -8,12 +8,24 @@ from typing import Any
 
 from django.contrib.postgres.expressions import ArraySubquery
 from django.db.models import Count, F, OuterRef, Q, QuerySet
+from django.db.models.functions import JSONObject
 
 from insights.models import ActivityLog, DashboardTile, Insight
 
 # `order` values a caller may sort the list by; anything else is a 400.
 ORDERABLE_FIELDS = ("created_at", "last_modified_at", "last_viewed_at", "name", "order", "id")
 ORDER_CHOICES = tuple(prefix + name for name in ORDERABLE_FIELDS for prefix in ("", "-"))
+# The insight types of PostHog's saved-insights filter: the six kinds by name, and what else is saved.
+INSIGHT_KINDS = {
+    "TRENDS": "TrendsQuery",
+    "FUNNELS": "FunnelsQuery",
+    "RETENTION": "RetentionQuery",
+    "PATHS": "PathsQuery",
+    "STICKINESS": "StickinessQuery",
+    "LIFECYCLE": "LifecycleQuery",
+}
+OTHER_TYPE_KINDS = {"SQL": "DataVisualizationNode", "HOG": "HogQuery"}
+INSIGHT_TYPES = (*INSIGHT_KINDS, *OTHER_TYPE_KINDS, "JSON")
 DEFAULT_ORDER = "-last_modified_at"
 
 
@@ -28,6 +40,8 @@ class InsightFilters:
     short_id: str | None = None
     modified_from: datetime | None = None
     modified_to: datetime | None = None
+    saved: bool | None = None
+    insight_type: str | None = None  # one of INSIGHT_TYPES
     order: str = DEFAULT_ORDER
 
 
@@ -67,11 +81,26 @@ def insights_filter(*, queryset: QuerySet[Insight], filters: InsightFilters) -> 
         queryset = queryset.filter(id__in=on_all)
     if filters.short_id:
         queryset = queryset.filter(short_id=filters.short_id)
+    if filters.saved is not None:
+        queryset = queryset.filter(saved=filters.saved)
+    if filters.insight_type:
+        queryset = queryset.filter(_insight_type(filters.insight_type))
     if filters.modified_from:
         queryset = queryset.filter(last_modified_at__gte=filters.modified_from)
     if filters.modified_to:
         queryset = queryset.filter(last_modified_at__lte=filters.modified_to)
     return queryset
+
+
+def _insight_type(insight_type: str) -> Q:
+    """An insight kind bare or in an InsightVizNode; SQL and Hog by their node; JSON: everything else."""
+    if insight_type in INSIGHT_KINDS:
+        kind = INSIGHT_KINDS[insight_type]
+        return Q(query__kind=kind) | Q(query__kind="InsightVizNode", query__source__kind=kind)
+    if insight_type in OTHER_TYPE_KINDS:
+        return Q(query__kind=OTHER_TYPE_KINDS[insight_type])
+    named = [*INSIGHT_KINDS.values(), *OTHER_TYPE_KINDS.values(), "InsightVizNode"]
+    return Q(query__isnull=False) & ~Q(query__kind__in=named)
 
 
 def insights_order(queryset: QuerySet[Insight], order: str) -> QuerySet[Insight]:
@@ -93,13 +122,14 @@ def insight_lookup(*, queryset: QuerySet[Any], id_or_short_id: str) -> Any | Non
 
 
 def insights_annotate_dashboards(queryset: QuerySet[Insight]) -> QuerySet[Insight]:
-    """Each insight's live dashboards as `dashboard_ids`, in the page's own statement (tile_insight_idx)."""
+    """Each insight's tiles on live dashboards as `live_tiles` (`[{"id", "dashboard_id"}]`), in the
+    page's own statement (tile_insight_idx)."""
     tiles = (
         DashboardTile.objects.filter(insight_id=OuterRef("id"), dashboard__deleted=False)
         .order_by("dashboard_id")
-        .values("dashboard_id")
+        .values(tile=JSONObject(id="id", dashboard_id="dashboard_id"))
     )
-    return queryset.annotate(dashboard_ids=ArraySubquery(tiles))
+    return queryset.annotate(live_tiles=ArraySubquery(tiles))
 
 
 def activity_list(*, queryset: QuerySet[ActivityLog]) -> QuerySet[ActivityLog]:

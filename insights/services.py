@@ -16,6 +16,7 @@ from django.utils import timezone
 from accounts.models import Project, User
 from insights.activity import FieldChange, activity_entry, activity_log_write
 from insights.models import ActivityLog, DashboardTile, Insight
+from insights.query_runner import insight_results_fingerprint
 
 # Fields a caller may set on an insight, with the value PUT resets them to when omitted.
 EDITABLE_FIELDS: dict[str, Any] = {
@@ -25,6 +26,7 @@ EDITABLE_FIELDS: dict[str, Any] = {
     "query": None,
     "order": None,
     "favorited": False,
+    "saved": True,
 }
 
 
@@ -39,13 +41,20 @@ def insight_create(
     request_id: uuid.UUID,
 ) -> Insight:
     insight = Insight.objects.create(
-        project=project, created_by=user, last_modified_by=user, **_editable(fields)
+        project=project,
+        created_by=user,
+        last_modified_by=user,
+        results_fingerprint=insight_results_fingerprint(fields.get("query")),
+        **_editable(fields),
     )
     DashboardTile.objects.bulk_create(
         [DashboardTile(dashboard_id=dashboard_id, insight=insight) for dashboard_id in dashboard_ids]
     )
+    # What differs from a fresh insight's defaults is what the creator chose.
     changes = [
-        FieldChange(field, None, value) for field, value in _editable(fields).items() if value is not None
+        FieldChange(field, None, value)
+        for field, value in _editable(fields).items()
+        if value != EDITABLE_FIELDS[field]
     ]
     if dashboard_ids:
         changes.append(FieldChange("dashboards", [], sorted(dashboard_ids)))
@@ -85,6 +94,8 @@ def insight_update(
     ]
     for change in changes:
         setattr(locked, change.field, change.after)
+        if change.field == "query":
+            locked.results_fingerprint = insight_results_fingerprint(change.after)
     if dashboard_ids is not None:
         changes.extend(_dashboards_replace(locked, dashboard_ids))
     activity = ActivityLog.Activity.UPDATED

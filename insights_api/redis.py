@@ -36,3 +36,21 @@ def cache_set(key: str, value: Any, *, timeout: int) -> None:
         cache.set(key, value, timeout=timeout)
     except redis.exceptions.RedisError:
         logger.warning("Could not cache %s: Redis unavailable", key.split(":")[0])
+
+
+def cache_get_many(keys: list[str]) -> dict[str, Any]:
+    """The cached values found (one round trip); none when Redis cannot be reached."""
+    try:
+        return cache.get_many(keys) if keys else {}
+    except redis.exceptions.RedisError:
+        return {}
+
+
+def cache_set_many(values: dict[str, Any], *, timeout: int) -> None:
+    """Cache several values in one round trip if Redis can be reached."""
+    try:
+        cache.set_many(values, timeout=timeout)
+    except redis.exceptions.RedisError:
+        logger.warning(
+            "Could not cache %s: Redis unavailable", ", ".join(sorted({key.split(":")[0] for key in values}))
+        )

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
+
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import exceptions
+from rest_framework import exceptions, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from insights.api.results import LANE_DOCS, RESULT_ERRORS, result_response
 from insights.api.serializers import QueryResponseSerializer, QueryRunSerializer, QueryStatusSerializer
+from insights.cancellation import query_cancel
 from insights.models import Insight
 from insights.query_nodes import InvalidQuery, query_parse
 from insights.query_runner import query_check_runnable, query_status_get
@@ -19,6 +22,7 @@ from insights_api.api.schema import error_response
 from insights_api.api.viewsets import ProjectScopedViewSet
 
 TAGS = ["query"]
+QUERY_ID = re.compile(r"^[0-9a-f]{32}$")  # a `query_status.id`
 
 
 class QueryViewSet(CoalescedResultMixin, ProjectScopedViewSet):
@@ -26,9 +30,11 @@ class QueryViewSet(CoalescedResultMixin, ProjectScopedViewSet):
     queryset = Insight.objects.none()  # no model of its own; the base viewset still scopes by project
     serializer_class = QueryRunSerializer  # what OPTIONS describes (DRF's metadata needs one)
     lookup_field = "query_id"
-    lookup_value_regex = r"[0-9a-f]{32}"
+    # A `query_status.id` to follow (32 hex digits), or a `client_query_id` to cancel.
+    lookup_value_regex = r"[A-Za-z0-9_.:\-]{1,128}"
     coalesced_actions = ("create",)
-    action_levels = {"create": "read"}  # running a query changes nothing (SPEC §2)
+    # Running a query changes nothing (SPEC §2); nor does cancelling one's own.
+    action_levels = {"create": "read", "destroy": "read"}
 
     @extend_schema(
         summary="Run a query",
@@ -85,7 +91,25 @@ class QueryViewSet(CoalescedResultMixin, ProjectScopedViewSet):
         tags=TAGS,
     )
     def retrieve(self, request: Request, project_id: str, query_id: str) -> Response:
-        found = query_status_get(project_id=self.project.id, query_id=query_id)
+        found = (
+            query_status_get(project_id=self.project.id, query_id=query_id)
+            if QUERY_ID.match(query_id)
+            else None
+        )
         if found is None:
             raise exceptions.NotFound("Query not found.")
         return Response(found)
+
+    @extend_schema(
+        summary="Cancel a running query by its client query id",
+        description=(
+            "What `POST …/insights/cancel/` does, in the form PostHog's newer frontend uses: cancels the "
+            "caller's running query started in this project with exactly this `client_query_id`. "
+            "Answers 204 whether or not one was running (idempotent)."
+        ),
+        responses={204: OpenApiResponse(description="Cancelled, or nothing of that id was running.")},
+        tags=TAGS,
+    )
+    def destroy(self, request: Request, project_id: str, query_id: str) -> Response:
+        query_cancel(project_id=self.project.id, user_id=request.user.pk, client_query_id=query_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)

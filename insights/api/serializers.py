@@ -15,7 +15,7 @@ from insights.cancellation import CLIENT_QUERY_ID
 from insights.models import ActivityLog, Dashboard, Insight
 from insights.query_nodes import NODE_KINDS, InvalidQuery, query_parse
 from insights.query_runner import REFRESH_MODES
-from insights.selectors import ORDER_CHOICES
+from insights.selectors import INSIGHT_TYPES, ORDER_CHOICES
 from insights_api.api.fields import (
     BigIntField,
     DatabaseIdField,
@@ -94,6 +94,9 @@ class InsightWriteSerializer(serializers.Serializer):
     query = QueryNodeField(required=False, allow_null=True, validators=[_validate_query])
     order = serializers.IntegerField(min_value=-INT32, max_value=INT32, allow_null=True, required=False)
     favorited = StrictBooleanField(required=False)
+    saved = StrictBooleanField(
+        required=False, help_text="`false` marks a draft, left out of `saved=true` lists. Default `true`."
+    )
     tags = TagListField(required=False)
     dashboards = serializers.ListField(child=DatabaseIdField(), max_length=MAX_DASHBOARDS, required=False)
     deleted = StrictBooleanField(
@@ -153,35 +156,95 @@ class InsightListQuerySerializer(serializers.Serializer):
     date_to = serializers.CharField(max_length=40, required=False, help_text="Last modified on or before.")
     order = serializers.ChoiceField(choices=ORDER_CHOICES, required=False, default="-last_modified_at")
     basic = serializers.BooleanField(required=False, default=False, help_text="Return the basic shape.")
+    saved = serializers.BooleanField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="`true`: saved insights only; `false`: drafts only.",
+    )
+    insight = serializers.ChoiceField(
+        choices=INSIGHT_TYPES,
+        required=False,
+        help_text=(
+            "Only insights of this type: an insight kind (`TRENDS` for TrendsQuery, …), `SQL` "
+            "(DataVisualizationNode), `HOG` (HogQuery) or `JSON` (any other query)."
+        ),
+    )
+
+
+class DashboardTileBasicSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="The tile's id.")
+    dashboard_id = serializers.IntegerField()
+    deleted = serializers.BooleanField(help_text="Always `false`: tiles of deleted dashboards are left out.")
+
+
+ACCESS_LEVELS = ("none", "viewer", "editor")
 
 
 class InsightBasicSerializer(serializers.Serializer):
     """The basic shape. Each insight comes annotated (see InsightViewSet.safely_get_queryset) with
-    `tag_names`, `dashboard_ids` and `last_viewed_at`, so rendering a page runs no query."""
+    `tag_names`, `live_tiles` and `last_viewed_at`, so rendering a page runs no SQL statement; the
+    context's `last_refresh` (results fingerprint → time) comes from one Redis round trip."""
 
     id = serializers.IntegerField(read_only=True)
     short_id = serializers.CharField(read_only=True)
     name = serializers.CharField(allow_null=True, read_only=True)
     derived_name = serializers.CharField(allow_null=True, read_only=True)
+    filters = serializers.SerializerMethodField(
+        help_text="Always `{}`: PostHog's legacy filters; an insight is described by `query`."
+    )
     query = QueryNodeField(allow_null=True, read_only=True)
+    dashboards = serializers.SerializerMethodField()
+    dashboard_tiles = serializers.SerializerMethodField()
     description = serializers.CharField(allow_null=True, read_only=True)
+    last_refresh = serializers.SerializerMethodField(
+        help_text="When the cached results of the insight's query were computed; null when none are cached."
+    )
+    refreshing = serializers.SerializerMethodField(
+        help_text="Always `false`: results are computed on request (an async run reports on `query_status`)."
+    )
+    saved = serializers.BooleanField(read_only=True)
     tags = serializers.SerializerMethodField()
     favorited = serializers.BooleanField(read_only=True)
-    dashboards = serializers.SerializerMethodField()
     created_at = serializers.DateTimeField(read_only=True)
     created_by = UserBasicSerializer(allow_null=True, read_only=True)
     last_modified_at = serializers.DateTimeField(read_only=True)
     last_modified_by = UserBasicSerializer(allow_null=True, read_only=True)
     updated_at = serializers.DateTimeField(read_only=True)
+    user_access_level = serializers.SerializerMethodField(
+        help_text="The caller's effective access level to this insight (SPEC §11)."
+    )
     last_viewed_at = serializers.DateTimeField(allow_null=True, read_only=True, default=None)
+
+    @extend_schema_field(
+        {"type": "object", "additionalProperties": False, "maxProperties": 0, "description": "Always `{}`."}
+    )
+    def get_filters(self, insight: Insight) -> dict[str, Any]:
+        return {}
+
+    @extend_schema_field(serializers.ListField(child=serializers.IntegerField()))
+    def get_dashboards(self, insight: Insight) -> list[int]:
+        return [tile["dashboard_id"] for tile in insight.live_tiles]
+
+    @extend_schema_field(DashboardTileBasicSerializer(many=True))
+    def get_dashboard_tiles(self, insight: Insight) -> list[dict[str, Any]]:
+        return [{**tile, "deleted": False} for tile in insight.live_tiles]
+
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))
+    def get_last_refresh(self, insight: Insight) -> str | None:
+        return self.context.get("last_refresh", {}).get(insight.results_fingerprint)
+
+    @extend_schema_field(serializers.BooleanField())
+    def get_refreshing(self, insight: Insight) -> bool:
+        return False
 
     @extend_schema_field(serializers.ListField(child=serializers.CharField()))
     def get_tags(self, insight: Insight) -> list[str]:
         return insight.tag_names
 
-    @extend_schema_field(serializers.ListField(child=serializers.IntegerField()))
-    def get_dashboards(self, insight: Insight) -> list[int]:
-        return insight.dashboard_ids
+    @extend_schema_field(serializers.ChoiceField(choices=ACCESS_LEVELS))
+    def get_user_access_level(self, insight: Insight) -> str:
+        return "editor"  # every member edits every insight until per-insight access control (SPEC §11)
 
 
 class InsightSerializer(InsightBasicSerializer):
@@ -344,7 +407,33 @@ REFRESH_HELP = (
     "`blocking` (default): the cached result while fresh, else compute now; `force_blocking`: always "
     "compute; `force_cache`: only the cache (null when missing); `async`/`force_async`: answer at once "
     "and compute on a worker (poll the query status route)."
+    "PostHog's other spellings are accepted: `true` (= `force_blocking`), `false` (= `force_cache`), "
+    "`lazy_async` (= `async`) and `async_except_on_cache_miss` (= `blocking`)."
 )
+
+
+# PostHog's other spellings of a refresh mode, and the mode each means here.
+REFRESH_ALIASES = {
+    "true": "force_blocking",
+    "false": "force_cache",
+    "lazy_async": "async",
+    "async_except_on_cache_miss": "blocking",
+}
+
+
+class RefreshField(serializers.ChoiceField):
+    """A refresh mode (`REFRESH_MODES`), or one of PostHog's other spellings of one."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(
+            choices=[*REFRESH_MODES, *REFRESH_ALIASES], default="blocking", help_text=REFRESH_HELP, **kwargs
+        )
+
+    def to_internal_value(self, data: Any) -> str:
+        if isinstance(data, bool):  # a JSON body's `"refresh": true`
+            data = str(data).lower()
+        value = super().to_internal_value(data)
+        return REFRESH_ALIASES.get(value, value)
 
 
 class TrendsSeriesActionSerializer(serializers.Serializer):
@@ -387,14 +476,14 @@ class QueryRunSerializer(serializers.Serializer):
     client_query_id = ClientQueryIdField(
         required=False, help_text="Your id for this run, to cancel it with …/insights/cancel/."
     )
-    refresh = serializers.ChoiceField(choices=REFRESH_MODES, default="blocking", help_text=REFRESH_HELP)
+    refresh = RefreshField()
     session_id = StrictCharField(
         required=False, max_length=200, help_text="Accepted for compatibility; unused."
     )
 
 
 class InsightRetrieveQuerySerializer(serializers.Serializer):
-    refresh = serializers.ChoiceField(choices=REFRESH_MODES, default="blocking", help_text=REFRESH_HELP)
+    refresh = RefreshField()
     client_query_id = ClientQueryIdField(required=False)
 
 

@@ -32,7 +32,7 @@ from insights.api.writes import insight_create_from_request, insight_update_from
 from insights.dates import parse_date_param
 from insights.models import ActivityLog, Insight
 from insights.query_nodes import AnyQueryNode, InvalidQuery, query_parse
-from insights.query_runner import query_check_runnable
+from insights.query_runner import query_check_runnable, query_last_refreshed
 from insights.selectors import (
     InsightFilters,
     activity_list,
@@ -99,9 +99,22 @@ class InsightViewSet(
         basic: bool = False,
         serializer_class: type[InsightBasicSerializer] | None = None,
         extra_context: dict[str, Any] | None = None,
+        results_known: bool = False,
     ) -> list[dict[str, Any]]:
-        """Serialize insights loaded through get_queryset (their annotations carry tags and dashboards)."""
-        context = {**self.get_serializer_context(), **(extra_context or {})}
+        """Serialize insights loaded through get_queryset (their annotations carry tags and dashboards);
+        when each one's results were computed comes from Redis in one round trip, unless the caller
+        has the results at hand (`results_known`)."""
+        last_refresh = (
+            {}
+            if results_known
+            else query_last_refreshed(
+                project_id=self.project.id,
+                fingerprints=[
+                    insight.results_fingerprint for insight in insights if insight.results_fingerprint
+                ],
+            )
+        )
+        context = {**self.get_serializer_context(), "last_refresh": last_refresh, **(extra_context or {})}
         serializer = serializer_class or (InsightBasicSerializer if basic else InsightSerializer)
         return serializer(insights, many=True, context=context).data
 
@@ -159,7 +172,7 @@ class InsightViewSet(
             insight = self.get_queryset().filter(id=found["id"]).first()
             if insight is None:  # deleted for good since the check above
                 raise exceptions.NotFound("Insight not found.")
-            return {**self.render_insights([insight])[0], **_as_insight_result(results)}
+            return {**self.render_insights([insight], results_known=True)[0], **_as_insight_result(results)}
 
         if node is None:  # a kind this service cannot run: nothing to compute or share
             return self.uncoalesced(with_results(NO_RESULTS | {"timezone": self.project.timezone}))
@@ -288,6 +301,8 @@ class InsightViewSet(
             short_id=params.get("short_id"),
             modified_from=bounds.get("date_from"),
             modified_to=bounds.get("date_to"),
+            saved=params.get("saved"),
+            insight_type=params.get("insight"),
             order=params["order"],
         )
 

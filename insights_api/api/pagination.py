@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import pagination
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
 MAX_OFFSET = 10**9
+PAGE = "page"
 
 
 class LimitOffsetPagination(pagination.LimitOffsetPagination):
@@ -18,7 +21,23 @@ class LimitOffsetPagination(pagination.LimitOffsetPagination):
         return self._read(request, self.limit_query_param, self.default_limit, 1, self.max_limit)
 
     def get_offset(self, request: Request) -> int:
+        if request.query_params.get(self.offset_query_param) is None and PAGE in request.query_params:
+            # PostHog's frontend pages its activity log with `page` (from 1) and `limit`.
+            page = self._read(request, PAGE, 1, 1, MAX_OFFSET)
+            return min((page - 1) * self.get_limit(request), MAX_OFFSET)
         return self._read(request, self.offset_query_param, 0, 0, MAX_OFFSET)
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        return [
+            *super().get_schema_operation_parameters(view),
+            {
+                "name": PAGE,
+                "required": False,
+                "in": "query",
+                "description": "A page number from 1, of `limit` rows each; used when `offset` is absent.",
+                "schema": {"type": "integer", "minimum": 1},
+            },
+        ]
 
     @staticmethod
     def _read(request: Request, name: str, default: int, minimum: int, maximum: int) -> int:

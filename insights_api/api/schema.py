@@ -175,6 +175,9 @@ class AutoSchema(openapi.AutoSchema):
             elif parameter["name"] in ("id", "pk"):  # drf-spectacular names the `pk` lookup `id`
                 parameter["schema"] = {"type": "string", "pattern": "^[A-Za-z0-9]+$"}
                 parameter["description"] = "The insight's numeric `id` or its 8-character `short_id`."
+            elif parameter["name"] == "query_id" and self.view.action == "destroy":
+                parameter["schema"] = {"type": "string", "pattern": r"^[A-Za-z0-9_.:\-]{1,128}$"}
+                parameter["description"] = "The `client_query_id` the query was started with."
             elif parameter["name"] == "query_id":
                 parameter["schema"] = {"type": "string", "pattern": "^[0-9a-f]{32}$"}
                 parameter["description"] = "The `query_status.id` of an asynchronous run."

@@ -103,3 +103,17 @@ def test_bad_ids_are_a_400_on_client_query_id(cancel, body):
 
     assert response.status_code == 400
     assert response.json()["attr"] == "client_query_id"
+
+
+def test_delete_on_the_query_route_cancels_as_posthogs_newer_frontend_does(
+    owner_api, project, running, teammate
+):
+    url = f"/api/environments/{project.id}/query/"
+    with running("dash::a1b2") as mine, running("dash::a1b2", user=teammate) as theirs:
+        response = owner_api.delete(f"{url}dash::a1b2/")
+        again = owner_api.delete(f"{url}dash::a1b2")
+        cancelled = (mine.is_cancelled(), theirs.is_cancelled())
+
+    assert (response.status_code, again.status_code) == (204, 204)
+    assert cancelled == (True, False)
+    assert owner_api.delete(f"{url}not%20an%20id/").status_code == 404

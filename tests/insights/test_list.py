@@ -102,6 +102,8 @@ def test_date_filters_bound_the_last_modification(owner_api, insights_url, make_
         ({"limit": "ten"}, "limit"),
         ({"offset": "-5"}, "offset"),
         ({"favorited": "sometimes"}, "favorited"),
+        ({"saved": "maybe"}, "saved"),
+        ({"insight": "PIE"}, "insight"),
     ],
 )
 def test_bad_list_parameters_are_a_400_naming_the_parameter(owner_api, insights_url, params, attr):
@@ -154,10 +156,88 @@ def test_basic_shape_has_exactly_the_basic_fields(owner_api, insights_url, make_
 
     row = owner_api.get(insights_url, {"basic": "true"}).json()["results"][0]
 
+    # PostHog's basic shape, and `last_modified_by`.
     assert set(row) == {
-        "id", "short_id", "name", "derived_name", "query", "description", "tags", "favorited", "dashboards",
-        "created_at", "created_by", "last_modified_at", "last_modified_by", "updated_at", "last_viewed_at",
+        "id", "short_id", "name", "derived_name", "filters", "query", "dashboards", "dashboard_tiles",
+        "description", "last_refresh", "refreshing", "saved", "tags", "updated_at", "created_by", "created_at",
+        "last_modified_at", "last_modified_by", "favorited", "user_access_level", "last_viewed_at",
     }  # fmt: skip
+    assert (row["filters"], row["refreshing"], row["saved"], row["user_access_level"]) == (
+        {},
+        False,
+        True,
+        "editor",
+    )
+
+
+def test_rows_list_their_tiles_on_live_dashboards_only(owner_api, insights_url, make_insight, make_dashboard):
+    shown, hidden = make_dashboard("Shown"), make_dashboard("Deleted")
+    make_insight(dashboards=[hidden, shown])
+    hidden.deleted = True
+    hidden.save()
+
+    row = owner_api.get(insights_url, {"basic": "true"}).json()["results"][0]
+
+    assert [(tile["dashboard_id"], tile["deleted"]) for tile in row["dashboard_tiles"]] == [(shown.id, False)]
+    assert row["dashboards"] == [shown.id]
+
+
+def test_last_refresh_is_when_the_insights_results_were_computed(owner_api, insights_url, make_insight):
+    trends = {"kind": "InsightVizNode", "source": {"kind": "TrendsQuery", "series": [{"kind": "EventsNode"}]}}
+    computed = make_insight(name="Computed", query=trends)
+    make_insight(name="Never computed", query={**trends, "source": {**trends["source"], "interval": "week"}})
+    make_insight(
+        name="Table", query={"kind": "DataTableNode", "source": {"kind": "EventsQuery", "select": ["*"]}}
+    )
+
+    before = {row["name"]: row["last_refresh"] for row in owner_api.get(insights_url).json()["results"]}
+    result = owner_api.get(f"{insights_url}{computed.id}/", {"refresh": "force_blocking"}).json()
+    after = {row["name"]: row["last_refresh"] for row in owner_api.get(insights_url).json()["results"]}
+
+    assert before == {"Computed": None, "Never computed": None, "Table": None}
+    assert result["last_refresh"] is not None
+    assert after == {"Computed": result["last_refresh"], "Never computed": None, "Table": None}
+
+
+def test_saved_filter_separates_saved_insights_from_drafts(owner_api, insights_url, make_insight):
+    saved = make_insight(name="Saved")
+    draft = owner_api.post(insights_url, {"name": "Draft", "saved": False}, format="json").json()
+
+    assert ids(owner_api.get(insights_url, {"saved": "true", "basic": "true"})) == [saved.id]
+    assert ids(owner_api.get(insights_url, {"saved": "false"})) == [draft["id"]]
+    assert draft["saved"] is False
+
+
+@pytest.mark.parametrize(
+    ("insight_type", "expected"),
+    [
+        ("TRENDS", ["bare trends", "trends"]),
+        ("FUNNELS", ["funnel"]),
+        ("SQL", ["sql"]),
+        ("HOG", ["hog"]),
+        ("JSON", ["table"]),
+        ("LIFECYCLE", []),
+    ],
+)
+def test_insight_filter_picks_one_type_as_posthogs_saved_insights_page_does(
+    owner_api, insights_url, make_insight, insight_type, expected
+):
+    series = [{"kind": "EventsNode", "event": "$pageview"}]
+    for name, query in {
+        "trends": {"kind": "InsightVizNode", "source": {"kind": "TrendsQuery", "series": series}},
+        "bare trends": {"kind": "TrendsQuery", "series": series},
+        "funnel": {"kind": "InsightVizNode", "source": {"kind": "FunnelsQuery", "series": series * 2}},
+        "sql": {"kind": "DataVisualizationNode", "source": {"kind": "HogQLQuery", "query": "select 1"}},
+        "hog": {"kind": "HogQuery", "code": "return 1"},
+        "table": {"kind": "DataTableNode", "source": {"kind": "EventsQuery", "select": ["*"]}},
+        "no query": None,
+    }.items():
+        make_insight(name=name, query=query)
+
+    response = owner_api.get(insights_url, {"insight": insight_type, "order": "name"})
+
+    assert response.status_code == 200
+    assert [row["name"] for row in response.json()["results"]] == expected
 
 
 def test_pagination_envelope_links_pages(owner_api, insights_url, make_insight):

@@ -71,6 +71,19 @@ def test_force_cache_never_computes(run, events):
 
 
 @pytest.mark.django_db
+def test_posthogs_other_spellings_of_refresh_mean_what_posthog_means(run, events):
+    never_computed = run({"query": TRENDS, "refresh": False}).json()
+    blocking_on_a_miss = run({"query": TRENDS, "refresh": "async_except_on_cache_miss"}).json()
+    forced = run({"query": TRENDS, "refresh": True}).json()
+    from_the_cache = run({"query": TRENDS, "refresh": "false"}).json()
+
+    assert (never_computed["results"], never_computed["is_cached"]) == (None, False)
+    assert (blocking_on_a_miss["is_cached"], blocking_on_a_miss["results"][0]["count"]) == (False, 3)
+    assert forced["is_cached"] is False and forced["last_refresh"] > blocking_on_a_miss["last_refresh"]
+    assert (from_the_cache["is_cached"], from_the_cache["last_refresh"]) == (True, forced["last_refresh"])
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize(
     ("body", "attr", "code"),
     [

@@ -23,8 +23,9 @@ WRITE_ACTIONS = frozenset({"create", "update", "partial_update", "bulk_update_ta
 READ_ACTIONS = frozenset(
     {"list", "retrieve", "my_last_viewed", "trending", "viewed", "cancel", "activity", "all_activity"}
 )
-# The query route's `create` runs a query: a read (SPEC §2), unlike an insight's create.
-READ_OVERRIDES = frozenset({("query-list", "POST")})
+# The query route's `create` runs a query: a read (SPEC §2), unlike an insight's create; its
+# `destroy` is `cancel` by another route (SPEC §10).
+READ_OVERRIDES = frozenset({("query-list", "POST"), ("query-detail", "DELETE")})
 
 TRENDS = {"kind": "TrendsQuery", "series": [{"kind": "EventsNode", "event": "$pageview"}]}
 INSIGHT_QUERY = {"kind": "InsightVizNode", "source": TRENDS}
@@ -133,6 +134,7 @@ def samples(*, insight_id: int, email: str, password: str) -> dict[tuple[str, st
         ("insights-activity", "GET"): Sample(),
         ("query-list", "POST"): Sample(body={"query": INSIGHT_QUERY, "client_query_id": "sweep-2"}),
         ("query-detail", "GET"): Sample(),
+        ("query-detail", "DELETE"): Sample(),
         ("schema", "GET"): Sample(),
         ("swagger-ui", "GET"): Sample(),
         ("redoc", "GET"): Sample(),
