@@ -256,6 +256,7 @@ SPECTACULAR_SETTINGS = {
         "ErrorTypeEnum": "insights_api.api.schema.ERROR_TYPES",
         "TagActionEnum": ["add", "remove", "set"],
         "QueryKindEnum": "insights.query_nodes.NODE_KINDS",
+        "LegacyPermissionLevelEnum": "insights.api.serializers.LEGACY_LEVELS",
     },
 }
 

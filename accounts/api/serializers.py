@@ -8,9 +8,14 @@ from accounts.models import User
 class UserBasicSerializer(serializers.ModelSerializer):
     """A user as shown next to things they did (created_by, viewers, activity)."""
 
+    # PostHog's schema requires it (its avatars' settings); there are no avatars here.
+    hedgehog_config = serializers.JSONField(
+        read_only=True, allow_null=True, default=None, help_text="Always null."
+    )
+
     class Meta:
         model = User
-        fields = ["id", "uuid", "email", "first_name", "last_name"]
+        fields = ["id", "uuid", "email", "first_name", "last_name", "hedgehog_config"]
         read_only_fields = fields
 
 

@@ -21,7 +21,10 @@ class InsightMetadataActions(ProjectScopedViewSet):
         summary="Suggest an insight name and description",
         description=(
             "Suggests a Title Case name (at most 100 characters) and a one-sentence description (at "
-            "most 200) for the body's `query`; nothing is written. The provider is configured: "
+            "most 200) for the body's `query`: any node an insight may hold (the six insight kinds, "
+            "tables, SQL insights, Hog) and the person and group lists behind an insight's points "
+            "(`ActorsQuery` over an `InsightActorsQuery` or `FunnelsActorsQuery`, `GroupsQuery`). "
+            "Nothing is written. The provider is configured: "
             "`heuristic` (default, offline, needs no approval), or `openai`/`anthropic`, which run on a "
             "Celery worker and need the organization's approval of AI data processing (else 403). If the "
             "model fails, answers badly or misses the deadline, the heuristic answers with "

@@ -179,6 +179,8 @@ class DashboardTileBasicSerializer(serializers.Serializer):
 
 
 ACCESS_LEVELS = ("none", "viewer", "editor")
+# PostHog's legacy dashboard permission levels: 21 view, 37 edit.
+LEGACY_LEVELS = ((21, "can view"), (37, "can edit"))
 
 
 class InsightBasicSerializer(serializers.Serializer):
@@ -247,19 +249,63 @@ class InsightBasicSerializer(serializers.Serializer):
         return "editor"  # every member edits every insight until per-insight access control (SPEC §11)
 
 
+def _absent(field: type[serializers.Field], help_text: str, **kwargs: Any) -> serializers.Field:
+    """A field PostHog's schema requires on an insight that this service leaves null (or `default`)."""
+    kwargs.setdefault("default", None)
+    return field(read_only=True, allow_null=kwargs["default"] is None, help_text=help_text, **kwargs)
+
+
 class InsightSerializer(InsightBasicSerializer):
-    """The full shape of an insight."""
+    """The full shape of an insight: the basic shape, `order` and `deleted`, and the result fields
+    PostHog's published schema requires (so clients generated from it parse every insight); a retrieve
+    fills them with its results (InsightRetrieveSerializer)."""
 
     order = serializers.IntegerField(allow_null=True, read_only=True)
     deleted = serializers.BooleanField(read_only=True)
+    result = _absent(serializers.JSONField, "The query's results: on retrieve only (see there).")
+    is_cached = _absent(serializers.BooleanField, "On retrieve only; `false` elsewhere.", default=False)
+    query_status = _absent(serializers.JSONField, "An async run's status, on retrieve only.")
+    timezone = serializers.SerializerMethodField(help_text="The project's time zone, which results are in.")
+    cache_target_age = _absent(serializers.DateTimeField, "Always null: freshness depends on the interval.")
+    next_allowed_client_refresh = _absent(serializers.DateTimeField, "Always null: refresh at any time.")
+    hasMore = _absent(serializers.BooleanField, "Always null (PostHog's paged results; Trends has none).")
+    columns = _absent(serializers.JSONField, "Always null (PostHog's table results).")
+    hogql = _absent(serializers.CharField, "Always null (PostHog's generated SQL).")
+    types = _absent(serializers.JSONField, "Always null (PostHog's column types).")
+    resolved_date_range = _absent(serializers.JSONField, "Always null.")
+    is_sample = _absent(serializers.BooleanField, "Always `false`: no sample insights here.", default=False)
+    alerts = _absent(
+        serializers.ListField, "Always `[]`: no alerts here.", default=list, child=serializers.JSONField()
+    )
+    effective_restriction_level = _absent(
+        serializers.ChoiceField,
+        "PostHog's legacy dashboard restriction: always 21 (everyone in the project may edit).",
+        default=21,
+        choices=LEGACY_LEVELS,
+    )
+    effective_privilege_level = serializers.SerializerMethodField(
+        help_text="PostHog's legacy privilege: 37 (can edit) for an editor, 21 (can view) otherwise."
+    )
+
+    @extend_schema_field(serializers.CharField())
+    def get_timezone(self, insight: Insight) -> str:
+        return self.context["project"].timezone
+
+    @extend_schema_field(serializers.ChoiceField(choices=LEGACY_LEVELS))
+    def get_effective_privilege_level(self, insight: Insight) -> int:
+        return 37 if self.get_user_access_level(insight) == "editor" else 21
 
 
-class InsightListItemSerializer(InsightBasicSerializer):
+class InsightListItemSerializer(InsightSerializer):
     """A row of the insight list (schema only): the full shape, or with `basic=true` the basic shape,
-    which leaves out `order` and `deleted` (hence not required here)."""
+    which leaves out the full shape's own fields (hence not required here)."""
 
-    order = serializers.IntegerField(allow_null=True, required=False, help_text="Absent with `basic=true`.")
-    deleted = serializers.BooleanField(required=False, help_text="Absent with `basic=true`.")
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        for name in fields.keys() - InsightBasicSerializer().get_fields().keys():
+            fields[name].read_only, fields[name].required = False, False
+            fields[name].help_text = f"{fields[name].help_text or ''} Absent with `basic=true`.".strip()
+        return fields
 
 
 class ActivityChangeSerializer(serializers.Serializer):
@@ -369,7 +415,7 @@ class TrendingInsightSerializer(InsightBasicSerializer):
 
     @extend_schema_field(UserBasicSerializer(many=True))
     def get_viewers(self, insight: Insight) -> list[dict[str, Any]]:
-        return insight.recent_viewers
+        return UserBasicSerializer(insight.recent_viewers, many=True).data
 
 
 def ClientQueryIdField(**kwargs: Any) -> StrictCharField:

@@ -124,7 +124,9 @@ class InsightViewSet(
             "The project's insights (soft-deleted ones left out), filtered and paginated with "
             "`limit`/`offset`. Each row carries `last_viewed_at`, the latest view by anyone. "
             "`order` takes one of the listed fields, optionally prefixed with `-`; `last_viewed_at` "
-            "sorts never-viewed insights last. `basic=true` omits `order` and `deleted`."
+            "sorts never-viewed insights last. `basic=true` gives the basic shape (without `order`, "
+            "`deleted` and the result fields). Rows never carry results; `last_refresh` says when the "
+            "query's cached result was computed."
         ),
         parameters=[InsightListQuerySerializer],
         responses={200: InsightListItemSerializer(many=True)},
@@ -189,8 +191,11 @@ class InsightViewSet(
         summary="Create an insight",
         description=(
             "Creates an insight, optionally with `tags` (normalised: trimmed, lowercased, de-duplicated) "
-            "and `dashboards` (ids of this project's dashboards). Creating it counts as the creator "
-            "viewing it. `_create_in_folder` is accepted and ignored."
+            "and `dashboards` (ids of this project's dashboards). `query` may be any node PostHog's "
+            "frontend saves (an `InsightVizNode` over one of the six insight kinds, a `DataTableNode`, a "
+            "`DataVisualizationNode` over `HogQLQuery`, a `HogQuery`, or a bare kind), validated "
+            "structurally. Creating it counts as the creator viewing it. `_create_in_folder` is "
+            "accepted and ignored."
         ),
         request=InsightWriteSerializer,
         responses={201: InsightSerializer},

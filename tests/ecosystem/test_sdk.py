@@ -12,8 +12,6 @@ import csv
 import importlib
 import inspect
 import io
-import subprocess
-import sys
 import threading
 import time
 from datetime import timedelta
@@ -26,6 +24,7 @@ from django.utils import timezone
 
 from insights.models import Event
 from tests.ecosystem.conftest import Stack
+from tests.ecosystem.generated import generated_client
 from tests.live import events_table_locked, http, live_server, queries_waiting_on_events, wait_until
 
 pytestmark = [pytest.mark.sdk, pytest.mark.live, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -41,24 +40,11 @@ TRENDS = {
 @pytest.fixture(scope="module")
 def sdk(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
     """`insights_client`, generated from the running server's schema into a temporary directory."""
-    out = tmp_path_factory.mktemp("sdk")
-    generated = subprocess.run(
-        [Path(sys.executable).parent / "openapi-python-client", "generate", "--url", f"{stack.url}/api/schema/",
-         "--meta", "none", "--output-path", out / "insights_client", "--config", ROOT / "sdk" / "config.yml",
-         "--custom-template-path", ROOT / "sdk"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    output = generated.stdout + generated.stderr
-    assert generated.returncode == 0, output
-    # The generator warns about every schema part it cannot type (and then leaves it out).
-    assert "Warning" not in output and "Unable" not in output, output
-    sys.path.insert(0, str(out))
-    try:
-        yield importlib.import_module("insights_client")
-    finally:
-        sys.path.remove(str(out))
-        for name in [name for name in sys.modules if name.startswith("insights_client")]:
-            del sys.modules[name]
+    with generated_client(
+        "insights_client", tmp_path_factory.mktemp("sdk"), "--url", f"{stack.url}/api/schema/",
+        "--config", ROOT / "sdk" / "config.yml", "--custom-template-path", ROOT / "sdk",
+    ) as client:  # fmt: skip
+        yield client
 
 
 def module(sdk: ModuleType, name: str) -> ModuleType:

@@ -98,7 +98,7 @@ def test_each_result_has_the_basic_shape_and_up_to_three_recent_viewers(
     [row] = trending()["results"]
 
     assert [viewer["email"] for viewer in row["viewers"]] == [owner.email, teammate.email, extra.email]
-    assert set(row["viewers"][0]) == {"id", "uuid", "email", "first_name", "last_name"}
+    assert set(row["viewers"][0]) == {"id", "uuid", "email", "first_name", "last_name", "hedgehog_config"}
     assert row["tags"] == ["kpi"] and row["last_modified_by"]["email"] == owner.email
     latest = InsightViewed.objects.filter(insight=insight).order_by("-last_viewed_at").first().last_viewed_at
     assert row["last_viewed_at"] == latest.isoformat().replace("+00:00", "Z")
