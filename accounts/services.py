@@ -81,9 +81,12 @@ def installation_bootstrap(
     scopes: list[str],
     ai_approved: bool,
     project_scoped: bool,
+    level: int | None = None,
 ) -> Bootstrapped:
-    """Create or reuse (by email / by name) a user, organization, project and owner membership,
-    then issue a fresh personal API key. Running it again never duplicates anything but the key."""
+    """Create or reuse (by email / by name) a user, organization, project and membership, then issue
+    a fresh personal API key. Running it again never duplicates anything but the key. The membership
+    is `level` when given; otherwise an owner for the user who creates the organization and a member
+    for one who joins it (an existing membership keeps its level unless `level` is given)."""
     email = User.objects.normalize_email(email).lower()
     user = User.objects.filter(email__iexact=email).first()
     if user is None:
@@ -95,14 +98,20 @@ def installation_bootstrap(
     organization = (
         Organization.objects.filter(name=organization_name, memberships__user=user).order_by("id").first()
         or Organization.objects.filter(name=organization_name).order_by("id").first()
-        or Organization.objects.create(name=organization_name)
     )
+    founder = organization is None
+    if organization is None:
+        organization = Organization.objects.create(name=organization_name)
     if ai_approved and not organization.is_ai_data_processing_approved:
         organization.is_ai_data_processing_approved = True
         organization.save(update_fields=["is_ai_data_processing_approved"])
-    OrganizationMembership.objects.get_or_create(
-        organization=organization, user=user, defaults={"level": OrganizationMembership.Level.OWNER}
+    default = OrganizationMembership.Level.OWNER if founder else OrganizationMembership.Level.MEMBER
+    membership, created = OrganizationMembership.objects.get_or_create(
+        organization=organization, user=user, defaults={"level": level or default}
     )
+    if not created and level is not None and membership.level != level:
+        membership.level = level
+        membership.save(update_fields=["level"])
     project = Project.objects.filter(organization=organization, name=project_name).order_by("id").first()
     if project is None:
         project = Project.objects.create(organization=organization, name=project_name)

@@ -23,6 +23,14 @@ def generate_short_id() -> str:
             return candidate
 
 
+class AccessLevel(models.TextChoices):
+    """What a member may do with an insight (SPEC §11)."""
+
+    EDITOR = "editor"
+    VIEWER = "viewer"
+    NONE = "none"
+
+
 class Insight(models.Model):
     project = models.ForeignKey(
         "accounts.Project", on_delete=models.CASCADE, related_name="insights", db_index=False
@@ -36,6 +44,8 @@ class Insight(models.Model):
     favorited = models.BooleanField(default=False)
     # PostHog's frontend lists `saved=true` insights; an unsaved one is a draft it created itself.
     saved = models.BooleanField(default=True)
+    # The level of the project's members without an override (insights.access).
+    access_level = models.CharField(max_length=8, choices=AccessLevel.choices, default=AccessLevel.EDITOR)
     deleted = models.BooleanField(default=False)
     # The fingerprint of the query's normalised runnable form, which names its cached results
     # (insights.query_runner); null when the query is one this service cannot run.
@@ -112,6 +122,22 @@ class DashboardTile(models.Model):
         indexes = [
             # Batch-loading the dashboards of a page of insights.
             models.Index(fields=["insight"], name="tile_insight_idx"),
+        ]
+
+
+class InsightAccessOverride(models.Model):
+    """One member's level on one insight, in place of the insight's own."""
+
+    insight = models.ForeignKey(
+        Insight, on_delete=models.CASCADE, related_name="access_overrides", db_index=False
+    )  # indexed by access_override_insight_user_unique
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    access_level = models.CharField(max_length=8, choices=AccessLevel.choices)
+
+    class Meta:
+        constraints = [
+            # The caller's override of each insight of a page, looked up in the page's own statement.
+            models.UniqueConstraint(fields=["insight", "user"], name="access_override_insight_user_unique"),
         ]
 
 

@@ -257,6 +257,7 @@ SPECTACULAR_SETTINGS = {
         "TagActionEnum": ["add", "remove", "set"],
         "QueryKindEnum": "insights.query_nodes.NODE_KINDS",
         "LegacyPermissionLevelEnum": "insights.api.serializers.LEGACY_LEVELS",
+        "AccessLevelEnum": "insights.models.AccessLevel",
     },
 }
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from django.db import connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import Project, User
@@ -53,8 +54,10 @@ def tags_apply(
     names: Sequence[str],
     include_deleted: bool = False,
     dry_run: bool = False,
+    editable: QuerySet[Insight] | None = None,
 ) -> TagsOutcome:
-    """Add, remove or set the (already normalised) `names` on the project's insights `insight_ids`.
+    """Add, remove or set the (already normalised) `names` on the project's insights `insight_ids`
+    (those of `editable`, when given: the ones the caller may change).
 
     Steps, one statement each: 1. lock the project's tag writes; 2. load the insights that exist
     here; 3. load their current tags; 4. create missing tags and resolve ids; 5. detach; 6. attach;
@@ -64,7 +67,9 @@ def tags_apply(
     outcome = TagsOutcome()
     if not dry_run:
         _lock_project_tags(project.id)
-    found = Insight.objects.filter(project=project, id__in=list(insight_ids))
+    found = (editable if editable is not None else Insight.objects.all()).filter(
+        project_id=project.id, id__in=list(insight_ids)
+    )
     if not include_deleted:
         found = found.filter(deleted=False)
     outcome.insights = {
@@ -123,12 +128,18 @@ def tags_bulk_update(
     names: Sequence[str],
     dry_run: bool,
     request_id: uuid.UUID,
+    editable: QuerySet[Insight] | None = None,
 ) -> BulkTagsResult:
     """bulk_update_tags: one transaction; changed insights get one activity entry each (sharing
-    `request_id`) and a new last-modified stamp."""
+    `request_id`) and a new last-modified stamp. Insights not in `editable` are skipped."""
     ordered_ids = list(dict.fromkeys(insight_ids))
     outcome = tags_apply(
-        project=project, insight_ids=ordered_ids, action=action, names=names, dry_run=dry_run
+        project=project,
+        insight_ids=ordered_ids,
+        action=action,
+        names=names,
+        dry_run=dry_run,
+        editable=editable,
     )
     changed = outcome.changed_ids
     if changed and not dry_run:

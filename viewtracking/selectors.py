@@ -13,12 +13,12 @@ from django.utils import timezone
 
 from accounts.models import Project, User
 from insights.models import Insight
+from insights_api.db.sql import queryset_sql
 from viewtracking.models import InsightViewDaily, InsightViewed, PendingView
 
 _VIEWED = InsightViewed._meta.db_table
 _PENDING = PendingView._meta.db_table
 _DAILY = InsightViewDaily._meta.db_table
-_INSIGHT = Insight._meta.db_table
 MY_LAST_VIEWED_LIMIT = 5
 
 
@@ -60,8 +60,11 @@ class TrendingPage:
     rows: list[TrendingRow]
 
 
-def trending_rank(*, project: Project, days: int, limit: int, offset: int) -> TrendingPage:
-    """Rank the project's live insights by views in the window, in one statement.
+def trending_rank(
+    *, project: Project, days: int, limit: int, offset: int, visible: QuerySet[Insight] | None = None
+) -> TrendingPage:
+    """Rank the project's live insights (those of `visible`, when given: the caller's) by views in
+    the window, in one statement.
 
     view_count = rolled-up days in the window + views still queued for the rollup (exact: the
     rollup moves views from one side to the other in a single transaction). unique_viewers and
@@ -69,14 +72,16 @@ def trending_rank(*, project: Project, days: int, limit: int, offset: int) -> Tr
     latest view is at or after T. Ties: latest view, then id, descending.
     """
     start = trending_window_start(days=days, now=timezone.now())
+    ranked = _live(project, visible)
+    ranked_sql, ranked_params = queryset_sql(ranked.values("id"), prefix="ranked")
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
             WITH viewers AS (
                 SELECT viewed.insight_id, count(*) AS unique_viewers, max(viewed.last_viewed_at) AS last_viewed_at
                 FROM {_VIEWED} AS viewed
-                JOIN {_INSIGHT} AS insight ON insight.id = viewed.insight_id AND NOT insight.deleted
                 WHERE viewed.project_id = %(project)s AND viewed.last_viewed_at >= %(start)s
+                  AND viewed.insight_id IN ({ranked_sql})
                 GROUP BY viewed.insight_id
             ), views AS (
                 SELECT insight_id, sum(views) AS views FROM (
@@ -101,24 +106,31 @@ def trending_rank(*, project: Project, days: int, limit: int, offset: int) -> Tr
                 "first_day": start.date(),
                 "limit": limit,
                 "offset": offset,
+                **ranked_params,
             },
         )
         fetched = cursor.fetchall()
     if not fetched and offset:
-        return TrendingPage(total=trending_count(project=project, start=start), rows=[])
+        return TrendingPage(total=trending_count(ranked=ranked, start=start), rows=[])
     return TrendingPage(
         total=fetched[0][4] if fetched else 0,
         rows=[TrendingRow(int(row[0]), int(row[1]), int(row[2]), row[3]) for row in fetched],
     )
 
 
-def trending_count(*, project: Project, start: datetime) -> int:
-    """How many insights are ranked (used only for an offset past the end, where the page is empty)."""
+def trending_count(*, ranked: QuerySet[Insight], start: datetime) -> int:
+    """How many of `ranked` are ranked (used only for an offset past the end, where the page is empty)."""
     return (
-        InsightViewed.objects.filter(project=project, last_viewed_at__gte=start, insight__deleted=False)
+        InsightViewed.objects.filter(last_viewed_at__gte=start, insight__in=ranked)
         .values("insight_id")
         .distinct()
         .count()
+    )
+
+
+def _live(project: Project, visible: QuerySet[Insight] | None) -> QuerySet[Insight]:
+    return (visible if visible is not None else Insight.objects.all()).filter(
+        project_id=project.id, deleted=False
     )
 
 

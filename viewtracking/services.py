@@ -7,37 +7,43 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from django.db import connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import Project, User
 from insights.models import Insight
+from insights_api.db.sql import queryset_sql
 from viewtracking.models import InsightViewDaily, InsightViewed, PendingView, ViewEvent
 
 _VIEWED = InsightViewed._meta.db_table
 _EVENT = ViewEvent._meta.db_table
 _PENDING = PendingView._meta.db_table
 _DAILY = InsightViewDaily._meta.db_table
-_INSIGHT = Insight._meta.db_table
 # First key of the rollup's advisory lock ("roll" in ASCII): one rollup at a time.
 ROLLUP_LOCK = 0x726F6C6C
 
 
 def views_record(
-    *, project: Project, user: User, insight_ids: Sequence[int], at: datetime | None = None
+    *,
+    project: Project,
+    user: User,
+    insight_ids: Sequence[int],
+    at: datetime | None = None,
+    visible: QuerySet[Insight] | None = None,
 ) -> int:
     """Record that `user` viewed these insights `at` (default now), in one statement: the live
-    insights of the project among `insight_ids` (others are dropped silently, duplicates count once)
-    get one view event each, queued for the rollup, and the user's last-viewed time moves forward
-    (never back: with several web servers, a request with an earlier clock may commit later).
-    Returns how many insights were kept."""
+    insights of the project among `insight_ids` (and of `visible`, the insights the user may see,
+    when given; others are dropped silently, duplicates count once) get one view event each, queued
+    for the rollup, and the user's last-viewed time moves forward (never back: with several web
+    servers, a request with an earlier clock may commit later). Returns how many insights were kept."""
+    candidates = (visible if visible is not None else Insight.objects.all()).filter(
+        project_id=project.id, id__in=sorted(set(insight_ids)), deleted=False
+    )
+    kept_sql, kept_params = queryset_sql(candidates.values("id"), prefix="kept")
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            WITH kept AS (
-                SELECT insight.id FROM {_INSIGHT} AS insight
-                WHERE insight.project_id = %(project)s AND insight.id = ANY(%(ids)s::bigint[])
-                  AND NOT insight.deleted
-            ), last_viewed AS (
+            WITH kept AS ({kept_sql}), last_viewed AS (
                 INSERT INTO {_VIEWED} (project_id, user_id, insight_id, last_viewed_at)
                 SELECT %(project)s, %(user)s, kept.id, %(now)s FROM kept ORDER BY kept.id
                 ON CONFLICT (user_id, insight_id) DO UPDATE
@@ -50,12 +56,7 @@ def views_record(
             INSERT INTO {_PENDING} (event_id, project_id, insight_id, viewed_at)
             SELECT events.id, %(project)s, events.insight_id, %(now)s FROM events
             """,
-            {
-                "project": project.id,
-                "user": user.pk,
-                "now": at or timezone.now(),
-                "ids": sorted(set(insight_ids)),
-            },
+            {"project": project.id, "user": user.pk, "now": at or timezone.now(), **kept_params},
         )
         return cursor.rowcount
 

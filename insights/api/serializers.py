@@ -12,7 +12,7 @@ from rest_framework import serializers
 
 from accounts.api.serializers import UserBasicSerializer
 from insights.cancellation import CLIENT_QUERY_ID
-from insights.models import ActivityLog, Dashboard, Insight
+from insights.models import AccessLevel, ActivityLog, Dashboard, Insight
 from insights.query_nodes import NODE_KINDS, InvalidQuery, query_parse
 from insights.query_runner import REFRESH_MODES
 from insights.selectors import INSIGHT_TYPES, ORDER_CHOICES
@@ -178,7 +178,6 @@ class DashboardTileBasicSerializer(serializers.Serializer):
     deleted = serializers.BooleanField(help_text="Always `false`: tiles of deleted dashboards are left out.")
 
 
-ACCESS_LEVELS = ("none", "viewer", "editor")
 # PostHog's legacy dashboard permission levels: 21 view, 37 edit.
 LEGACY_LEVELS = ((21, "can view"), (37, "can edit"))
 
@@ -244,9 +243,9 @@ class InsightBasicSerializer(serializers.Serializer):
     def get_tags(self, insight: Insight) -> list[str]:
         return insight.tag_names
 
-    @extend_schema_field(serializers.ChoiceField(choices=ACCESS_LEVELS))
+    @extend_schema_field(serializers.ChoiceField(choices=AccessLevel.choices))
     def get_user_access_level(self, insight: Insight) -> str:
-        return "editor"  # every member edits every insight until per-insight access control (SPEC §11)
+        return insight.user_access_level  # annotated by the viewset's visibility (insights.access)
 
 
 def _absent(field: type[serializers.Field], help_text: str, **kwargs: Any) -> serializers.Field:
@@ -293,7 +292,15 @@ class InsightSerializer(InsightBasicSerializer):
 
     @extend_schema_field(serializers.ChoiceField(choices=LEGACY_LEVELS))
     def get_effective_privilege_level(self, insight: Insight) -> int:
-        return 37 if self.get_user_access_level(insight) == "editor" else 21
+        return caller_access_fields(insight.user_access_level)["effective_privilege_level"]
+
+
+def caller_access_fields(level: str) -> dict[str, Any]:
+    """The fields of an insight's shapes that depend on who asks, for the caller's `level`."""
+    return {
+        "user_access_level": level,
+        "effective_privilege_level": 37 if level == AccessLevel.EDITOR else 21,
+    }
 
 
 class InsightListItemSerializer(InsightSerializer):

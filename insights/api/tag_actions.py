@@ -7,6 +7,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from insights.access import insights_editable
 from insights.api.serializers import (
     BulkUpdateTagsQuerySerializer,
     BulkUpdateTagsResultSerializer,
@@ -27,7 +28,8 @@ class InsightTagActions(ProjectScopedViewSet):
             "Adds, removes or sets `tags` on up to 500 insights `ids` in one transaction: all updates "
             "land or none do. Tags are normalised (trimmed, lowercased, de-duplicated); `add`/`remove` "
             "need at least one tag, `set` with `[]` clears. At most 10,000 distinct id-tag pairs. Ids "
-            "that are not live insights of this project are `skipped` with one reason. `updated` "
+            "that are not live insights of this project, or that the caller may not change (SPEC §11), are "
+            "`skipped` with one reason. `updated` "
             "follows the request's order with each insight's sorted tags. Tags left on nothing are "
             "deleted. Each changed insight gets one activity entry (shared request id). Concurrent "
             "calls are serialised per project, so the outcome equals some serial order. "
@@ -52,6 +54,7 @@ class InsightTagActions(ProjectScopedViewSet):
             names=payload.validated_data["tags"],
             dry_run=options.validated_data["dry_run"],
             request_id=current_request_uuid(),
+            editable=insights_editable(self.get_project_queryset()),
         )
         return Response(
             {

@@ -28,7 +28,7 @@ class InsightViewActions(ProjectScopedViewSet):
         description=(
             "Records that the caller has just viewed these insights: their last-viewed time becomes "
             "now and one view event per insight is appended (these feed `trending`). Ids that are not "
-            "live insights of this project are dropped silently; duplicates count once. Always answers "
+            "live insights of this project the caller may see are dropped silently; duplicates count once. Always answers "
             "201 with an empty body. One SQL statement, whatever the number of ids."
         ),
         request=ViewedSerializer,
@@ -40,7 +40,10 @@ class InsightViewActions(ProjectScopedViewSet):
         payload = ViewedSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         views_record(
-            project=self.project, user=request.user, insight_ids=payload.validated_data["insight_ids"]
+            project=self.project,
+            user=request.user,
+            insight_ids=payload.validated_data["insight_ids"],
+            visible=self.get_project_queryset(),
         )
         return Response(status=status.HTTP_201_CREATED)
 
@@ -89,7 +92,9 @@ class InsightViewActions(ProjectScopedViewSet):
         params = TrendingQuerySerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         days, limit, offset = (params.validated_data[name] for name in ("days", "limit", "offset"))
-        page = trending_rank(project=self.project, days=days, limit=limit, offset=offset)
+        page = trending_rank(
+            project=self.project, days=days, limit=limit, offset=offset, visible=self.get_project_queryset()
+        )
         ranked = {row.insight_id: row for row in page.rows}
         found = insights_annotate_recent_viewers(self.get_queryset().filter(id__in=list(ranked)))
         by_id = {insight.id: insight for insight in found}

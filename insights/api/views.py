@@ -13,6 +13,8 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from insights.access import LEVEL, insights_visible
+from insights.api.access_actions import InsightAccessActions
 from insights.api.cancel_actions import InsightCancelActions
 from insights.api.metadata_actions import InsightMetadataActions
 from insights.api.results import LANE_DOCS, RESULT_ERRORS, result_response
@@ -25,12 +27,13 @@ from insights.api.serializers import (
     InsightRetrieveSerializer,
     InsightSerializer,
     InsightWriteSerializer,
+    caller_access_fields,
 )
 from insights.api.tag_actions import InsightTagActions
 from insights.api.view_actions import InsightViewActions
 from insights.api.writes import insight_create_from_request, insight_update_from_request
 from insights.dates import parse_date_param
-from insights.models import ActivityLog, Insight
+from insights.models import AccessLevel, ActivityLog, Insight
 from insights.query_nodes import AnyQueryNode, InvalidQuery, query_parse
 from insights.query_runner import query_check_runnable, query_last_refreshed
 from insights.selectors import (
@@ -62,6 +65,7 @@ class InsightViewSet(
     InsightTagActions,
     InsightMetadataActions,
     InsightCancelActions,
+    InsightAccessActions,
     ProjectScopedViewSet,
 ):
     """Insights: CRUD, listing and activity here; the six insight actions come from the mixins."""
@@ -69,6 +73,7 @@ class InsightViewSet(
     scope_object = "insight"
     coalesced_actions = ("retrieve",)
     queryset = Insight.objects.all()
+    visibility = staticmethod(insights_visible)  # SPEC §11: `none` is invisible, the level annotated
     lookup_value_regex = ID_LOOKUP_REGEX
     serializer_class = InsightSerializer
 
@@ -165,7 +170,7 @@ class InsightViewSet(
     def retrieve(self, request: Request, project_id: str, pk: str) -> Response:
         # The caller's own access check comes before any sharing. It loads only the id and the query:
         # a coalesced follower needs nothing more, and whoever renders loads the whole insight.
-        found = self.get_object(self.get_project_queryset().values("id", "query"))
+        found = self.get_object(self.get_project_queryset().values("id", "query", LEVEL))
         params = InsightRetrieveQuerySerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         node = runnable_query(found["query"])
@@ -178,7 +183,7 @@ class InsightViewSet(
 
         if node is None:  # a kind this service cannot run: nothing to compute or share
             return self.uncoalesced(with_results(NO_RESULTS | {"timezone": self.project.timezone}))
-        return result_response(
+        response = result_response(
             self,
             node=node,
             refresh=params.validated_data["refresh"],
@@ -186,6 +191,10 @@ class InsightViewSet(
             render=with_results,
             started_status=status.HTTP_200_OK,  # an insight is answered whether or not its results are ready
         )
+        if isinstance(response.data, dict) and "id" in response.data:
+            # A body shared by a coalesced leader carries the leader's level: each caller gets its own.
+            response.data = {**response.data, **caller_access_fields(found[LEVEL])}
+        return response
 
     @extend_schema(
         summary="Create an insight",
@@ -257,11 +266,14 @@ class InsightViewSet(
     )
     @action(detail=False, methods=["get"], url_path="activity", required_scopes=["insight:read"])
     def all_activity(self, request: Request, project_id: str) -> Response:
-        return self._activity_page(ActivityLog.objects.filter(project=self.project))
+        visible = self.get_project_queryset().values("id")
+        return self._activity_page(ActivityLog.objects.filter(project=self.project, insight_id__in=visible))
 
     def _update(self, request: Request, *, replace: bool) -> Response:
         data = request.data if isinstance(request.data, dict) else {}
         insight = self.get_object(restoring=not replace and data.get("deleted") is False)
+        if insight.user_access_level != AccessLevel.EDITOR:
+            raise exceptions.PermissionDenied("You may view this insight but not change it.")
         if replace and not set(data) & set(InsightWriteSerializer().fields):
             # A client bug (an empty body) must not wipe the insight's name, query and tags.
             raise exceptions.ValidationError(

@@ -1,20 +1,24 @@
 """The base of every project-scoped API: visibility and scopes decided here, once.
 
 A subclass declares `scope_object` and a `queryset`, may narrow the queryset in
-`safely_get_queryset`, and declares `required_scopes` on every extra action. It cannot override
+`safely_get_queryset`, may declare the `visibility` of its rows to the caller (applied after the
+project filter, by every queryset this base hands out), and declares `required_scopes` on every
+extra action. It cannot override
 `get_queryset` or the permission classes: `__init_subclass__` refuses, so no route can forget to
 scope by project.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cached_property
 from typing import Any, ClassVar
 
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from rest_framework import exceptions, permissions, viewsets
 
-from accounts.models import PersonalAPIKey, Project
+from accounts.caller import Caller
+from accounts.models import OrganizationMembership, PersonalAPIKey, Project
 from insights_api.api.permissions import APIScopePermission, ProjectAccessPermission
 
 MAX_DB_ID = 2**63 - 1
@@ -24,6 +28,7 @@ PROTECTED_ATTRIBUTES = (
     "get_permissions",
     "permission_classes",
     "project",
+    "caller",
 )
 # Scope level of the built-in actions; extra actions declare `required_scopes` themselves.
 BUILTIN_ACTION_LEVELS = {
@@ -37,8 +42,14 @@ BUILTIN_ACTION_LEVELS = {
 }
 
 
+Visibility = Callable[[QuerySet[Any], Caller], QuerySet[Any]]
+
+
 class ProjectScopedViewSet(viewsets.GenericViewSet):
     scope_object: ClassVar[str]
+    # Narrows the project's rows to those the caller may see, annotating what they may do with each
+    # (wrapped in staticmethod); get_queryset and get_project_queryset both apply it.
+    visibility: ClassVar[Visibility | None] = None
     # Per-viewset changes to BUILTIN_ACTION_LEVELS, e.g. running a query (`create`) only reads.
     action_levels: ClassVar[dict[str, str]] = {}
     # Field on the model naming its project (the final, unavoidable filter).
@@ -89,6 +100,7 @@ class ProjectScopedViewSet(viewsets.GenericViewSet):
         project = (
             Project.objects.select_related("organization")
             .filter(id=project_id, organization__memberships__user_id=self.request.user.pk)
+            .annotate(caller_level=F("organization__memberships__level"))  # the same membership row
             .first()
             if project_id is not None
             else None
@@ -96,6 +108,13 @@ class ProjectScopedViewSet(viewsets.GenericViewSet):
         if project is None:
             raise exceptions.NotFound("Project not found.")
         return project
+
+    @cached_property
+    def caller(self) -> Caller:
+        return Caller(
+            user_id=self.request.user.pk,
+            is_admin=self.project.caller_level >= OrganizationMembership.Level.ADMIN,
+        )
 
     def safely_get_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
         """Narrow or annotate the base queryset; the project filter is applied afterwards regardless."""
@@ -106,14 +125,17 @@ class ProjectScopedViewSet(viewsets.GenericViewSet):
         if getattr(self, "swagger_fake_view", False):  # schema generation has no request or project
             return self.queryset.none()
         queryset = self.safely_get_queryset(self.queryset.all())
-        return queryset.filter(**{self.project_field: self.project.id})
+        return self._visible(queryset.filter(**{self.project_field: self.project.id}))
 
     def get_project_queryset(self) -> QuerySet[Any]:
-        """The project's rows without `safely_get_queryset`'s annotations: for checks that need only
-        a row's existence or a column or two, where building the annotations would cost more than
-        the statement itself."""
+        """The project's rows the caller may see, without `safely_get_queryset`'s annotations: for
+        checks that need only a row's existence or a column or two, where building the annotations
+        would cost more than the statement itself."""
         assert self.queryset is not None, f"{type(self).__name__} must set queryset"
-        return self.queryset.filter(**{self.project_field: self.project.id})
+        return self._visible(self.queryset.filter(**{self.project_field: self.project.id}))
+
+    def _visible(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return queryset if self.visibility is None else self.visibility(queryset, self.caller)
 
     def get_serializer_context(self) -> dict[str, Any]:
         if getattr(self, "swagger_fake_view", False):

@@ -68,8 +68,30 @@ def test_scopes_project_scoping_and_ai_approval_are_applied():
     assert User.objects.get().check_password("pw-12345678")
 
 
+def test_a_user_joining_an_organization_is_a_member_unless_a_level_is_given():
+    founder = bootstrap("--email", "founder@example.com", "--organization", "Acme")
+    joiner = bootstrap("--email", "joiner@example.com", "--organization", "Acme")
+    admin = bootstrap("--email", "admin@example.com", "--organization", "Acme", "--level", "admin")
+    demoted = bootstrap("--email", "founder@example.com", "--organization", "Acme", "--level", "member")
+
+    levels = dict(OrganizationMembership.objects.values_list("user__email", "level"))
+    assert (
+        founder["organization"] == joiner["organization"] == admin["organization"] == demoted["organization"]
+    )
+    assert levels == {
+        "founder@example.com": OrganizationMembership.Level.MEMBER,
+        "joiner@example.com": OrganizationMembership.Level.MEMBER,
+        "admin@example.com": OrganizationMembership.Level.ADMIN,
+    }
+
+
 @pytest.mark.parametrize(
-    "args", [("--email", "not-an-email"), ("--email", "a@example.com", "--scopes", "admin:everything")]
+    "args",
+    [
+        ("--email", "not-an-email"),
+        ("--email", "a@example.com", "--scopes", "admin:everything"),
+        ("--email", "a@example.com", "--level", "superuser"),
+    ],
 )
 def test_bad_arguments_are_refused_and_create_nothing(args):
     with pytest.raises(CommandError):

@@ -175,6 +175,39 @@ def test_the_six_insight_actions_through_the_sdk(sdk, owner_sdk, client_of, team
     assert isinstance(not_running, models.CancelResult) and not_running.cancelled is False
 
 
+def test_access_controls_through_the_sdk_hide_an_insight_from_a_member(
+    sdk, owner_sdk, client_of, teammate, project, make_insight
+):
+    models = sdk.models
+    insight = make_insight(name="Payroll")
+    teammate_sdk = client_of(teammate)
+
+    before = module(sdk, "insights_access_controls").sync(project.id, insight.id, client=owner_sdk)
+    changed = module(sdk, "insights_access_controls_update").sync(
+        project.id,
+        insight.id,
+        client=owner_sdk,
+        body=models.AccessControlsRequest(
+            access_level=models.AccessLevelEnum.NONE,
+            members=[
+                models.MemberAccessRequest(user_id=teammate.id, access_level=models.AccessLevelEnum.VIEWER)
+            ],
+        ),
+    )
+    seen = module(sdk, "insights_retrieve").sync(project.id, insight.id, client=teammate_sdk)
+    refused = module(sdk, "insights_partial_update").sync_detailed(
+        project.id, insight.id, client=teammate_sdk, body=models.PatchedInsightWriteRequest(name="Mine")
+    )
+
+    assert isinstance(before, models.AccessControls) and before.access_level == models.AccessLevelEnum.EDITOR
+    assert changed.access_level == models.AccessLevelEnum.NONE
+    assert [(member.user_id, member.access_level) for member in changed.members] == [
+        (teammate.id, models.AccessLevelEnum.VIEWER)
+    ]
+    assert seen.user_access_level == models.AccessLevelEnum.VIEWER
+    assert refused.status_code == 403 and isinstance(refused.parsed, models.ErrorEnvelope)
+
+
 def test_cancel_through_the_sdk_stops_a_running_query_of_the_caller(sdk, owner_sdk, project, pageviews):
     models = sdk.models
     answers = []

@@ -19,10 +19,13 @@ from django.urls import URLPattern, URLResolver, get_resolver
 PUBLIC = frozenset({"login", "schema", "swagger-ui", "redoc", "health", "ready", "metrics"})
 # SPEC §2's scope table, by viewset action; actions it does not name (activity, async query status)
 # are reads.
-WRITE_ACTIONS = frozenset({"create", "update", "partial_update", "bulk_update_tags", "generate_metadata"})
-READ_ACTIONS = frozenset(
-    {"list", "retrieve", "my_last_viewed", "trending", "viewed", "cancel", "activity", "all_activity"}
+WRITE_ACTIONS = frozenset(
+    {"create", "update", "partial_update", "bulk_update_tags", "generate_metadata", "access_controls_update"}
 )
+READ_ACTIONS = frozenset(
+    {"list", "retrieve", "my_last_viewed", "trending", "viewed", "cancel", "activity", "all_activity",
+     "access_controls"}
+)  # fmt: skip
 # The query route's `create` runs a query: a read (SPEC §2), unlike an insight's create; its
 # `destroy` is `cancel` by another route (SPEC §10).
 READ_OVERRIDES = frozenset({("query-list", "POST"), ("query-detail", "DELETE")})
@@ -132,6 +135,8 @@ def samples(*, insight_id: int, email: str, password: str) -> dict[tuple[str, st
         ("insights-detail", "PUT"): Sample(body={"name": "Put by the sweep", "query": INSIGHT_QUERY}),
         ("insights-detail", "PATCH"): Sample(body={"description": "Patched by the sweep"}),
         ("insights-activity", "GET"): Sample(),
+        ("insights-access-controls", "GET"): Sample(),
+        ("insights-access-controls", "PUT"): Sample(body={"access_level": "editor"}),
         ("query-list", "POST"): Sample(body={"query": INSIGHT_QUERY, "client_query_id": "sweep-2"}),
         ("query-detail", "GET"): Sample(),
         ("query-detail", "DELETE"): Sample(),

@@ -22,9 +22,9 @@ import pytest
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
-from accounts.models import PersonalAPIKey, Project, User
+from accounts.models import OrganizationMembership, PersonalAPIKey, Project, User
 from accounts.services import personal_api_key_create
-from insights.models import Insight
+from insights.models import Insight, InsightAccessOverride
 from tagging.models import TaggedItem
 from tests.live import events_table_locked, live_server, queries_waiting_on_events, wait_until
 from tests.reliability.conftest import PASSWORD, Secret
@@ -249,11 +249,20 @@ def test_callers_who_may_not_see_an_insight_never_follow_its_coalesced_execution
     server, owner, teammate, stranger, org, secret
 ):
     second = Project.objects.create(organization=org, name="Second site")
+    members = {}
+    for name, level in (("hidden", "none"), ("viewer", "viewer")):
+        members[name] = User.objects.create_user(email=f"{name}@acme.test", password=PASSWORD)
+        OrganizationMembership.objects.create(organization=org, user=members[name])
+        InsightAccessOverride.objects.create(insight=secret.insight, user=members[name], access_level=level)
     keys = {
         "owner": personal_api_key_create(user=owner, label="lead", scopes=["*"]).secret,
         "teammate read-only": personal_api_key_create(
             user=teammate, label="r", scopes=["insight:read"]
         ).secret,
+        "member without access": personal_api_key_create(
+            user=members["hidden"], label="h", scopes=["*"]
+        ).secret,
+        "viewer": personal_api_key_create(user=members["viewer"], label="v", scopes=["*"]).secret,
         "stranger": personal_api_key_create(user=stranger, label="s", scopes=["*"]).secret,
         "limited": personal_api_key_create(
             user=owner, label="l", scopes=["*"], scoped_project_ids=[second.id]
@@ -281,18 +290,26 @@ def test_callers_who_may_not_see_an_insight_never_follow_its_coalesced_execution
     for thread in [leader, *others]:
         thread.join(30)
 
-    assert waiting == 1  # nobody started a second execution, and nobody but the reader joined
+    assert waiting == 1  # nobody started a second execution, and nobody but the readers joined
     statuses = {name: (answer.status, answer.headers.get("X-Coalesced")) for name, answer in answers.items()}
     assert statuses == {
         "owner": (200, "leader"),
         "teammate read-only": (200, "follower"),
+        "viewer": (200, "follower"),
+        "member without access": (404, None),
         "stranger": (404, None),
         "limited": (403, None),
         "revoked": (401, None),
         "invalid": (401, None),
         "anonymous": (401, None),
     }
-    for name in ("stranger", "limited", "revoked", "invalid", "anonymous"):
+    # One shared body, each caller's own level in it (SPEC §11).
+    levels = {
+        name: answers[name].json()["user_access_level"] for name in ("owner", "teammate read-only", "viewer")
+    }
+    assert levels == {"owner": "editor", "teammate read-only": "editor", "viewer": "viewer"}
+    assert answers["viewer"].json()["result"] == answers["owner"].json()["result"]
+    for name in ("member without access", "stranger", "limited", "revoked", "invalid", "anonymous"):
         assert (
             b"Quarterly Revenue Secret" not in answers[name].content
             and b"result" not in answers[name].content

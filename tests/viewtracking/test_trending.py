@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from insights.models import Insight
+from insights.models import Insight, InsightAccessOverride
 from viewtracking.models import InsightViewed
 from viewtracking.services import views_record, views_rollup
 
@@ -163,18 +163,26 @@ def test_counts_stay_exact_across_a_rollup_and_include_a_view_made_a_moment_ago(
     assert (fresh["view_count"], fresh["unique_viewers"]) == (3, 2)
 
 
+@pytest.mark.parametrize("caller", ["owner", "member with overrides"])
 def test_statement_count_does_not_grow_with_limit(
-    owner_api, insights_url, make_insight, view, owner, django_assert_num_queries
+    client_for, insights_url, make_insight, view, owner, teammate, django_assert_num_queries, caller
 ):
-    for _ in range(30):
-        view(make_insight(tags=["t"]), user=owner)
-    owner_api.get(insights_url)
+    reader = client_for(owner if caller == "owner" else teammate)
+    for n in range(30):
+        insight = make_insight(tags=["t"])
+        view(insight, user=owner)
+        # Every insight visible to the member, each by its own override (SPEC §11).
+        Insight.objects.filter(id=insight.id).update(access_level="none")
+        InsightAccessOverride.objects.create(
+            insight=insight, user=teammate, access_level=("viewer", "editor")[n % 2]
+        )
+    reader.get(insights_url)
 
-    # key, project, ranking, the page (insights with tags, dashboards and viewers)
+    # key, project, ranking, the page (insights with tags, dashboards, viewers and the caller's level)
     with django_assert_num_queries(4):
-        assert len(owner_api.get(f"{insights_url}trending/", {"limit": 1}).json()["results"]) == 1
+        assert len(reader.get(f"{insights_url}trending/", {"limit": 1}).json()["results"]) == 1
     with django_assert_num_queries(4):
-        assert len(owner_api.get(f"{insights_url}trending/", {"limit": 100}).json()["results"]) == 30
+        assert len(reader.get(f"{insights_url}trending/", {"limit": 100}).json()["results"]) == 30
 
 
 def test_another_projects_views_never_count(trending, make_insight, view, owner, stranger, stranger_project):

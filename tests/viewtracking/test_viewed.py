@@ -7,6 +7,7 @@ import threading
 import pytest
 from django.db import connection
 
+from insights.models import Insight, InsightAccessOverride
 from viewtracking.models import InsightViewed, ViewEvent
 
 pytestmark = pytest.mark.django_db
@@ -69,17 +70,26 @@ def test_bad_bodies_are_400_and_write_nothing(viewed, make_insight, body):
     assert not ViewEvent.objects.exists()
 
 
+@pytest.mark.parametrize("caller", ["owner", "member with overrides"])
 def test_viewed_is_one_statement_whatever_the_number_of_ids(
-    viewed, make_insight, django_assert_num_queries, owner_api, insights_url
+    viewed, make_insight, django_assert_num_queries, client_for, owner, teammate, insights_url, caller
 ):
-    ids = [make_insight().id for _ in range(50)]
-    owner_api.get(insights_url)  # the key's first use writes last_used_at
+    reader = client_for(owner if caller == "owner" else teammate)
+    insights = [make_insight() for _ in range(50)]
+    Insight.objects.update(access_level="none")
+    InsightAccessOverride.objects.bulk_create(
+        InsightAccessOverride(insight=insight, user=teammate, access_level="viewer")
+        for insight in insights[::2]
+    )
+    reader.get(insights_url)  # the key's first use writes last_used_at
 
-    # key, project, the view upsert + event insert
+    # key, project, the view upsert + event insert (visibility is part of it)
     with django_assert_num_queries(3):
-        viewed({"insight_ids": ids[:1]})
+        viewed({"insight_ids": [insights[0].id]}, client=reader)
     with django_assert_num_queries(3):
-        viewed({"insight_ids": ids})
+        viewed({"insight_ids": [insight.id for insight in insights]}, client=reader)
+    expected = 50 if caller == "owner" else 25
+    assert InsightViewed.objects.filter(user=owner if caller == "owner" else teammate).count() == expected
 
 
 def test_my_last_viewed_lists_my_five_latest_views_most_recent_first(viewed, my_last_viewed, make_insight):
@@ -128,14 +138,19 @@ def test_nothing_viewed_is_an_empty_array(my_last_viewed):
     assert my_last_viewed().json() == []
 
 
+@pytest.mark.parametrize("caller", ["owner", "member with overrides"])
 def test_my_last_viewed_runs_a_fixed_number_of_statements(
-    viewed, my_last_viewed, make_insight, django_assert_num_queries
+    viewed, my_last_viewed, make_insight, django_assert_num_queries, client_for, owner, teammate, caller
 ):
-    viewed({"insight_ids": [make_insight(tags=["a"]).id for _ in range(5)]})
+    reader = client_for(owner if caller == "owner" else teammate)
+    insights = [make_insight(tags=["a"]) for _ in range(6)]
+    Insight.objects.update(access_level="viewer")
+    InsightAccessOverride.objects.create(insight=insights[0], user=teammate, access_level="none")
+    viewed({"insight_ids": [insight.id for insight in insights]}, client=reader)
 
-    # key, project, my last viewed insights (with their tags and dashboards)
+    # key, project, my last viewed insights (with their tags, dashboards and the caller's level)
     with django_assert_num_queries(3):
-        assert len(my_last_viewed().json()) == 5
+        assert len(my_last_viewed(client=reader).json()) == 5
 
 
 @pytest.mark.django_db(transaction=True)

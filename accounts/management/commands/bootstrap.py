@@ -9,13 +9,17 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.validators import validate_email
 
+from accounts.models import OrganizationMembership
 from accounts.scopes import invalid_scopes
 from accounts.services import installation_bootstrap
+
+LEVELS = {label: value for value, label in OrganizationMembership.Level.choices}
 
 
 class Command(BaseCommand):
     help = (
-        "Create (or reuse, by email and by name) a user, organization, project and owner membership, "
+        "Create (or reuse, by email and by name) a user, organization, project and membership (owner "
+        "of an organization the user creates, member of one they join, unless --level says otherwise), "
         "issue a new personal API key, and print them."
     )
 
@@ -31,6 +35,11 @@ class Command(BaseCommand):
             "--ai-approved", action="store_true", help="Approve AI data processing for the organization."
         )
         parser.add_argument("--project-scoped", action="store_true", help="Limit the key to this project.")
+        parser.add_argument(
+            "--level",
+            choices=[label for _, label in OrganizationMembership.Level.choices],
+            help="The user's membership level (default: owner of an organization they create, else member).",
+        )
         parser.add_argument("--json", action="store_true", help="Print one JSON object (for scripts).")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -55,6 +64,7 @@ class Command(BaseCommand):
             scopes=scopes,
             ai_approved=options["ai_approved"],
             project_scoped=options["project_scoped"],
+            level=LEVELS[options["level"]] if options["level"] else None,
         )
         payload = {
             "user": {"id": result.user.id, "email": result.user.email},

@@ -1,0 +1,104 @@
+"""Who may see and change an insight (SPEC §11): one rule, as a condition of the statement that
+loads the insights, so a page costs no extra statement and no route can apply it differently.
+
+A caller's effective level on an insight: `editor` when they created it or administer its
+organization; otherwise their override on it, if any; otherwise the insight's own level. `none` makes
+the insight invisible; `viewer` makes it read-only.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Case, F, OuterRef, QuerySet, Subquery, Value, When
+from django.db.models.functions import Coalesce
+
+from accounts.caller import Caller
+from accounts.models import User
+from insights.activity import FieldChange, activity_entry, activity_log_write
+from insights.models import AccessLevel, ActivityLog, Insight, InsightAccessOverride
+
+# Named after the field every insight shape carries.
+LEVEL = "user_access_level"
+
+
+def insights_visible(queryset: QuerySet[Any], caller: Caller) -> QuerySet[Any]:
+    """The insights of `queryset` the caller may see, each annotated with their `user_access_level`."""
+    if caller.is_admin:
+        return queryset.annotate(**{LEVEL: Value(AccessLevel.EDITOR.value)})
+    override = InsightAccessOverride.objects.filter(insight_id=OuterRef("id"), user_id=caller.user_id)
+    level = Case(
+        When(created_by_id=caller.user_id, then=Value(AccessLevel.EDITOR.value)),
+        default=Coalesce(Subquery(override.values("access_level")[:1]), F("access_level")),
+    )
+    return queryset.annotate(**{LEVEL: level}).exclude(**{LEVEL: AccessLevel.NONE.value})
+
+
+def insights_editable(queryset: QuerySet[Any]) -> QuerySet[Any]:
+    """Those of already visible insights the caller may change."""
+    return queryset.filter(**{LEVEL: AccessLevel.EDITOR.value})
+
+
+@dataclass(frozen=True)
+class AccessControls:
+    """An insight's level and its members' overrides (`user_id` → level), as the API shows them."""
+
+    access_level: str
+    members: dict[int, str]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "access_level": self.access_level,
+            "members": [
+                {"user_id": user_id, "access_level": level} for user_id, level in sorted(self.members.items())
+            ],
+        }
+
+
+def access_controls_get(insight: Insight) -> AccessControls:
+    overrides = InsightAccessOverride.objects.filter(insight_id=insight.id).values_list(
+        "user_id", "access_level"
+    )
+    return AccessControls(insight.access_level, dict(overrides))
+
+
+@transaction.atomic
+def access_controls_set(
+    *, insight: Insight, user: User, controls: AccessControls, request_id: uuid.UUID
+) -> AccessControls:
+    """Replace the insight's level and overrides; log the change (if any) to the activity log."""
+    locked = Insight.objects.select_for_update().get(pk=insight.pk)
+    before = access_controls_get(locked)
+    if before == controls:
+        return before
+    if locked.access_level != controls.access_level:
+        locked.access_level = controls.access_level
+        locked.save(update_fields=["access_level", "updated_at"])
+    InsightAccessOverride.objects.filter(insight_id=locked.id).exclude(
+        user_id__in=list(controls.members)
+    ).delete()
+    InsightAccessOverride.objects.bulk_create(
+        [
+            InsightAccessOverride(insight_id=locked.id, user_id=uid, access_level=lvl)
+            for uid, lvl in controls.members.items()
+        ],
+        update_conflicts=True,
+        unique_fields=["insight", "user"],
+        update_fields=["access_level"],
+    )
+    change = FieldChange("access_controls", before.as_json(), controls.as_json())
+    activity_log_write(
+        [
+            activity_entry(
+                insight=locked,
+                user=user,
+                activity=ActivityLog.Activity.UPDATED,
+                changes=[change],
+                request_id=request_id,
+            )
+        ]
+    )
+    return controls
