@@ -22,9 +22,12 @@ def parse_date_param(value: str, *, now: datetime, tz: ZoneInfo, end_of_day: boo
     match = RELATIVE.match(value)
     if match:
         amount, unit = int(match["amount"]), match["unit"]
-        if unit == "h":
-            return now - timedelta(hours=amount)
-        day = (now.astimezone(tz) - timedelta(days=amount * UNIT_DAYS[unit])).date()
+        try:
+            if unit == "h":
+                return now - timedelta(hours=amount)
+            day = (now.astimezone(tz) - timedelta(days=amount * UNIT_DAYS[unit])).date()
+        except OverflowError:  # -9999y reaches before year 1
+            raise ValueError(f"{value!r} reaches back before the year 1.") from None
         return datetime.combine(day, time.min, tzinfo=tz)
     try:
         moment = parse_datetime(value)

@@ -235,6 +235,8 @@ EXCEPTIONS_HOG = {
     "EXCEPTION_REPORTING": "insights_api.api.exceptions.exception_reporter",
 }
 
+PUBLIC_URL = env_str("PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "Insights API",
     "DESCRIPTION": (
@@ -243,6 +245,12 @@ SPECTACULAR_SETTINGS = {
         "also answers `?format=csv` (JSON flattened to dotted columns, formula cells escaped)."
     ),
     "VERSION": "1.0.0",
+    # Where the API is served, for "try it out" and generated clients' default base URL.
+    "SERVERS": [{"url": PUBLIC_URL, "description": "This installation (PUBLIC_URL)."}],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "insights_api.api.schema.move_request_defaults",
+    ],
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "SWAGGER_UI_DIST": "SIDECAR",
@@ -258,6 +266,9 @@ SPECTACULAR_SETTINGS = {
         "QueryKindEnum": "insights.query_nodes.NODE_KINDS",
         "LegacyPermissionLevelEnum": "insights.api.serializers.LEGACY_LEVELS",
         "AccessLevelEnum": "insights.models.AccessLevel",
+        "ActivitySubjectEnum": ["Insight"],
+        "ChangeActionEnum": ["changed"],
+        "MembershipLevelEnum": ["member", "admin", "owner"],
     },
 }
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from accounts.models import User
+from accounts.models import OrganizationMembership, User
 
 
 class UserBasicSerializer(serializers.ModelSerializer):
@@ -32,7 +32,10 @@ class MeProjectSerializer(serializers.Serializer):
 class MeOrganizationSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     name = serializers.CharField()
-    membership_level = serializers.CharField()
+    membership_level = serializers.ChoiceField(
+        choices=[label for _, label in OrganizationMembership.Level.choices],
+        help_text="The caller's role: admins and owners are editors of every insight.",
+    )
     is_ai_data_processing_approved = serializers.BooleanField()
     projects = MeProjectSerializer(many=True)
 

@@ -9,7 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from ai_metadata.services import AIProcessingNotApproved, metadata_suggest
-from insights.api.serializers import GenerateMetadataSerializer, MetadataSuggestionSerializer
+from insights.api.serializers import MISSING_QUERY, GenerateMetadataSerializer, MetadataSuggestionSerializer
 from insights.query_nodes import InvalidQuery, query_parse
 from insights_api.api.schema import error_response
 from insights_api.api.throttling import AIProjectThrottle, BurstThrottle, SustainedThrottle
@@ -51,9 +51,9 @@ class InsightMetadataActions(ProjectScopedViewSet):
     def generate_metadata(self, request: Request, project_id: str) -> Response:
         payload = GenerateMetadataSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        query = payload.validated_data.get("query")
-        if not query:
-            raise exceptions.ValidationError({"query": ["Missing 'query' field in request body"]})
+        query = payload.validated_data["query"]
+        if not query:  # `{}`
+            raise exceptions.ValidationError({"query": [MISSING_QUERY]})
         try:
             query_parse(query)
         except InvalidQuery:

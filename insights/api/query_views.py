@@ -40,7 +40,7 @@ class QueryViewSet(CoalescedResultMixin, ProjectScopedViewSet):
         summary="Run a query",
         description=(
             "Runs a query node (a TrendsQuery, or an InsightVizNode wrapping one; other kinds answer 400 "
-            "`unsupported_query_kind`) over the project's events and answers `results` in SPEC §8's shape: "
+            "`unsupported_query_kind`) over the project's events and answers `results`: "
             "one entry per series and breakdown value with `label`, `count`, `data`, `days`, `labels` and "
             "`breakdown_value`. Results are cached per normalised query; `refresh` decides when to "
             "compute. Identical concurrent requests run once (`X-Coalesced: leader|follower|off`). A "

@@ -64,7 +64,7 @@ class QueryNodeFieldSchema(OpenApiSerializerFieldExtension):
                 "type": "object",
                 "description": (
                     'A query node, e.g. `{"kind": "InsightVizNode", "source": {"kind": "TrendsQuery", '
-                    '"series": [{"kind": "EventsNode", "event": "$pageview"}]}}` (SPEC §6, §8).'
+                    '"series": [{"kind": "EventsNode", "event": "$pageview"}]}}`.'
                 ),
                 "properties": {"kind": {"type": "string", "enum": list(NODE_KINDS)}},
                 "required": ["kind"],
@@ -122,6 +122,23 @@ class InsightWriteSerializer(serializers.Serializer):
         return wanted
 
 
+@extend_schema_field(
+    {
+        "anyOf": [
+            {"type": "string", "format": "date"},
+            {"type": "string", "format": "date-time"},
+            {"type": "string", "pattern": r"^-\d{1,4}[hdwmy]$"},
+        ]
+    }
+)
+class DateParamField(serializers.CharField):
+    """A date parameter (insights.dates): a date, a datetime, or hours, days, weeks, months or years
+    back (`-24h`, `-7d`, `-2w`, `-3m`, `-1y`)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(max_length=40, required=False, **kwargs)
+
+
 class InsightListQuerySerializer(serializers.Serializer):
     """Query parameters of the insight list."""
 
@@ -148,12 +165,12 @@ class InsightListQuerySerializer(serializers.Serializer):
         help_text="JSON array of dashboard ids; an insight must be on all of them.",
     )
     short_id = serializers.CharField(max_length=12, required=False)
-    date_from = serializers.CharField(
-        max_length=40,
-        required=False,
-        help_text="Last modified on or after: `YYYY-MM-DD`, ISO datetime or `-7d`.",
+    date_from = DateParamField(
+        help_text="Last modified on or after: `YYYY-MM-DD`, an ISO 8601 datetime or `-7d`."
     )
-    date_to = serializers.CharField(max_length=40, required=False, help_text="Last modified on or before.")
+    date_to = DateParamField(
+        help_text="Last modified on or before: `YYYY-MM-DD`, an ISO 8601 datetime or `-7d`."
+    )
     order = serializers.ChoiceField(choices=ORDER_CHOICES, required=False, default="-last_modified_at")
     basic = serializers.BooleanField(required=False, default=False, help_text="Return the basic shape.")
     saved = serializers.BooleanField(
@@ -183,9 +200,11 @@ LEGACY_LEVELS = ((21, "can view"), (37, "can edit"))
 
 
 class InsightBasicSerializer(serializers.Serializer):
-    """The basic shape. Each insight comes annotated (see InsightViewSet.safely_get_queryset) with
-    `tag_names`, `live_tiles` and `last_viewed_at`, so rendering a page runs no SQL statement; the
-    context's `last_refresh` (results fingerprint → time) comes from one Redis round trip."""
+    """An insight's basic shape: what lists show."""
+
+    # Each insight comes annotated (InsightViewSet.safely_get_queryset and its visibility) with
+    # `tag_names`, `live_tiles`, `last_viewed_at` and `user_access_level`, so rendering a page runs no
+    # SQL statement; the context's `last_refresh` (results fingerprint → time) comes from Redis.
 
     id = serializers.IntegerField(read_only=True)
     short_id = serializers.CharField(read_only=True)
@@ -213,7 +232,7 @@ class InsightBasicSerializer(serializers.Serializer):
     last_modified_by = UserBasicSerializer(allow_null=True, read_only=True)
     updated_at = serializers.DateTimeField(read_only=True)
     user_access_level = serializers.SerializerMethodField(
-        help_text="The caller's effective access level to this insight (SPEC §11)."
+        help_text="The caller's effective access level to this insight: `editor`, `viewer` (read only)."
     )
     last_viewed_at = serializers.DateTimeField(allow_null=True, read_only=True, default=None)
 
@@ -255,9 +274,8 @@ def _absent(field: type[serializers.Field], help_text: str, **kwargs: Any) -> se
 
 
 class InsightSerializer(InsightBasicSerializer):
-    """The full shape of an insight: the basic shape, `order` and `deleted`, and the result fields
-    PostHog's published schema requires (so clients generated from it parse every insight); a retrieve
-    fills them with its results (InsightRetrieveSerializer)."""
+    """An insight's full shape: the basic shape, `order`, `deleted`, and the result fields (filled on
+    retrieve; null or fixed elsewhere, as PostHog's clients expect them present)."""
 
     order = serializers.IntegerField(allow_null=True, read_only=True)
     deleted = serializers.BooleanField(read_only=True)
@@ -304,8 +322,10 @@ def caller_access_fields(level: str) -> dict[str, Any]:
 
 
 class InsightListItemSerializer(InsightSerializer):
-    """A row of the insight list (schema only): the full shape, or with `basic=true` the basic shape,
-    which leaves out the full shape's own fields (hence not required here)."""
+    """A row of the insight list: the full shape, or with `basic=true` the basic shape (without the
+    fields marked "Absent with `basic=true`")."""
+
+    # Schema only: the list renders InsightSerializer or InsightBasicSerializer.
 
     def get_fields(self) -> dict[str, serializers.Field]:
         fields = super().get_fields()
@@ -316,9 +336,11 @@ class InsightListItemSerializer(InsightSerializer):
 
 
 class ActivityChangeSerializer(serializers.Serializer):
-    type = serializers.CharField()
-    action = serializers.CharField()
-    field = serializers.CharField()
+    type = serializers.ChoiceField(choices=["Insight"], help_text="What changed: always an insight.")
+    action = serializers.ChoiceField(choices=["changed"])
+    field = serializers.CharField(
+        help_text="The changed field: `name`, `query`, `tags`, `access_controls`, …"
+    )
     before = serializers.JSONField(allow_null=True)
     after = serializers.JSONField(allow_null=True)
 
@@ -340,6 +362,7 @@ class ActivityLogSerializer(serializers.ModelSerializer):
         fields = ["id", "user", "activity", "scope", "item_id", "detail", "request_id", "created_at"]
         read_only_fields = fields
 
+    @extend_schema_field(serializers.ChoiceField(choices=["Insight"]))
     def get_scope(self, entry: ActivityLog) -> str:
         return "Insight"
 
@@ -405,8 +428,10 @@ class TrendingQuerySerializer(serializers.Serializer):
 
 
 class TrendingInsightSerializer(InsightBasicSerializer):
-    """The basic shape plus view statistics. Expects `trending` (insight id → TrendingRow) and
-    insights annotated with `recent_viewers`."""
+    """An insight's basic shape with its views in the window: counts and recent viewers."""
+
+    # Needs the context's `trending` (insight id → TrendingRow) and insights annotated with
+    # `recent_viewers`.
 
     view_count = serializers.SerializerMethodField()
     unique_viewers = serializers.SerializerMethodField()
@@ -439,10 +464,16 @@ class CancelResultSerializer(serializers.Serializer):
     cancelled = serializers.BooleanField()
 
 
+MISSING_QUERY = "Missing 'query' field in request body"
+
+
 class GenerateMetadataSerializer(serializers.Serializer):
     """An insight-shaped body; only `query` is used."""
 
-    query = QueryNodeField(required=False, allow_null=True)
+    query = QueryNodeField(
+        error_messages={"required": MISSING_QUERY, "null": MISSING_QUERY},
+        help_text="The query node to name: any node an insight may hold, and the person and group lists.",
+    )
 
 
 class MetadataSuggestionSerializer(serializers.Serializer):
@@ -459,7 +490,7 @@ class MetadataSuggestionSerializer(serializers.Serializer):
 REFRESH_HELP = (
     "`blocking` (default): the cached result while fresh, else compute now; `force_blocking`: always "
     "compute; `force_cache`: only the cache (null when missing); `async`/`force_async`: answer at once "
-    "and compute on a worker (poll the query status route)."
+    "and compute on a worker (poll the query status route). "
     "PostHog's other spellings are accepted: `true` (= `force_blocking`), `false` (= `force_cache`), "
     "`lazy_async` (= `async`) and `async_except_on_cache_miss` (= `blocking`)."
 )
@@ -498,7 +529,9 @@ class TrendsSeriesActionSerializer(serializers.Serializer):
 
 
 class TrendsSeriesSerializer(serializers.Serializer):
-    """One series (per breakdown value) of a Trends result (SPEC §8). Schema only."""
+    """One series (per breakdown value) of a Trends result."""
+
+    # Schema only: results are JSON computed by insights.trends.
 
     label = serializers.CharField()
     count = serializers.FloatField(help_text="The sum of `data`.")

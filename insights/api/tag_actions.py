@@ -28,7 +28,7 @@ class InsightTagActions(ProjectScopedViewSet):
             "Adds, removes or sets `tags` on up to 500 insights `ids` in one transaction: all updates "
             "land or none do. Tags are normalised (trimmed, lowercased, de-duplicated); `add`/`remove` "
             "need at least one tag, `set` with `[]` clears. At most 10,000 distinct id-tag pairs. Ids "
-            "that are not live insights of this project, or that the caller may not change (SPEC §11), are "
+            "that are not live insights of this project, or that the caller may not change, are "
             "`skipped` with one reason. `updated` "
             "follows the request's order with each insight's sorted tags. Tags left on nothing are "
             "deleted. Each changed insight gets one activity entry (shared request id). Concurrent "

@@ -21,21 +21,33 @@ class LimitOffsetPagination(pagination.LimitOffsetPagination):
         return self._read(request, self.limit_query_param, self.default_limit, 1, self.max_limit)
 
     def get_offset(self, request: Request) -> int:
-        if request.query_params.get(self.offset_query_param) is None and PAGE in request.query_params:
-            # PostHog's frontend pages its activity log with `page` (from 1) and `limit`.
-            page = self._read(request, PAGE, 1, 1, MAX_OFFSET)
+        # PostHog's frontend pages its activity log with `page` (from 1) and `limit`; `offset` wins.
+        page = self._read(request, PAGE, 1, 1, MAX_OFFSET)
+        if request.query_params.get(self.offset_query_param) in (None, "") and PAGE in request.query_params:
             return min((page - 1) * self.get_limit(request), MAX_OFFSET)
         return self._read(request, self.offset_query_param, 0, 0, MAX_OFFSET)
 
+    def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
+        envelope = super().get_paginated_response_schema(schema)
+        envelope["required"] = ["count", "next", "previous", "results"]  # always there, null at the ends
+        return envelope
+
     def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        bounds = {
+            self.limit_query_param: {"minimum": 1, "maximum": self.max_limit, "default": self.default_limit},
+            self.offset_query_param: {"minimum": 0, "maximum": MAX_OFFSET},
+        }
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            parameter["schema"].update(bounds.get(parameter["name"], {}))
         return [
-            *super().get_schema_operation_parameters(view),
+            *parameters,
             {
                 "name": PAGE,
                 "required": False,
                 "in": "query",
                 "description": "A page number from 1, of `limit` rows each; used when `offset` is absent.",
-                "schema": {"type": "integer", "minimum": 1},
+                "schema": {"type": "integer", "minimum": 1, "maximum": MAX_OFFSET},
             },
         ]
 

@@ -24,6 +24,7 @@ Any method an operation does not list (DELETE on an insight, say) answers 405.
 from __future__ import annotations
 
 import copy
+import json
 import keyword
 import re
 from typing import Any
@@ -74,20 +75,19 @@ ERROR_RESPONSES: dict[int, OpenApiResponse] = {
     503: error_response("PostgreSQL or Redis is unreachable; retry shortly."),
 }
 
-CSV_SCHEMA = {
-    "type": "string",
-    "description": (
-        "`?format=csv`: the JSON body flattened to one row per list element (one row for an object), "
-        "nested keys as dotted columns (`results.0.id`), header = sorted union of keys; cells starting "
-        "with `=`, `+`, `-` or `@` are escaped with a leading `'`."
-    ),
-}
+# CSV is an alternative representation chosen by `?format=csv`, described on that parameter rather
+# than as a second media type of every response: a JSON client's success type stays the JSON body.
+CSV_DESCRIPTION = (
+    "`json` (default), or `csv`: the same answer as `text/csv` — the JSON body flattened to one row per "
+    "list element (one row for an object), nested keys as dotted columns (`results.0.id`), header = "
+    "sorted union of keys; cells starting with `=`, `+`, `-` or `@` escaped with a leading `'`; "
+    "`Content-Disposition` names a file."
+)
 FORMAT_COMPONENT = "Format"
 # gunicorn refuses an over-long request line itself, before the app (so without the envelope).
-URI_TOO_LONG = {
-    "description": "The URL is too long (over 4094 bytes with its query string); answered by gunicorn in HTML.",
-    "content": {"text/html": {"schema": {"type": "string"}}},
-}
+# Answered by gunicorn before the app (so in HTML, without the envelope): its body is not described,
+# which keeps a JSON client's error type the error envelope.
+URI_TOO_LONG = {"description": "The URL is too long (over 4094 bytes with its query string)."}
 
 HEADERS: dict[str, dict[str, Any]] = {
     "X-Request-ID": {
@@ -125,7 +125,7 @@ ENVIRONMENTS_PREFIX = "/api/environments/"
 
 class AutoSchema(openapi.AutoSchema):
     """Insists on explicit summaries and descriptions, documents each operation's API key scope and
-    every status code it can answer, types the CSV alternative, and names enums for SDKs.
+    every status code it can answer, describes the CSV alternative on `format`, and names enums for SDKs.
 
     `@extend_schema(summary=..., description=...)` overrides `get_summary`/`get_description`, so the
     methods below run only for an operation without them: they warn (which fails the schema test)
@@ -173,7 +173,13 @@ class AutoSchema(openapi.AutoSchema):
                 parameter["schema"] = {"type": "integer", "format": "int64"}
                 parameter["description"] = "The project's id."
             elif parameter["name"] in ("id", "pk"):  # drf-spectacular names the `pk` lookup `id`
-                parameter["schema"] = {"type": "string", "pattern": "^[A-Za-z0-9]+$"}
+                # Either, so the `id` of one answer can be the path of the next call.
+                parameter["schema"] = {
+                    "oneOf": [
+                        {"type": "integer", "format": "int64", "minimum": 1},
+                        {"type": "string", "pattern": "^[A-Za-z0-9]{1,12}$"},
+                    ]
+                }
                 parameter["description"] = "The insight's numeric `id` or its 8-character `short_id`."
             elif parameter["name"] == "query_id" and self.view.action == "destroy":
                 parameter["schema"] = {"type": "string", "pattern": r"^[A-Za-z0-9_.:\-]{1,128}$"}
@@ -234,11 +240,15 @@ class AutoSchema(openapi.AutoSchema):
                         name=FORMAT_COMPONENT,
                         type=ResolvedComponent.SCHEMA,
                         object=FORMAT_COMPONENT,
-                        schema={"type": "string", "enum": schema.get("enum", ["csv", "json"])},
+                        schema={
+                            "type": "string",
+                            "enum": schema.get("enum", ["csv", "json"]),
+                            "description": CSV_DESCRIPTION,
+                        },
                     )
                 )
                 parameter["schema"] = {"$ref": f"#/components/schemas/{FORMAT_COMPONENT}"}
-                parameter["description"] = "`json` (default) or `csv` (see the `text/csv` responses)."
+                parameter["description"] = CSV_DESCRIPTION
             else:
                 if "enum" in schema:
                     add_enum_varnames(schema)
@@ -247,10 +257,9 @@ class AutoSchema(openapi.AutoSchema):
                     parameter["allowEmptyValue"] = True
 
     def _document_response(self, status: str, response: dict[str, Any]) -> None:
-        """The CSV alternative is a string, not the JSON schema; and the headers the response carries."""
+        """The JSON body only (`format` describes CSV), and the headers the response carries."""
         content = response.get("content", {})
-        if "text/csv" in content:
-            content["text/csv"] = {"schema": CSV_SCHEMA}
+        csv = content.pop("text/csv", None) is not None
         if status == "414":  # gunicorn's own answer carries none of the app's headers
             return
         headers = response.setdefault("headers", {})
@@ -263,7 +272,7 @@ class AutoSchema(openapi.AutoSchema):
             self.view, "coalesced_actions", ()
         ):
             headers["X-Coalesced"] = HEADERS["X-Coalesced"]
-        if "text/csv" in content and status.startswith("2"):
+        if csv and status.startswith("2"):
             headers["Content-Disposition"] = HEADERS["Content-Disposition"]
 
     def _operation_name(self) -> str:
@@ -314,3 +323,17 @@ class SessionAuthScheme(OpenApiAuthenticationExtension):
             "name": "sessionid",
             "description": "A browser session from `POST /api/login/`; unsafe methods also need `X-CSRFToken`.",
         }
+
+
+def move_request_defaults(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """Postprocessing hook: a request field's default goes into its description. Generators read
+    `default` as "always present", which makes an optional request field required to send."""
+    for name, component in result.get("components", {}).get("schemas", {}).items():
+        if not name.endswith("Request"):
+            continue
+        for field in component.get("properties", {}).values():
+            if "default" in field:
+                default = field.pop("default")
+                shown = "`[]`" if default == [] else f"`{json.dumps(default)}`"
+                field["description"] = f"{field.get('description', '')}\n\nDefault: {shown}.".strip()
+    return result

@@ -60,7 +60,10 @@ def test_errors_are_documented_with_the_envelope(schema):
         if "requestBody" in operation:
             expected |= {"400", "413", "415"}
         assert expected <= set(operation["responses"]), name
-        for status in expected - {"414"}:  # 414 is gunicorn's, in HTML
+        # 414 is gunicorn's, in HTML: its body is left undescribed, so every described error body is
+        # the envelope (a typed client's error type).
+        assert "content" not in operation["responses"]["414"], name
+        for status in expected - {"414"}:
             body = operation["responses"][status]["content"]["application/json"]["schema"]
             assert body == {"$ref": "#/components/schemas/ErrorEnvelope"}, (name, status)
             assert operation["responses"][status]["headers"]["X-Request-ID"]["required"], (name, status)
@@ -77,11 +80,55 @@ def test_no_operation_documents_an_error_it_cannot_answer(schema):
             assert not {"413", "415"} & set(operation["responses"]), name
 
 
-def test_the_csv_alternative_is_a_string_not_the_json_schema(schema):
+def test_every_described_body_is_json_and_csv_is_described_on_the_format_parameter(schema):
     for name, operation in operations(schema):
         for status, response in operation["responses"].items():
-            if "text/csv" in response.get("content", {}):
-                assert response["content"]["text/csv"]["schema"]["type"] == "string", (name, status)
+            assert set(response.get("content", {})) <= {"application/json"}, (name, status)
+    assert "text/csv" in schema["components"]["schemas"]["Format"]["description"]
+
+
+def test_paths_take_the_ids_answers_give(schema):
+    retrieve = schema["paths"]["/api/projects/{project_id}/insights/{id}/"]["get"]
+    [insight_id] = [param for param in retrieve["parameters"] if param["name"] == "id"]
+    assert [variant["type"] for variant in insight_id["schema"]["oneOf"]] == ["integer", "string"]
+
+
+def test_every_paginated_envelope_always_has_next_and_previous(schema):
+    envelopes = [
+        component
+        for name, component in schema["components"]["schemas"].items()
+        if name.startswith("Paginated")
+    ]
+    assert envelopes
+    for envelope in envelopes:
+        assert {"count", "next", "previous", "results"} <= set(envelope["required"])
+
+
+def test_request_fields_carry_no_default_that_would_make_them_required_to_send(schema):
+    for name, component in schema["components"]["schemas"].items():
+        if name.endswith("Request"):
+            assert not [field for field in component.get("properties", {}).values() if "default" in field], (
+                name
+            )
+    refresh = schema["components"]["schemas"]["QueryRunRequest"]["properties"]["refresh"]
+    assert 'Default: `"blocking"`.' in refresh["description"]
+
+
+def test_servers_and_bounds_the_server_enforces_are_declared(schema):
+    assert schema["servers"][0]["url"].startswith("http")
+    listing = schema["paths"]["/api/projects/{project_id}/insights/"]["get"]["parameters"]
+    limit, offset = (
+        next(param["schema"] for param in listing if param["name"] == name) for name in ("limit", "offset")
+    )
+    assert (limit["minimum"], limit["maximum"], offset["minimum"]) == (1, 1000, 0)
+    date_from = next(param["schema"] for param in listing if param["name"] == "date_from")
+    assert [variant.get("format", "relative") for variant in date_from["anyOf"]] == [
+        "date",
+        "date-time",
+        "relative",
+    ]
+    metadata = schema["components"]["schemas"]["GenerateMetadataRequest"]
+    assert metadata["required"] == ["query"]
 
 
 def test_a_list_row_does_not_require_what_basic_leaves_out(schema):
