@@ -30,6 +30,9 @@ class LimitOffsetPagination(pagination.LimitOffsetPagination):
     def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
         envelope = super().get_paginated_response_schema(schema)
         envelope["required"] = ["count", "next", "previous", "results"]  # always there, null at the ends
+        for link in ("next", "previous"):  # OpenAPI 3.1 spells "nullable" as a type
+            envelope["properties"][link].pop("nullable", None)
+            envelope["properties"][link]["type"] = ["string", "null"]
         return envelope
 
     def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:

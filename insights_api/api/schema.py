@@ -337,3 +337,21 @@ def move_request_defaults(result: dict[str, Any], **kwargs: Any) -> dict[str, An
                 shown = "`[]`" if default == [] else f"`{json.dumps(default)}`"
                 field["description"] = f"{field.get('description', '')}\n\nDefault: {shown}.".strip()
     return result
+
+
+def simplify_nullable_any(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """Postprocessing hook: drf-spectacular writes a nullable JSON field (any value) as `oneOf: [{},
+    {type: null}]`, which null matches twice (so no value is valid); "any value" already admits null."""
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if {} in node.get("oneOf", []):
+                del node["oneOf"]
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(result)
+    return result
