@@ -26,9 +26,14 @@ test: $(STAMP)
 bench: $(STAMP)
 	@$(VENV)/bin/python bench/run.py $(ARGS)
 
-lint: $(STAMP)
+# Code, and the schema against Redocly's recommended rules (the pinned toolchain of the TypeScript
+# tests, installed into build/typescript/ on first use).
+lint: schema
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	mkdir -p build/typescript && cp tests/ecosystem/typescript/package*.json build/typescript/
+	[ -x build/typescript/node_modules/.bin/redocly ] || npm ci --prefix build/typescript --no-audit --no-fund --loglevel=error
+	build/typescript/node_modules/.bin/redocly lint schema.yml --config redocly.yaml
 
 # Settings need a SECRET_KEY to load; generating the schema uses no secret.
 schema: $(STAMP)
@@ -45,7 +50,7 @@ sdk: schema
 
 # Keeps `make run`'s data (/tmp/insights-api-<uid>/); delete that directory to start afresh.
 clean:
-	rm -rf $(VENV) .run .static schema.yml build/sdk .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .run .static schema.yml build/sdk build/typescript .pytest_cache .ruff_cache *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 $(VENV)/bin/python:

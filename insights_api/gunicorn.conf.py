@@ -30,3 +30,25 @@ timeout = 60
 graceful_timeout = 30
 # gunicorn 27 opens a control socket in the home directory by default; nothing here uses it.
 control_socket_disable = True
+
+
+def _write_envelope(sock, status_int, reason, mesg):
+    """gunicorn's own refusals (an over-long URL: 414; a malformed request line or header: 400; …) in
+    the API's error envelope rather than HTML, so every error a client can meet has one shape."""
+    import json
+
+    kind = "server_error" if status_int >= 500 else "invalid_request"
+    code = "uri_too_long" if status_int == 414 else reason.lower().replace(" ", "_").replace("-", "_")
+    detail = "The URL is too long (over 4094 bytes with its query string)." if status_int == 414 else mesg
+    body = json.dumps({"type": kind, "code": code, "detail": detail or reason, "attr": None}).encode()
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    sock.sendall(head + body)
+
+
+def post_worker_init(worker):
+    from gunicorn import util
+
+    util.write_error = _write_envelope

@@ -8,6 +8,9 @@ from accounts.models import OrganizationMembership, User
 class UserBasicSerializer(serializers.ModelSerializer):
     """A user as shown next to things they did (created_by, viewers, activity)."""
 
+    # Any address the server accepted (Django's validation, which allows names like `.test` that
+    # strict `format: email` validators refuse).
+    email = serializers.CharField(read_only=True)
     # PostHog's schema requires it (its avatars' settings); there are no avatars here.
     hedgehog_config = serializers.JSONField(
         read_only=True, allow_null=True, default=None, help_text="Always null."

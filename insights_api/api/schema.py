@@ -15,7 +15,7 @@ shared plumbing produces are added here, per operation, from what the operation 
 | 406 | unknown `?format=` | all |
 | 413, 415 | body too large, body not JSON | those with a request body |
 | 429 | throttled (`Retry-After`) | all |
-| 414 | request line over 4094 bytes (gunicorn answers, in HTML) | all |
+| 414 | request line over 4094 bytes (gunicorn answers, in the envelope too) | all |
 | 503 | PostgreSQL or Redis unreachable | all |
 
 Any method an operation does not list (DELETE on an insight, say) answers 405.
@@ -23,7 +23,6 @@ Any method an operation does not list (DELETE on an insight, say) answers 405.
 
 from __future__ import annotations
 
-import copy
 import json
 import keyword
 import re
@@ -71,6 +70,8 @@ ERROR_RESPONSES: dict[int, OpenApiResponse] = {
     406: error_response("Unsupported `?format=`; use `json` or `csv`."),
     413: error_response("The request body is larger than 2.5 MB."),
     415: error_response("The request body is not `application/json`."),
+    # Answered by gunicorn before the app, in the envelope all the same (insights_api/gunicorn.conf.py).
+    414: error_response("The URL is too long (over 4094 bytes with its query string)."),
     429: error_response("Throttled; retry after the `Retry-After` header's seconds."),
     503: error_response("PostgreSQL or Redis is unreachable; retry shortly."),
 }
@@ -85,9 +86,6 @@ CSV_DESCRIPTION = (
 )
 FORMAT_COMPONENT = "Format"
 # gunicorn refuses an over-long request line itself, before the app (so without the envelope).
-# Answered by gunicorn before the app (so in HTML, without the envelope): its body is not described,
-# which keeps a JSON client's error type the error envelope.
-URI_TOO_LONG = {"description": "The URL is too long (over 4094 bytes with its query string)."}
 
 HEADERS: dict[str, dict[str, Any]] = {
     "X-Request-ID": {
@@ -213,7 +211,7 @@ class AutoSchema(openapi.AutoSchema):
             param["in"] == "query" and param["name"] != "format" for param in operation.get("parameters", [])
         )
         needs_credentials = bool(self.get_auth()) and {} not in self.get_auth()
-        applicable = {406, 429, 503}
+        applicable = {406, 414, 429, 503}
         if has_body or has_params:
             applicable.add(400)
         if has_body:
@@ -227,7 +225,6 @@ class AutoSchema(openapi.AutoSchema):
                 operation["responses"][str(status)] = self._get_response_for_code(
                     ERROR_RESPONSES[status], str(status)
                 )
-        operation["responses"]["414"] = copy.deepcopy(URI_TOO_LONG)
         operation["responses"] = dict(sorted(operation["responses"].items()))
 
     def _document_parameters(self, operation: dict[str, Any]) -> None:
@@ -261,6 +258,7 @@ class AutoSchema(openapi.AutoSchema):
         content = response.get("content", {})
         csv = content.pop("text/csv", None) is not None
         if status == "414":  # gunicorn's own answer carries none of the app's headers
+            response.pop("headers", None)
             return
         headers = response.setdefault("headers", {})
         headers["X-Request-ID"] = HEADERS["X-Request-ID"]

@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +20,12 @@ import pytest
 from celery import Celery
 from celery.backends.redis import RedisBackend
 from celery.result import AsyncResult
+from django.utils import timezone
 from kombu import Connection
 
 from accounts.models import User
 from accounts.services import personal_api_key_create
+from insights.models import Event
 from tests.live import LiveServer, celery_worker, free_port, live_server, redis_server
 
 # Only publishes, always with explicit connections; the worker runs the project's own app.
@@ -102,3 +105,15 @@ def key_for(db: None) -> Callable[..., str]:
         ).secret
 
     return issue
+
+
+@pytest.fixture
+def pageviews(project) -> None:
+    """29 pageviews, one an hour over the last 29 hours, by three people on two browsers (committed:
+    the server sees them)."""
+    now = timezone.now()
+    Event.objects.bulk_create(
+        [Event(project=project, timestamp=now - timedelta(hours=hours), event="$pageview", distinct_id=f"u{hours % 3}",
+               properties={"$browser": "Firefox" if hours % 2 else "Chrome"})
+         for hours in range(1, 30)]
+    )  # fmt: skip

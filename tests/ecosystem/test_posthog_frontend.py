@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 import pytest
-from django.utils import timezone
 
-from insights.models import Event, Insight
+from insights.models import Insight
 from tests.ecosystem.conftest import Stack
 
 pytestmark = [pytest.mark.live, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -135,15 +133,6 @@ def browser(stack: Stack, owner) -> Browser:
 def env(project) -> str:
     """PostHog's frontend's own prefix for a team's routes."""
     return f"api/environments/{project.id}"
-
-
-@pytest.fixture
-def pageviews(project):
-    now = timezone.now()
-    Event.objects.bulk_create(
-        [Event(project=project, timestamp=now - timedelta(hours=hours), event="$pageview", distinct_id=f"u{hours % 3}")
-         for hours in range(1, 30)]
-    )  # fmt: skip
 
 
 def test_writes_without_the_cookies_token_are_refused_as_a_browser_would_see_it(stack, owner, env):

@@ -14,15 +14,12 @@ import inspect
 import io
 import threading
 import time
-from datetime import timedelta
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 import yaml
-from django.utils import timezone
 
-from insights.models import Event
 from tests.ecosystem.conftest import Stack
 from tests.ecosystem.generated import generated_client
 from tests.live import events_table_locked, http, live_server, queries_waiting_on_events, wait_until
@@ -73,16 +70,6 @@ def client_of(sdk: ModuleType, stack: Stack, key_for):
 @pytest.fixture
 def owner_sdk(client_of, owner):
     return client_of(owner)
-
-
-@pytest.fixture
-def pageviews(project):
-    now = timezone.now()
-    Event.objects.bulk_create(
-        [Event(project=project, timestamp=now - timedelta(hours=hours), event="$pageview", distinct_id=f"u{hours % 3}",
-               properties={"$browser": "Firefox" if hours % 2 else "Chrome"})
-         for hours in range(1, 30)]
-    )  # fmt: skip
 
 
 def test_the_generated_client_types_every_response_of_every_operation(sdk, stack):

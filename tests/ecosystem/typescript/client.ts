@@ -1,0 +1,63 @@
+// The code a TypeScript team writes first against this API, with openapi-fetch over the types
+// openapi-typescript generates from the live schema (`schema.d.ts`, made by the test): it must
+// compile under `strict` with no casts, and run. tests/ecosystem/test_typescript.py drives it.
+import createClient from "openapi-fetch";
+import type { paths } from "./schema";
+
+const client = createClient<paths>({
+  baseUrl: process.env.BASE_URL,
+  headers: { Authorization: `Bearer ${process.env.API_KEY}` },
+});
+const project_id = Number(process.env.PROJECT_ID);
+
+async function main(): Promise<void> {
+  const created = await client.POST("/api/projects/{project_id}/insights/", {
+    params: { path: { project_id } },
+    body: {
+      name: "Pageviews from TypeScript",
+      tags: ["ts"],
+      query: { kind: "InsightVizNode", source: { kind: "TrendsQuery", series: [{ kind: "EventsNode", event: "$pageview" }] } },
+    },
+  });
+  if (created.error) throw new Error(created.error.detail);
+
+  // The id of one answer is the path of the next call.
+  const patched = await client.PATCH("/api/projects/{project_id}/insights/{id}/", {
+    params: { path: { project_id, id: created.data.id } },
+    body: { favorited: true },
+  });
+  if (patched.error) throw new Error(`${patched.error.code}: ${patched.error.detail}`);
+
+  const listed = await client.GET("/api/projects/{project_id}/insights/", {
+    params: { path: { project_id }, query: { basic: true } },
+  });
+  if (listed.error) throw new Error(listed.error.detail);
+
+  const run = await client.POST("/api/projects/{project_id}/query/", {
+    params: { path: { project_id } },
+    body: { query: { kind: "TrendsQuery", series: [{ kind: "EventsNode", event: "$pageview" }] } },
+  });
+  if (run.error) throw new Error(run.error.detail);
+
+  const trending = await client.GET("/api/projects/{project_id}/insights/trending/", {
+    params: { path: { project_id }, query: { days: 7 } },
+  });
+  if (trending.error) throw new Error(trending.error.detail);
+
+  const missing = await client.GET("/api/projects/{project_id}/insights/{id}/", {
+    params: { path: { project_id, id: "nosuchid" } },
+  });
+
+  console.log(
+    JSON.stringify({
+      favorited: patched.data.favorited,
+      listed: listed.data.results.map((row) => row.name),
+      next: listed.data.next,
+      counts: run.data.results?.map((series) => series.count) ?? null,
+      trending: trending.data.results.map((row) => [row.name, row.view_count]),
+      missing: missing.error?.detail ?? null,
+    }),
+  );
+}
+
+await main();
