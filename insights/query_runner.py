@@ -83,7 +83,11 @@ def query_results_fingerprint(node: AnyQueryNode) -> str:
 
 
 def query_cache_key(*, project_id: int, node: AnyQueryNode) -> str:
-    return f"query-results:{project_id}:{query_results_fingerprint(node)}"
+    return _results_key(project_id, query_results_fingerprint(node))
+
+
+def _results_key(project_id: int, fingerprint: str) -> str:
+    return f"query-results:{project_id}:{fingerprint}"
 
 
 def query_refreshed_key(*, project_id: int, fingerprint: str) -> str:
@@ -129,7 +133,8 @@ def query_run(
 ) -> QueryOutcome:
     """Answer a query node from the cache or by computing it, per the refresh mode."""
     source = query_check_runnable(node)
-    key = query_cache_key(project_id=project.id, node=node)
+    fingerprint = query_results_fingerprint(node)
+    key = _results_key(project.id, fingerprint)
     if refresh != "force_blocking":
         cached = cache_get(key)
         if cached is not None and (refresh == "force_cache" or _fresh(cached, source)):
@@ -141,7 +146,7 @@ def query_run(
     results = query_compute(project=project, source=source, now=computed_at, execution_key=execution_key)
     QUERY_RUNTIME.labels(kind=source.kind).observe(time.monotonic() - started)
     cached = {"results": results, "last_refresh": computed_at.isoformat(), "date_to": _date_to(source)}
-    refreshed_key = query_refreshed_key(project_id=project.id, fingerprint=key.rsplit(":", 1)[1])
+    refreshed_key = query_refreshed_key(project_id=project.id, fingerprint=fingerprint)
     cache_set_many({key: cached, refreshed_key: cached["last_refresh"]}, timeout=CACHE_SECONDS)
     return QueryOutcome(results, computed_at.isoformat(), False, project.timezone)
 
