@@ -242,7 +242,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": (
         "Keep, share and find saved product-analytics insights. Wire-compatible with PostHog's "
         "Insights API. Every error uses the envelope `{type, code, detail, attr}`. Every operation "
-        "also answers `?format=csv` (JSON flattened to dotted columns, formula cells escaped)."
+        "also answers `?format=csv` (JSON flattened to dotted columns, formula cells escaped). No text "
+        "anywhere may contain NUL characters (`\\u0000`); they are refused with a 400."
     ),
     "VERSION": "1.0.0",
     # OpenAPI 3.1: nullability as `type: [X, "null"]`, which every generator reads the same way.
@@ -267,7 +268,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ErrorTypeEnum": "insights_api.api.schema.ERROR_TYPES",
         "TagActionEnum": ["add", "remove", "set"],
-        "QueryKindEnum": "insights.query_nodes.NODE_KINDS",
+        "PropertyTypeEnum": "insights.query_nodes.common.PROPERTY_TYPES",
         "LegacyPermissionLevelEnum": "insights.api.serializers.LEGACY_LEVELS",
         "AccessLevelEnum": "insights.models.AccessLevel",
         "ActivitySubjectEnum": ["Insight"],

@@ -5,15 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.validators import RegexValidator
-from drf_spectacular.extensions import OpenApiSerializerFieldExtension
+from drf_spectacular.extensions import OpenApiSerializerExtension, OpenApiSerializerFieldExtension
 from drf_spectacular.plumbing import ResolvedComponent
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.api.serializers import UserBasicSerializer
+from insights.api.query_schema import query_node_components
 from insights.cancellation import CLIENT_QUERY_ID
 from insights.models import AccessLevel, ActivityLog, Dashboard, Insight
-from insights.query_nodes import NODE_KINDS, InvalidQuery, query_parse
+from insights.query_nodes import InvalidQuery, query_parse
 from insights.query_runner import REFRESH_MODES
 from insights.selectors import INSIGHT_TYPES, ORDER_CHOICES
 from insights_api.api.fields import (
@@ -41,6 +42,9 @@ class TagListField(serializers.ListField):
         )
 
     def to_internal_value(self, data: Any) -> list[str]:
+        # The count limit is on the list as sent: DRF would check it after normalising.
+        if isinstance(data, list) and len(data) > MAX_TAGS:
+            raise serializers.ValidationError(f"At most {MAX_TAGS} tags.", code="max_length")
         names = normalize_tags(super().to_internal_value(data))
         too_long = [name for name in names if len(name) > MAX_TAG_LENGTH]
         if too_long:
@@ -49,30 +53,23 @@ class TagListField(serializers.ListField):
 
 
 class QueryNodeField(serializers.JSONField):
-    """A query node (SPEC §6): a JSON object with a `kind`. Documented as the `QueryNode` schema."""
+    """A query node: a JSON object with a `kind`, documented as the `QueryNode` schema (or, with
+    `runnable=True`, the `RunnableQueryNode` schema), generated from the models that validate it."""
+
+    def __init__(self, *, runnable: bool = False, **kwargs: Any) -> None:
+        self.component = "RunnableQueryNode" if runnable else "QueryNode"
+        super().__init__(**kwargs)
 
 
 class QueryNodeFieldSchema(OpenApiSerializerFieldExtension):
     target_class = QueryNodeField
 
     def map_serializer_field(self, auto_schema: Any, direction: str) -> dict[str, Any]:
-        component = ResolvedComponent(
-            name="QueryNode",
-            type=ResolvedComponent.SCHEMA,
-            object="QueryNode",
-            schema={
-                "type": "object",
-                "description": (
-                    'A query node, e.g. `{"kind": "InsightVizNode", "source": {"kind": "TrendsQuery", '
-                    '"series": [{"kind": "EventsNode", "event": "$pageview"}]}}`.'
-                ),
-                "properties": {"kind": {"type": "string", "enum": list(NODE_KINDS)}},
-                "required": ["kind"],
-                "additionalProperties": True,
-            },
-        )
-        auto_schema.registry.register_on_missing(component)
-        return component.ref
+        for name, schema in query_node_components().items():
+            auto_schema.registry.register_on_missing(
+                ResolvedComponent(name=name, type=ResolvedComponent.SCHEMA, object=name, schema=schema)
+            )
+        return {"$ref": f"#/components/schemas/{self.target.component}"}
 
 
 def _validate_query(value: Any) -> Any:
@@ -467,6 +464,22 @@ class CancelResultSerializer(serializers.Serializer):
 MISSING_QUERY = "Missing 'query' field in request body"
 
 
+class BulkUpdateTagsSchema(OpenApiSerializerExtension):
+    """`add` and `remove` need at least one tag that is not blank, which the schema says too."""
+
+    target_class = BulkUpdateTagsSerializer
+
+    def map_serializer(self, auto_schema: Any, direction: str) -> dict[str, Any]:
+        schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        return {
+            **schema,
+            "if": {"properties": {"action": {"enum": ["add", "remove"]}}, "required": ["action"]},
+            "then": {
+                "properties": {"tags": {"minItems": 1, "contains": {"type": "string", "pattern": r"\S"}}}
+            },
+        }
+
+
 class GenerateMetadataSerializer(serializers.Serializer):
     """An insight-shaped body; only `query` is used."""
 
@@ -520,6 +533,26 @@ class RefreshField(serializers.ChoiceField):
         return REFRESH_ALIASES.get(value, value)
 
 
+class BodyRefreshField(RefreshField):
+    """`refresh` in a JSON body, where PostHog's older clients send a boolean."""
+
+
+class BodyRefreshFieldSchema(OpenApiSerializerFieldExtension):
+    target_class = BodyRefreshField
+
+    def map_serializer_field(self, auto_schema: Any, direction: str) -> dict[str, Any]:
+        choices = auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True)
+        enum = ResolvedComponent(
+            name="RefreshEnum",
+            type=ResolvedComponent.SCHEMA,
+            object="RefreshEnum",
+            schema={"type": "string", "enum": choices["enum"]},
+        )
+        auto_schema.registry.register_on_missing(enum)
+        boolean = {"type": "boolean", "description": "`true` means `force_blocking`, `false` `force_cache`."}
+        return {"oneOf": [enum.ref, boolean], "description": choices.get("description", "")}
+
+
 class TrendsSeriesActionSerializer(serializers.Serializer):
     order = serializers.IntegerField(help_text="The series' position in the query.")
     id = serializers.CharField(allow_null=True, help_text="The event name (null: all events).")
@@ -558,11 +591,11 @@ class QueryStatusSerializer(serializers.Serializer):
 
 
 class QueryRunSerializer(serializers.Serializer):
-    query = QueryNodeField(help_text="A query node, e.g. a TrendsQuery or an InsightVizNode wrapping one.")
+    query = QueryNodeField(runnable=True, help_text="A TrendsQuery, or an InsightVizNode wrapping one.")
     client_query_id = ClientQueryIdField(
         required=False, help_text="Your id for this run, to cancel it with …/insights/cancel/."
     )
-    refresh = RefreshField()
+    refresh = BodyRefreshField()
     session_id = StrictCharField(
         required=False, max_length=200, help_text="Accepted for compatibility; unused."
     )

@@ -25,7 +25,7 @@ from insights.query_nodes.common import (
     PropertyGroup,
 )
 from insights.query_nodes.data import DataTableNode, DataVisualizationNode
-from insights.query_nodes.insight import InsightVizNode, TrendsQuery
+from insights.query_nodes.insight import InsightVizNode, TrendsInsightVizNode, TrendsQuery
 
 __all__ = [
     "NODE_KINDS",
@@ -40,6 +40,8 @@ __all__ = [
     "InvalidQuery",
     "PropertyFilter",
     "PropertyGroup",
+    "QueryNode",
+    "RunnableQueryNode",
     "TrendsQuery",
     "query_fingerprint",
     "query_parse",
@@ -67,6 +69,8 @@ AnyQueryNode = (
     | DataVisualizationNode
 )
 QueryNode = Annotated[AnyQueryNode, Field(discriminator="kind")]
+# What the query route runs today (the Trends engine); other kinds answer `unsupported_query_kind`.
+RunnableQueryNode = Annotated[TrendsQuery | TrendsInsightVizNode, Field(discriminator="kind")]
 INSIGHT_SOURCE_KINDS = (
     "TrendsQuery",
     "FunnelsQuery",
@@ -138,8 +142,9 @@ def query_fingerprint(value: dict[str, Any]) -> str:
 
 
 def _check_json(value: Any, *, depth: int) -> None:
-    """What pydantic does not check: depth, NUL characters (PostgreSQL rejects them in jsonb), and
-    integers beyond what JSON consumers can represent."""
+    """What pydantic does not check: depth and NUL characters (PostgreSQL rejects them in jsonb).
+    Integers of any size are kept where the service does not interpret them; the fields it does
+    interpret declare their bounds."""
     if depth > MAX_QUERY_DEPTH:
         raise InvalidQuery(f"A query may nest at most {MAX_QUERY_DEPTH} levels.")
     if isinstance(value, str):
@@ -152,5 +157,3 @@ def _check_json(value: Any, *, depth: int) -> None:
     elif isinstance(value, list):
         for item in value:
             _check_json(item, depth=depth + 1)
-    elif isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**53:
-        raise InvalidQuery("Integers in a query must fit in a double (|n| ≤ 2^53).")

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from insights.query_nodes.common import DateRange, EventsNode, Node, Properties
+from insights.query_nodes.common import DateRange, EventsNode, JsonInt, JsonNumber, Node, Properties
 from insights.query_nodes.insight import FunnelsQuery, InsightSource, StickinessQuery
 
 MAX_SQL_CHARS = 100_000
@@ -22,8 +22,8 @@ MAX_ROWS = 100_000
 Expression = Annotated[str, Field(min_length=1, max_length=1000)]  # a HogQL expression (a column)
 Expressions = Annotated[list[Expression], Field(max_length=100)]
 RowLimit = Annotated[int, Field(ge=1, le=MAX_ROWS)]
-RowOffset = Annotated[int, Field(ge=0)]
-BreakdownValue = str | int | float | list[str | int | float] | None
+RowOffset = Annotated[int, Field(ge=0, le=2**53)]
+BreakdownValue = str | JsonInt | JsonNumber | list[str | JsonInt | JsonNumber] | None
 
 
 class HogQLFilters(Node):
@@ -56,9 +56,9 @@ class InsightActorsQuery(Node):
 
     kind: Literal["InsightActorsQuery"]
     source: InsightSource
-    day: str | int | None = None
+    day: str | JsonInt | None = None
     status: Literal["new", "returning", "resurrecting", "dormant"] | None = None
-    interval: Annotated[int, Field(ge=0)] | None = None
+    interval: Annotated[int, Field(ge=0, le=2**53)] | None = None
     series: Annotated[int, Field(ge=0, le=49)] | None = None
     breakdown: BreakdownValue = None
     compare: Literal["current", "previous"] | None = None
@@ -70,7 +70,7 @@ class FunnelsActorsQuery(Node):
 
     kind: Literal["FunnelsActorsQuery"]
     source: FunnelsQuery
-    funnelStep: Annotated[int, Field(ge=-50, le=50)] | None = None
+    funnelStep: Annotated[int, Field(ge=-50, le=50, json_schema_extra={"not": {"const": 0}})] | None = None
     funnelStepBreakdown: BreakdownValue = None
     funnelTrendsDropOff: bool | None = None
     funnelTrendsEntrancePeriodStart: str | None = None
@@ -86,7 +86,7 @@ class FunnelsActorsQuery(Node):
 class StickinessActorsQuery(Node):
     kind: Literal["StickinessActorsQuery"]
     source: StickinessQuery
-    day: str | int | None = None
+    day: str | JsonInt | None = None
     series: Annotated[int, Field(ge=0, le=49)] | None = None
     compare: Literal["current", "previous"] | None = None
     includeRecordings: bool | None = None
@@ -118,7 +118,7 @@ class EventsQuery(Node):
     select: Annotated[list[Expression], Field(min_length=1, max_length=100)]
     source: InsightActorsQuery | None = None
     event: Annotated[str, Field(max_length=400)] | None = None
-    actionId: int | None = None
+    actionId: JsonInt | None = None
     personId: str | None = None
     where: Expressions | None = None
     orderBy: Expressions | None = None

@@ -11,6 +11,7 @@ from insights.query_nodes.common import (
     BreakdownFilter,
     DateRange,
     Interval,
+    JsonInt,
     Node,
     Properties,
     SeriesNode,
@@ -24,6 +25,9 @@ class _InsightQuery(Node):
 
 
 class TrendsQuery(_InsightQuery):
+    """Counts of events over time: one line per series (and per breakdown value), one point per
+    `interval`."""
+
     kind: Literal["TrendsQuery"]
     series: Annotated[list[SeriesNode], Field(min_length=1, max_length=MAX_SERIES)]
     interval: Interval = "day"
@@ -34,7 +38,7 @@ class TrendsQuery(_InsightQuery):
 class FunnelsFilter(Node):
     funnelVizType: Literal["steps", "time_to_convert", "trends"] = "steps"
     funnelOrderType: Literal["ordered", "unordered", "strict"] = "ordered"
-    funnelWindowInterval: Annotated[int, Field(ge=1)] | None = None
+    funnelWindowInterval: Annotated[int, Field(ge=1, le=2**53)] | None = None
     funnelWindowIntervalUnit: Literal["second", "minute", "hour", "day", "week", "month"] | None = None
 
 
@@ -47,7 +51,7 @@ class FunnelsQuery(_InsightQuery):
 
 
 class RetentionEntity(Node):
-    id: str | int | None = None
+    id: str | JsonInt | None = None
     type: Literal["events", "actions"] = "events"
     name: str | None = None
 
@@ -97,5 +101,13 @@ InsightSource = Annotated[
 
 
 class InsightVizNode(Node):
+    """An insight as PostHog's frontend saves it: one of the six insight queries in `source`."""
+
     kind: Literal["InsightVizNode"]
     source: InsightSource
+
+
+class TrendsInsightVizNode(InsightVizNode):
+    """An `InsightVizNode` whose `source` is a `TrendsQuery`: the kind of node the query route runs."""
+
+    source: TrendsQuery

@@ -324,17 +324,23 @@ class SessionAuthScheme(OpenApiAuthenticationExtension):
 
 
 def move_request_defaults(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-    """Postprocessing hook: a request field's default goes into its description. Generators read
-    `default` as "always present", which makes an optional request field required to send."""
+    """Postprocessing hook: a request field's default goes into its description."""
     for name, component in result.get("components", {}).get("schemas", {}).items():
-        if not name.endswith("Request"):
-            continue
-        for field in component.get("properties", {}).values():
-            if "default" in field:
-                default = field.pop("default")
-                shown = "`[]`" if default == [] else f"`{json.dumps(default)}`"
-                field["description"] = f"{field.get('description', '')}\n\nDefault: {shown}.".strip()
+        if name.endswith("Request"):
+            for field in component.get("properties", {}).values():
+                document_default(field)
     return result
+
+
+def document_default(field: dict[str, Any]) -> None:
+    """Move a field schema's `default` into its description. Generators read `default` as "always
+    present", which makes an optional request field required to send."""
+    if "default" in field:
+        default = field.pop("default")
+        if default is None:  # absent and null mean the same
+            return
+        shown = "`[]`" if default == [] else f"`{json.dumps(default)}`"
+        field["description"] = f"{field.get('description', '')}\n\nDefault: {shown}.".strip()
 
 
 def simplify_nullable_any(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:

@@ -95,7 +95,7 @@ def test_insights_are_created_listed_and_retrieved_through_the_sdk(sdk, owner_sd
         body=models.InsightWriteRequest(
             name="Pageviews",
             tags=["  Growth ", "kpi"],
-            query=models.QueryNode.from_dict({"kind": "InsightVizNode", "source": TRENDS}),
+            query=models.InsightVizNode.from_dict({"kind": "InsightVizNode", "source": TRENDS}),
         ),
     )
     insight = created.parsed
@@ -106,7 +106,11 @@ def test_insights_are_created_listed_and_retrieved_through_the_sdk(sdk, owner_sd
     retrieved = module(sdk, "insights_retrieve").sync(project.id, insight.short_id, client=owner_sdk)
 
     assert created.status_code == 201 and isinstance(insight, models.Insight)
-    assert insight.tags == ["growth", "kpi"] and insight.query.kind == models.QueryKindEnum.INSIGHTVIZNODE
+    assert insight.tags == ["growth", "kpi"] and isinstance(insight.query, models.InsightVizNode)
+    assert (
+        isinstance(insight.query.source, models.TrendsQuery)
+        and insight.query.source.series[0].event == "$pageview"
+    )
     assert isinstance(listed, models.PaginatedInsightListItemList) and listed.count == 1
     assert listed.results[0].id == insight.id and listed.results[0].deleted is False
     assert basic.results[0].deleted is sdk.types.UNSET and basic.results[0].order is sdk.types.UNSET
@@ -139,7 +143,7 @@ def test_the_six_insight_actions_through_the_sdk(sdk, owner_sdk, client_of, team
     suggested = module(sdk, "insights_generate_metadata").sync(
         project.id,
         client=owner_sdk,
-        body=models.GenerateMetadataRequest(query=models.QueryNode.from_dict(TRENDS)),
+        body=models.GenerateMetadataRequest(query=models.TrendsQuery.from_dict(TRENDS)),
     )
     not_running = module(sdk, "insights_cancel").sync(
         project.id, client=owner_sdk, body=models.CancelRequest(client_query_id="nothing-running")
@@ -204,7 +208,7 @@ def test_cancel_through_the_sdk_stops_a_running_query_of_the_caller(sdk, owner_s
                 project.id,
                 client=owner_sdk,
                 body=models.QueryRunRequest(
-                    query=models.QueryNode.from_dict(TRENDS),
+                    query=models.TrendsQuery.from_dict(TRENDS),
                     client_query_id="sdk-cancel-1",
                     refresh=models.RefreshEnum.FORCE_BLOCKING,
                 ),
@@ -229,13 +233,13 @@ def test_the_query_route_through_the_sdk_blocking_and_async(sdk, owner_sdk, proj
     models, run = sdk.models, module(sdk, "query_create")
 
     blocking = run.sync_detailed(
-        project.id, client=owner_sdk, body=models.QueryRunRequest(query=models.QueryNode.from_dict(TRENDS))
+        project.id, client=owner_sdk, body=models.QueryRunRequest(query=models.TrendsQuery.from_dict(TRENDS))
     )
     started = run.sync_detailed(
         project.id,
         client=owner_sdk,
         body=models.QueryRunRequest(
-            query=models.QueryNode.from_dict(TRENDS), refresh=models.RefreshEnum.FORCE_ASYNC
+            query=models.TrendsQuery.from_dict(TRENDS), refresh=models.RefreshEnum.FORCE_ASYNC
         ),
     )
     status = module(sdk, "query_retrieve")
@@ -299,7 +303,7 @@ def test_documented_errors_arrive_as_the_typed_envelope(
         project.id,
         client=owner_sdk,
         body=models.InsightWriteRequest(
-            query=models.QueryNode.from_dict({"kind": "TrendsQuery", "pad": "x" * 3_000_000})
+            query=models.TrendsQuery.from_dict({**TRENDS, "pad": "x" * 3_000_000})
         ),
     )
 
@@ -327,7 +331,7 @@ def test_a_throttled_call_arrives_as_429_with_retry_after(sdk, stack, client_of,
     ) as strict:
         client = client_of(owner, url=strict.url)
         suggest = module(sdk, "insights_generate_metadata")
-        body = models.GenerateMetadataRequest(query=models.QueryNode.from_dict(TRENDS))
+        body = models.GenerateMetadataRequest(query=models.TrendsQuery.from_dict(TRENDS))
         allowed = suggest.sync_detailed(project.id, client=client, body=body)
         throttled = suggest.sync_detailed(project.id, client=client, body=body)
 

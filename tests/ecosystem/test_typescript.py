@@ -99,3 +99,24 @@ def test_the_hey_api_sdk_compiles_strict_without_casts(stack: Stack, toolchain):
 
     assert (compiled.returncode, compiled.stdout + compiled.stderr) == (0, "")
     assert " as " not in (WORKDIR / "heyapi.ts").read_text()
+
+
+def test_a_mistyped_query_does_not_compile(stack: Stack, toolchain):
+    generated = run(toolchain / "openapi-typescript", f"{stack.url}/api/schema/", "-o", "schema.d.ts")
+    assert generated.returncode == 0, generated.stdout + generated.stderr
+    (WORKDIR / "typo.ts").write_text(
+        'import type { components } from "./schema";\n'
+        'type Query = components["schemas"]["QueryNode"];\n'
+        'export const misspelt: Query = { kind: "TrendsQuery", seris: [] };\n'
+        'export const badMath: Query = { kind: "TrendsQuery", series: [{ kind: "EventsNode", math: "totl" }] };\n'
+        'export const badKind: Query = { kind: "TrendQuery", series: [] };\n'
+        'export const fine: Query = { kind: "TrendsQuery", series: [{ kind: "EventsNode", math: "dau" }] };\n'
+    )
+    (WORKDIR / "tsconfig.typo.json").write_text(
+        json.dumps({"extends": "./tsconfig.json", "compilerOptions": {"noEmit": True}, "files": ["typo.ts"]})
+    )
+
+    compiled = run(toolchain / "tsc", "-p", "tsconfig.typo.json")
+
+    errors = [line for line in compiled.stdout.splitlines() if "error TS" in line]
+    assert sorted(int(line.split("(")[1].split(",")[0]) for line in errors) == [3, 4, 5], compiled.stdout

@@ -121,6 +121,7 @@ def test_tags_left_on_nothing_are_deleted(bulk, make_insight):
             "tags must not be empty for action 'remove'.",
         ),
         ({"ids": [1], "action": "add", "tags": [f"t{i}" for i in range(101)]}, "tags", None),
+        ({"ids": [1], "action": "set", "tags": ["same"] * 101}, "tags", "At most 100 tags."),
         ({"ids": [1], "action": "add", "tags": ["x" * 256]}, "tags", None),
         ({"ids": [1], "action": "add", "tags": "x"}, "tags", None),
         ({"ids": list(range(1, 201)), "action": "add", "tags": [f"t{i}" for i in range(51)]}, "tags", None),
