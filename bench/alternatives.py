@@ -27,8 +27,9 @@ from pathlib import Path
 import stack
 
 from bench import isolation
-from bench.cases import World, mixed_throughput
+from bench.cases import World
 from bench.measure import Client, Statements
+from bench.reads import mixed_throughput
 
 # The last commit before the query lane: queries computed in the web processes, gthread waiting.
 BEFORE_REV = "42ebcdc"

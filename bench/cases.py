@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -29,8 +28,6 @@ from bench.measure import (
     Statements,
     cpu_seconds,
     p50_ms,
-    peak_rss_mb,
-    process_tree,
     repeat,
 )
 from insights.models import Insight
@@ -396,76 +393,3 @@ def bench_isolation(
 
 def _failed(failures: Counter) -> str:
     return "; failed: " + ", ".join(f"{n} x {s}" for s, n in sorted(failures.items())) if failures else ""
-
-
-# --- 6 and 7. Throughput of a mixed read workload; memory of a web worker ------------------------------
-
-WRK_SCRIPT = """
-local paths = {%s}
-local counter = 0
-request = function()
-  counter = counter + 1
-  return wrk.format("GET", paths[(counter %% #paths) + 1], {["Authorization"] = "Bearer %s"})
-end
-"""
-
-
-def bench_throughput(server: Server, world: World, postgres_pid: int) -> list[Figure]:
-    web_before, pg_before = cpu_seconds(server.pid), cpu_seconds(postgres_pid)
-    try:
-        rate, errors = _wrk(server.url, world)
-    except FileNotFoundError:
-        return [Figure("mixed read throughput", 0, "req/s", "measured", None, "wrk unavailable (not root)")]
-    web_cpu, pg_cpu = cpu_seconds(server.pid) - web_before, cpu_seconds(postgres_pid) - pg_before
-    worker_rss = max(peak_rss_mb(pid) for pid in process_tree(server.pid) if pid != server.pid)
-    share = web_cpu / (web_cpu + pg_cpu) * 100 if web_cpu + pg_cpu else 0
-    return [
-        Figure("mixed read throughput (list, retrieve cached, trending, my_last_viewed)", rate, "req/s", "measured",
-               None, f"wrk 2 threads, 16 connections, 20 s; CPU: gunicorn {share:.0f}%, PostgreSQL {100 - share:.0f}%"
-               + (f"; {'; '.join(errors)}" if errors else "")),
-        Figure("gunicorn worker peak RSS under the mixed load", worker_rss, "MB", "measured", None),
-    ]  # fmt: skip
-
-
-def mixed_throughput(url: str, world: World) -> float:
-    """Requests per second of the mixed read workload against the server at `url` (0: no wrk)."""
-    try:
-        return _wrk(url, world)[0]
-    except FileNotFoundError:
-        return 0.0
-
-
-def _wrk(url: str, world: World) -> tuple[float, list[str]]:
-    """wrk over the mixed read workload for 20 s: (requests per second, its error lines)."""
-    client = Client(url, world.key)
-    paths = [
-        f"/api/projects/{world.project}/insights/?limit=20",
-        f"/api/projects/{world.project}/insights/{world.insights[0]}/",  # cached result after the first
-        f"/api/projects/{world.large}/insights/trending/?days=30",
-        f"/api/projects/{world.project}/insights/my_last_viewed/",
-    ]
-    for path in paths:
-        client.timed("GET", path)
-    wrk = shutil.which("wrk") or _install_wrk()
-    if wrk is None:
-        raise FileNotFoundError("wrk")
-    script = Path(f"/tmp/insights-bench-{os.getpid()}.lua")
-    script.write_text(WRK_SCRIPT % (", ".join(f'"{path}"' for path in paths), world.key))
-    try:
-        output = subprocess.run(
-            [wrk, "-t2", "-c16", "-d20s", "-s", str(script), url], capture_output=True, text=True, check=True
-        ).stdout
-    finally:
-        script.unlink()
-    rate = float(next(line.split()[1] for line in output.splitlines() if line.startswith("Requests/sec")))
-    errors = [line.strip() for line in output.splitlines() if "Non-2xx" in line or "Socket errors" in line]
-    return rate, errors
-
-
-def _install_wrk() -> str | None:
-    if not stack.IS_ROOT:
-        return None
-    stack.say("bench: installing wrk")
-    subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], capture_output=True,
-                   env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})  # fmt: skip
-    return shutil.which("wrk")

@@ -1,10 +1,11 @@
-"""`make bench`: the benchmarks of issues 5 and 11, side by side in one run, written to BENCHMARKS.md.
+"""`make bench`: the benchmarks of issues 5, 11 and 15, side by side in one run, written to BENCHMARKS.md.
 
 A private PostgreSQL (with pg_stat_statements, to count statements from the database's side) and
 Redis are started in a scratch directory, the service runs under gunicorn as `make run` runs it
 (psycopg pool on), and every figure is a ratio, a statement count, or a latency measured in this
 same run next to what it is compared with. Takes about ten minutes on two cores; most of it is
-generating and indexing ten million events.
+generating and indexing ten million events. `make bench ARGS=--reads` measures only the read
+throughput (bench/reads.py) on the same setup, in about two minutes, into bench/reads.md.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -27,6 +29,9 @@ sys.path.insert(0, str(ROOT))
 import stack  # noqa: E402  (scripts/stack.py: starts and stops the services)
 
 from bench.measure import Figure  # noqa: E402
+
+if TYPE_CHECKING:
+    from bench.cases import World
 
 PG_SETTINGS = [
     "shared_preload_libraries=pg_stat_statements",
@@ -47,6 +52,11 @@ def main() -> int:
         "--alternatives",
         action="store_true",
         help="measure the designs compared for workload isolation instead (writes bench/alternatives.md)",
+    )
+    parser.add_argument(
+        "--reads",
+        action="store_true",
+        help="measure only the read throughput, without the events (writes bench/reads.md, about two minutes)",
     )
     options = parser.parse_args()
     started = time.monotonic()
@@ -78,11 +88,14 @@ def main() -> int:
         import django
 
         django.setup()
-        from bench import cases  # needs Django set up
+        from bench import cases, reads  # need Django set up
 
         stack.say("bench: migrating and preparing data")
         cases.prepare_database(pg.url("bench"))
         world = cases.build_world()
+        pids = {"postgres_pid": pg.pid, "redis_pid": redis.service.process.pid}
+        if options.reads:
+            return reads_only(services, scratch, env, world, pids, started=started)
         figures: list[Figure] = []
         with cases.web(services, scratch, env) as server:
             figures += cases.bench_viewed(server, world)
@@ -99,7 +112,7 @@ def main() -> int:
             return 0
         figures += cases.bench_isolation(services, scratch, env, world)
         with cases.web(services, scratch, env) as server:
-            figures += cases.bench_throughput(server, world, pg.pid)
+            figures += reads.bench_reads(server, world, **pids)
         minutes = (time.monotonic() - started) / 60
         report = render(figures, minutes=minutes, postgres=pg.version, events=options.events)
     print(report)
@@ -109,6 +122,50 @@ def main() -> int:
 
 
 ALTERNATIVES = ROOT / "bench" / "alternatives.md"
+READS = ROOT / "bench" / "reads.md"
+
+
+def reads_only(
+    services: stack.ServiceStack,
+    scratch: Path,
+    env: dict[str, str],
+    world: World,
+    pids: dict[str, int],
+    *,
+    started: float,
+) -> int:
+    """`--reads`: the read throughput alone, the quick loop for work on it; BENCHMARKS.md untouched."""
+    from bench import cases, reads
+
+    with cases.web(services, scratch, env) as server:
+        measured = reads.measure(server, world, **pids)
+    if measured is None:
+        raise stack.StackError("wrk is missing and only root can install it here: apt-get install wrk")
+    minutes = (time.monotonic() - started) / 60
+    report = reads_report(reads.table(measured), minutes=minutes, seconds=reads.SECONDS)
+    print(report)
+    READS.write_text(report)
+    print(f"written to {READS}")
+    return 0 if all(figure.met is not False for figure in reads.figures(measured)) else 1
+
+
+def reads_report(table: str, *, minutes: float, seconds: int) -> str:
+    return "\n".join(
+        [
+            "# Read throughput",
+            "",
+            f"Run on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `bench/run.py --reads` ({minutes:.1f} minutes): "
+            f"{os.cpu_count()} CPUs ({_cpu_model()}), PostgreSQL and Redis as in `make bench`, the same "
+            f"world without the events. wrk, 2 threads and 16 connections, {seconds} s on each route "
+            "in turn, against one gunicorn (two gevent processes), /_health first and last; `of /_health` "
+            "divides by the mean of its two runs. CPU per request: CPU seconds of each process tree (the "
+            "postmaster's with its backends) over the run, divided by the requests wrk completed. Cores "
+            "busy: all of them over the run's wall time.",
+            "",
+            table,
+            "",
+        ]
+    )
 
 
 def alternatives_report(table: str, *, minutes: float) -> str:
@@ -152,7 +209,8 @@ def render(figures: list[Figure], *, minutes: float, postgres: str, events: int)
     lines += [
         "",
         "Reproduce with `make bench` on a clean clone (it needs only what `make test` needs). "
-        "`.venv/bin/python bench/run.py --events 1000000` runs a shorter version.",
+        "`.venv/bin/python bench/run.py --events 1000000` runs a shorter version; `make bench ARGS=--reads` "
+        "measures the read throughput alone (about two minutes, into bench/reads.md).",
         "",
         (ROOT / "bench" / "FINDINGS.md").read_text(),
     ]
