@@ -17,6 +17,19 @@ class LimitOffsetPagination(pagination.LimitOffsetPagination):
     default_limit = 100
     max_limit = 1000
 
+    def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> list[Any]:
+        """The page first; the COUNT statement only when the page cannot tell the total: a page
+        short of `limit` ends the list, so `offset` plus its length is the count."""
+        self.request = request
+        self.limit = self.get_limit(request)
+        self.offset = self.get_offset(request)
+        page = list(queryset[self.offset : self.offset + self.limit])
+        if 0 < len(page) < self.limit or (not page and self.offset == 0):
+            self.count = self.offset + len(page)
+        else:
+            self.count = self.get_count(queryset)
+        return page
+
     def get_limit(self, request: Request) -> int:
         return self._read(request, self.limit_query_param, self.default_limit, 1, self.max_limit)
 

@@ -19,9 +19,9 @@ from rest_framework import exceptions, permissions, viewsets
 
 from accounts.caller import Caller
 from accounts.models import OrganizationMembership, PersonalAPIKey, Project
+from insights_api.api.authentication import url_project_id
 from insights_api.api.permissions import APIScopePermission, ProjectAccessPermission
 
-MAX_DB_ID = 2**63 - 1
 PROTECTED_ATTRIBUTES = (
     "get_queryset",
     "get_project_queryset",
@@ -87,9 +87,9 @@ class ProjectScopedViewSet(viewsets.GenericViewSet):
 
     @cached_property
     def project(self) -> Project:
-        """The URL's project, if the caller may act on it."""
-        raw = self.kwargs.get("project_id", "")
-        project_id = int(raw) if str(raw).isdigit() and int(raw) <= MAX_DB_ID else None
+        """The URL's project, if the caller may act on it. An API key's request resolved it with the
+        key (PersonalAPIKeyAuthentication); a session's resolves it here."""
+        project_id = url_project_id(self.request)
         key = self.request.auth if isinstance(self.request.auth, PersonalAPIKey) else None
         if (
             key is not None
@@ -97,14 +97,18 @@ class ProjectScopedViewSet(viewsets.GenericViewSet):
             and project_id not in key.scoped_project_ids
         ):
             raise exceptions.PermissionDenied("API key does not have access to this project.")
-        project = (
-            Project.objects.select_related("organization")
-            .filter(id=project_id, organization__memberships__user_id=self.request.user.pk)
-            .annotate(caller_level=F("organization__memberships__level"))  # the same membership row
-            .first()
-            if project_id is not None
-            else None
-        )
+        resolved = getattr(key, "url_project", None)
+        if resolved is not None and resolved.id == project_id:
+            project = resolved.project
+        else:
+            project = (
+                Project.objects.select_related("organization")
+                .filter(id=project_id, organization__memberships__user_id=self.request.user.pk)
+                .annotate(caller_level=F("organization__memberships__level"))  # the same membership row
+                .first()
+                if project_id is not None
+                else None
+            )
         if project is None:
             raise exceptions.NotFound("Project not found.")
         return project

@@ -205,8 +205,12 @@ def test_a_follower_takes_over_when_the_leaders_process_dies(one_request_per_pro
         os.kill(leader_pid, signal.SIGKILL)
         killed_at = time.monotonic()
         # Within two heartbeats (0.25 s each here) the follower leads a new execution of its own.
-        wait_until(lambda: redis_client().get(lock) is not None and int(redis_client().get(lock).split(b"-")[0]) != leader_pid,
-                   timeout=2, what="a new leader")  # fmt: skip
+
+        def holder() -> int | None:
+            value = redis_client().get(lock)  # read once per check: the lock may go between two reads
+            return None if value is None else int(value.split(b"-")[0])
+
+        wait_until(lambda: holder() not in (None, leader_pid), timeout=2, what="a new leader")
         took_over_after = time.monotonic() - killed_at
     join(follower + leader)
 

@@ -217,9 +217,9 @@ def test_statement_count_does_not_depend_on_ids_or_tags(
     ids = [make_insight(tags=["old"]).id for _ in range(count)]
     owner_api.get(insights_url)  # first use of the key writes last_used_at once
 
-    # key, project, lock, insights, current tags, upsert tags, attach, detach, orphans,
+    # key with project, lock, insights, current tags, upsert tags, attach, detach, orphans,
     # last-modified stamp, activity log, savepoint/commit
-    with django_assert_num_queries(13):
+    with django_assert_num_queries(12):
         response = bulk({"ids": ids, "action": "set", "tags": [f"n{i}" for i in range(tags)]})
     assert response.status_code == 200
 

@@ -178,10 +178,10 @@ def test_statement_count_does_not_grow_with_limit(
         )
     reader.get(insights_url)
 
-    # key, project, ranking, the page (insights with tags, dashboards, viewers and the caller's level)
-    with django_assert_num_queries(4):
+    # key with project, ranking, the page (insights with tags, dashboards, viewers and the caller's level)
+    with django_assert_num_queries(3):
         assert len(reader.get(f"{insights_url}trending/", {"limit": 1}).json()["results"]) == 1
-    with django_assert_num_queries(4):
+    with django_assert_num_queries(3):
         assert len(reader.get(f"{insights_url}trending/", {"limit": 100}).json()["results"]) == 30
 
 
