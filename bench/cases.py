@@ -179,7 +179,7 @@ def bench_viewed(server: Server, world: World) -> list[Figure]:
     latency = p50_ms(repeat(300, lambda: client.timed("POST", path, body, expect=201)))
     return [
         Figure("viewed, 100 ids: SQL statements per request", per_request, "", "≤ 3", per_request <= 3,
-               "API key, project access, one upsert + insert"),
+               "API key with project access, one upsert + insert"),
         Figure("viewed, 100 ids: p50 latency", latency, "ms", "≤ 15 ms", latency <= 15),
     ]  # fmt: skip
 
