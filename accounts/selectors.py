@@ -8,9 +8,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection
-from django.db.models import Model
+from django.db.models import JSONField, Model, OuterRef, Subquery
+from django.db.models.functions import JSONObject
 
 from accounts.models import Organization, OrganizationMembership, PersonalAPIKey, Project, User
+
+
+def user_basic_json(user_id: str) -> Subquery:
+    """The user whose id is in the outer query's column `user_id` as a JSON object of the columns of
+    the basic user shape (`UserBasicSerializer`), or null for none: for reads that put users in the
+    rows of their statement. A subquery, so PostgreSQL builds it only for the rows a LIMIT keeps."""
+    columns = ("id", "uuid", "email", "first_name", "last_name")
+    user = User.objects.filter(id=OuterRef(user_id)).values(user=JSONObject(**{c: c for c in columns}))
+    return Subquery(user, output_field=JSONField())
 
 
 def user_organizations(*, user: User, project_ids: list[int] | None = None) -> list[dict[str, Any]]:

@@ -10,7 +10,10 @@ from django.contrib.postgres.expressions import ArraySubquery
 from django.db.models import Count, F, OuterRef, Q, QuerySet
 from django.db.models.functions import JSONObject
 
+from accounts.selectors import user_basic_json
+from insights.access import LEVEL
 from insights.models import ActivityLog, DashboardTile, Insight
+from insights_api.db.prepared import Markers, Prepared, prepare
 
 # `order` values a caller may sort the list by; anything else is a 400.
 ORDERABLE_FIELDS = ("created_at", "last_modified_at", "last_viewed_at", "name", "order", "id")
@@ -43,6 +46,16 @@ class InsightFilters:
     saved: bool | None = None
     insight_type: str | None = None  # one of INSIGHT_TYPES
     order: str = DEFAULT_ORDER
+
+    def shape(self) -> tuple[Any, ...] | None:
+        """What the list's statement depends on besides the project, the caller and the page, when
+        that is a few flags (so one compiled statement per process serves it); None when the
+        statement carries values of the request (a search, tags, ids or dates)."""
+        if any((self.search, self.tags, self.created_by, self.dashboards, self.short_id)) or any(
+            value is not None for value in (self.modified_from, self.modified_to, self.insight_type)
+        ):
+            return None
+        return (self.favorited, self.saved, self.mine_user_id is not None, self.order)
 
 
 def insights_filter(*, queryset: QuerySet[Insight], filters: InsightFilters) -> QuerySet[Insight]:
@@ -130,6 +143,47 @@ def insights_annotate_dashboards(queryset: QuerySet[Insight]) -> QuerySet[Insigh
         .values(tile=JSONObject(id="id", dashboard_id="dashboard_id"))
     )
     return queryset.annotate(live_tiles=ArraySubquery(tiles))
+
+
+# The columns an insight's shapes show, from a queryset of insights with what their shapes show
+# (InsightViewSet.safely_get_queryset): each named after the serializer field that reads it.
+INSIGHT_COLUMNS = (
+    "id",
+    "short_id",
+    "name",
+    "derived_name",
+    "query",
+    "description",
+    "saved",
+    "favorited",
+    "created_at",
+    "last_modified_at",
+    "updated_at",
+    "order",
+    "deleted",
+    "results_fingerprint",
+    "tag_names",
+    "live_tiles",
+    "last_viewed_at",
+    LEVEL,
+)
+# The creators, as JSON objects in the rows (named as the model's relations): the columns of their ids.
+_CREATORS = {"created_by": "created_by_id", "last_modified_by": "last_modified_by_id"}
+
+
+def insight_rows(
+    queryset: QuerySet[Insight],
+    markers: Markers,
+    *extra: str,
+    limit: str | None = None,
+    offset: str | None = None,
+) -> Prepared:
+    """The statement of `queryset`'s rows as INSIGHT_COLUMNS, the creators and `extra` columns, with
+    `markers`' stand-ins (and `limit` and `offset`) for the values of each run."""
+    creators = {f"{name}_user": user_basic_json(column) for name, column in _CREATORS.items()}
+    rows = queryset.annotate(**creators).values_list(*INSIGHT_COLUMNS, *creators, *extra)
+    rename = {f"{name}_user": name for name in _CREATORS}  # annotations cannot take a relation's name
+    return prepare(rows, markers, rename=rename, limit=limit, offset=offset)
 
 
 def activity_list(*, queryset: QuerySet[ActivityLog]) -> QuerySet[ActivityLog]:

@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 from django.contrib.postgres.expressions import ArraySubquery
 from django.db import connection
 from django.db.models import OuterRef, QuerySet, Subquery
-from django.db.models.functions import JSONObject
 from django.utils import timezone
 
-from accounts.models import Project, User
+from accounts.models import Project
+from accounts.selectors import user_basic_json
 from insights.models import Insight
 from insights_api.db.sql import queryset_sql
 from viewtracking.models import InsightViewDaily, InsightViewed, PendingView
@@ -28,11 +28,11 @@ def insights_annotate_last_viewed_at(queryset: QuerySet[Insight]) -> QuerySet[In
     return queryset.annotate(last_viewed_at=Subquery(latest.values("last_viewed_at")[:1]))
 
 
-def my_last_viewed(*, queryset: QuerySet[Insight], user: User) -> list[Insight]:
+def my_last_viewed(*, queryset: QuerySet[Insight], user_id: int) -> QuerySet[Insight]:
     """The user's five most recently viewed live insights of the (already project-scoped) queryset,
     most recent first, each with `last_viewed_at` set to this user's latest view."""
-    mine = InsightViewed.objects.filter(insight_id=OuterRef("id"), user=user).values("last_viewed_at")
-    return list(
+    mine = InsightViewed.objects.filter(insight_id=OuterRef("id"), user_id=user_id).values("last_viewed_at")
+    return (
         queryset.filter(deleted=False)
         .annotate(last_viewed_at=Subquery(mine[:1]))
         .filter(last_viewed_at__isnull=False)
@@ -142,14 +142,6 @@ def insights_annotate_recent_viewers(
     latest = (
         InsightViewed.objects.filter(insight_id=OuterRef("id"))
         .order_by("-last_viewed_at", "-user_id")
-        .values(
-            viewer=JSONObject(
-                id="user_id",
-                uuid="user__uuid",
-                email="user__email",
-                first_name="user__first_name",
-                last_name="user__last_name",
-            )
-        )[:per_insight]
+        .values(viewer=user_basic_json("user_id"))[:per_insight]
     )
     return queryset.annotate(recent_viewers=ArraySubquery(latest))

@@ -199,9 +199,11 @@ LEGACY_LEVELS = ((21, "can view"), (37, "can edit"))
 class InsightBasicSerializer(serializers.Serializer):
     """An insight's basic shape: what lists show."""
 
-    # Each insight comes annotated (InsightViewSet.safely_get_queryset and its visibility) with
-    # `tag_names`, `live_tiles`, `last_viewed_at` and `user_access_level`, so rendering a page runs no
-    # SQL statement; the context's `last_refresh` (results fingerprint → time) comes from Redis.
+    # Renders the rows of insights.selectors.insight_rows (or insights annotated as they are: with
+    # `tag_names`, `live_tiles`, `last_viewed_at` and `user_access_level`), so rendering a page runs no
+    # SQL statement; the context's `last_refresh` (results fingerprint → time) comes from Redis. The
+    # API writes these shapes with their precompiled writers (insights_api.api.writers): the method
+    # fields read only `self.context` and the row.
 
     id = serializers.IntegerField(read_only=True)
     short_id = serializers.CharField(read_only=True)
@@ -432,7 +434,7 @@ class TrendingInsightSerializer(InsightBasicSerializer):
 
     view_count = serializers.SerializerMethodField()
     unique_viewers = serializers.SerializerMethodField()
-    viewers = serializers.SerializerMethodField()
+    viewers = UserBasicSerializer(many=True, read_only=True, source="recent_viewers")
 
     @extend_schema_field(serializers.IntegerField())
     def get_view_count(self, insight: Insight) -> int:
@@ -441,10 +443,6 @@ class TrendingInsightSerializer(InsightBasicSerializer):
     @extend_schema_field(serializers.IntegerField())
     def get_unique_viewers(self, insight: Insight) -> int:
         return self.context["trending"][insight.id].unique_viewers
-
-    @extend_schema_field(UserBasicSerializer(many=True))
-    def get_viewers(self, insight: Insight) -> list[dict[str, Any]]:
-        return UserBasicSerializer(insight.recent_viewers, many=True).data
 
 
 def ClientQueryIdField(**kwargs: Any) -> StrictCharField:

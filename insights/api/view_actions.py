@@ -14,8 +14,10 @@ from insights.api.serializers import (
     TrendingQuerySerializer,
     ViewedSerializer,
 )
+from insights.selectors import insight_rows
 from insights_api.api.pagination import page_links
-from insights_api.api.viewsets import ProjectScopedViewSet
+from insights_api.api.viewsets import ProjectScopedViewSet, Scoped
+from insights_api.db.prepared import Prepared
 from viewtracking.selectors import insights_annotate_recent_viewers, my_last_viewed, trending_rank
 from viewtracking.services import views_record
 
@@ -59,8 +61,11 @@ class InsightViewActions(ProjectScopedViewSet):
     )
     @action(detail=False, methods=["get"], required_scopes=["insight:read"], pagination_class=None)
     def my_last_viewed(self, request: Request, project_id: str) -> Response:
-        insights = my_last_viewed(queryset=self.get_queryset(), user=request.user)
-        return Response(self.render_insights(insights, basic=True))
+        def build(scoped: Scoped) -> Prepared:
+            viewed = my_last_viewed(queryset=scoped.rows, user_id=scoped.markers.number("user"))
+            return insight_rows(viewed, scoped.markers)
+
+        return Response(self.render_insights(self.run(self.prepared("my_last_viewed", build)), basic=True))
 
     @extend_schema(
         summary="Trending insights",
@@ -96,7 +101,9 @@ class InsightViewActions(ProjectScopedViewSet):
             project=self.project, days=days, limit=limit, offset=offset, visible=self.get_project_queryset()
         )
         ranked = {row.insight_id: row for row in page.rows}
-        found = insights_annotate_recent_viewers(self.get_queryset().filter(id__in=list(ranked)))
+        found = self.insights_by_id(
+            list(ranked), key="trending", annotate=insights_annotate_recent_viewers, extra=("recent_viewers",)
+        )
         by_id = {insight.id: insight for insight in found}
         insights = [by_id[insight_id] for insight_id in ranked if insight_id in by_id]
         results = self.render_insights(

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db.models import QuerySet
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, status
@@ -41,6 +44,7 @@ from insights.selectors import (
     InsightFilters,
     activity_list,
     insight_lookup,
+    insight_rows,
     insights_annotate_dashboards,
     insights_filter,
     insights_order,
@@ -48,7 +52,9 @@ from insights.selectors import (
 from insights.trends import UnsupportedQuery
 from insights_api.api.coalescing import CoalescedResultMixin
 from insights_api.api.schema import error_response
-from insights_api.api.viewsets import ProjectScopedViewSet
+from insights_api.api.viewsets import ProjectScopedViewSet, Scoped
+from insights_api.api.writers import RowWriter
+from insights_api.db.prepared import Prepared, prepare
 from tagging.normalization import normalize_tags
 from tagging.selectors import insights_annotate_tags
 from viewtracking.selectors import insights_annotate_last_viewed_at
@@ -97,29 +103,46 @@ class InsightViewSet(
 
     def render_insights(
         self,
-        insights: list[Insight],
+        rows: list[Any],
         *,
         basic: bool = False,
         serializer_class: type[InsightBasicSerializer] | None = None,
         extra_context: dict[str, Any] | None = None,
         results_known: bool = False,
     ) -> list[dict[str, Any]]:
-        """Serialize insights loaded through get_queryset (their annotations carry tags and dashboards);
-        when each one's results were computed comes from Redis in one round trip, unless the caller
-        has the results at hand (`results_known`)."""
+        """Write rows of `insight_rows` as their serializer describes them (its precompiled writer);
+        when each one's results were computed comes from Redis in one round trip, unless the
+        caller has the results at hand (`results_known`)."""
         last_refresh = (
             {}
             if results_known
             else query_last_refreshed(
                 project_id=self.project.id,
-                fingerprints=[
-                    insight.results_fingerprint for insight in insights if insight.results_fingerprint
-                ],
+                fingerprints=[row.results_fingerprint for row in rows if row.results_fingerprint],
             )
         )
-        context = {**self.get_serializer_context(), "last_refresh": last_refresh, **(extra_context or {})}
+        context = {"project": self.project, "last_refresh": last_refresh, **(extra_context or {})}
         serializer = serializer_class or (InsightBasicSerializer if basic else InsightSerializer)
-        return serializer(insights, many=True, context=context).data
+        return RowWriter.write_rows(serializer, rows, context)
+
+    def insights_by_id(
+        self,
+        ids: list[int],
+        *,
+        key: str = "by id",
+        annotate: Callable[[QuerySet[Insight]], QuerySet[Insight]] | None = None,
+        extra: tuple[str, ...] = (),
+    ) -> list[Any]:
+        """The caller's visible rows (`insight_rows`) of these insights, deleted or not, in no
+        particular order, with `extra` columns of `annotate`: one statement, compiled once per
+        process for each `key`."""
+
+        def build(scoped: Scoped) -> Prepared:
+            wanted = RawSQL("SELECT unnest(%s::bigint[])", (scoped.markers.numbers("ids"),))
+            queryset = scoped.rows.filter(id__in=wanted)
+            return insight_rows(annotate(queryset) if annotate else queryset, scoped.markers, *extra)
+
+        return self.run(self.prepared(key, build), ids=ids)
 
     @extend_schema(
         summary="List insights",
@@ -139,11 +162,32 @@ class InsightViewSet(
         params = InsightListQuerySerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         filters = self._filters(params.validated_data)
-        queryset = insights_order(
-            insights_filter(queryset=self.get_queryset(), filters=filters), filters.order
+        shape = filters.shape()  # None: a statement of this request's own
+
+        def marked(scoped: Scoped) -> InsightFilters:
+            # In a statement every caller shares, the caller's own insights are the stand-in caller's.
+            if shape is None or filters.mine_user_id is None:
+                return filters
+            return replace(filters, mine_user_id=scoped.markers.number("user"))
+
+        def page(scoped: Scoped) -> Prepared:
+            listed = insights_order(
+                insights_filter(queryset=scoped.rows, filters=marked(scoped)), filters.order
+            )
+            return insight_rows(listed, scoped.markers, limit="limit", offset="offset")
+
+        def total(scoped: Scoped) -> Prepared:
+            listed = insights_filter(queryset=scoped.lean, filters=marked(scoped))
+            return prepare(listed.values_list("id"), scoped.markers)
+
+        rows = self.paginator.paginate(
+            request,
+            page=lambda limit, offset: self.run(
+                self.prepared(shape and ("page", shape), page), limit=limit, offset=offset
+            ),
+            count=lambda: self.run_count(self.prepared(shape and ("count", shape), total)),
         )
-        page = self.paginate_queryset(queryset)
-        return self.get_paginated_response(self.render_insights(page, basic=params.validated_data["basic"]))
+        return self.get_paginated_response(self.render_insights(rows, basic=params.validated_data["basic"]))
 
     @extend_schema(
         summary="Retrieve an insight",
@@ -168,16 +212,16 @@ class InsightViewSet(
     def retrieve(self, request: Request, project_id: str, pk: str) -> Response:
         # The caller's own access check comes before any sharing. It loads only the id and the query:
         # a coalesced follower needs nothing more, and whoever renders loads the whole insight.
-        found = self.get_object(self.get_project_queryset().values("id", "query", LEVEL))
+        found = self._found()
         params = InsightRetrieveQuerySerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
-        node = runnable_query(found["query"])
+        node = runnable_query(found.query)
 
         def with_results(results: dict[str, Any]) -> dict[str, Any]:
-            insight = self.get_queryset().filter(id=found["id"]).first()
-            if insight is None:  # deleted for good since the check above
+            rows = self.insights_by_id([found.id])
+            if not rows:  # deleted for good since the check above
                 raise exceptions.NotFound("Insight not found.")
-            return {**self.render_insights([insight], results_known=True)[0], **_as_insight_result(results)}
+            return {**self.render_insights(rows, results_known=True)[0], **_as_insight_result(results)}
 
         if node is None:  # a kind this service cannot run: nothing to compute or share
             return self.uncoalesced(with_results(NO_RESULTS | {"timezone": self.project.timezone}))
@@ -191,7 +235,7 @@ class InsightViewSet(
         )
         if isinstance(response.data, dict) and "id" in response.data:
             # A body shared by a coalesced leader carries the leader's level: each caller gets its own.
-            response.data = {**response.data, **caller_access_fields(found[LEVEL])}
+            response.data = {**response.data, **caller_access_fields(found.user_access_level)}
         return response
 
     @extend_schema(
@@ -290,7 +334,30 @@ class InsightViewSet(
 
     def _reloaded(self, insight: Insight) -> dict[str, Any]:
         """The insight as just written (without results: writes never run its query)."""
-        return self.render_insights([self.get_queryset().get(pk=insight.pk)])[0]
+        return self.render_insights(self.insights_by_id([insight.pk]))[0]
+
+    def _found(self) -> Any:
+        """The URL's live insight (by id or short_id), if the caller may see it, as a row of its id,
+        query and the caller's level: the statement every retrieve (coalesced followers too) runs
+        first, compiled once per process."""
+        lookup = self.kwargs[self.lookup_field]
+        by_id = lookup.isdigit()
+        if by_id and int(lookup) > 2**63 - 1:
+            raise exceptions.NotFound("Insight not found.")
+
+        def build(scoped: Scoped) -> Prepared:
+            wanted = (
+                {"id": scoped.markers.number("lookup")}
+                if by_id
+                else {"short_id": scoped.markers.text("lookup")}
+            )
+            found = scoped.lean.filter(deleted=False, **wanted).values_list("id", "query", LEVEL)
+            return prepare(found[:1], scoped.markers)
+
+        rows = self.run(self.prepared(("found", by_id), build), lookup=int(lookup) if by_id else lookup)
+        if not rows:
+            raise exceptions.NotFound("Insight not found.")
+        return rows[0]
 
     def _activity_page(self, queryset: QuerySet[ActivityLog]) -> Response:
         page = self.paginate_queryset(activity_list(queryset=queryset))

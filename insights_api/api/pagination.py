@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from rest_framework import pagination
@@ -18,17 +19,26 @@ class LimitOffsetPagination(pagination.LimitOffsetPagination):
     max_limit = 1000
 
     def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> list[Any]:
-        """The page first; the COUNT statement only when the page cannot tell the total: a page
-        short of `limit` ends the list, so `offset` plus its length is the count."""
+        return self.paginate(
+            request,
+            page=lambda limit, offset: list(queryset[offset : offset + limit]),
+            count=lambda: self.get_count(queryset),
+        )
+
+    def paginate(
+        self, request: Request, *, page: Callable[[int, int], list[Any]], count: Callable[[], int]
+    ) -> list[Any]:
+        """The page (`page(limit, offset)`) first; `count()` only when the page cannot tell the
+        total: a page short of `limit` ends the list, so `offset` plus its length is the count."""
         self.request = request
         self.limit = self.get_limit(request)
         self.offset = self.get_offset(request)
-        page = list(queryset[self.offset : self.offset + self.limit])
-        if 0 < len(page) < self.limit or (not page and self.offset == 0):
-            self.count = self.offset + len(page)
+        rows = page(self.limit, self.offset)
+        if 0 < len(rows) < self.limit or (not rows and self.offset == 0):
+            self.count = self.offset + len(rows)
         else:
-            self.count = self.get_count(queryset)
-        return page
+            self.count = count()
+        return rows
 
     def get_limit(self, request: Request) -> int:
         return self._read(request, self.limit_query_param, self.default_limit, 1, self.max_limit)

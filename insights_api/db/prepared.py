@@ -1,0 +1,154 @@
+"""Statements compiled from a queryset once per process and run with new values on every request.
+
+Compiling a queryset with a few subqueries costs Django milliseconds of Python on every request,
+though only the values change between requests. `prepare` compiles a queryset built with stand-in
+values (`Markers`), finds the stand-ins among the compiled statement's parameters, and keeps the SQL,
+the places of the stand-ins and Django's converters of its columns; `Prepared.rows` fills in the
+values of a request and returns named tuples converted exactly as the ORM converts them. The rows a
+statement may return are still decided by the queryset every other route uses; only its compilation
+is shared.
+
+A value must enter the queryset as a parameter to be replaced (filters and `Value`s do; slicing
+does not, hence `limit`/`offset` here), and a marker must reach the statement unchanged (integers
+lists of integers and strings do).
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connection
+from django.db.models import QuerySet
+
+_FIRST_MARKER = -(2**62)  # far outside any id, count or limit
+
+
+class Markers:
+    """Stand-in values for a statement's parameters, one per name."""
+
+    def __init__(self) -> None:
+        self.names: dict[Any, str] = {}
+
+    def number(self, name: str) -> int:
+        return self._mark(name, lambda n: _FIRST_MARKER - n)
+
+    def text(self, name: str) -> str:
+        # NUL never reaches a statement from a request (PostgreSQL refuses it in text), so no
+        # request value can be taken for this stand-in.
+        return self._mark(name, lambda n: f"\x00{name}\x00{n}")
+
+    def numbers(self, name: str) -> list[int]:
+        """A stand-in for a list of integers (an `= ANY(%s)` parameter)."""
+        return list(self._mark(name, lambda n: (_FIRST_MARKER - n,)))
+
+    def _mark(self, name: str, make: Callable[[int], Any]) -> Any:
+        for value, known in self.names.items():
+            if known == name:
+                return value
+        value = make(len(self.names))
+        self.names[value] = name
+        return value
+
+
+@dataclass(frozen=True)
+class _Hole:
+    name: str
+
+
+@dataclass(frozen=True)
+class Prepared:
+    sql: str
+    params: tuple[Any, ...]  # fixed values and _Holes
+    converters: tuple[tuple[int, tuple[Callable[..., Any], ...], Any], ...]
+    row_type: type[tuple[Any, ...]]
+
+    def rows(self, **values: Any) -> list[Any]:
+        params = [values[param.name] if type(param) is _Hole else param for param in self.params]
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql, params)
+            fetched = cursor.fetchall()
+        if self.converters:
+            fetched = [self._convert(list(row)) for row in fetched]
+        make = self.row_type._make  # type: ignore[attr-defined]
+        return [make(row) for row in fetched]
+
+    def _convert(self, row: list[Any]) -> list[Any]:
+        # As SQLCompiler.apply_converters does, with the connection of this request.
+        for position, converters, expression in self.converters:
+            value = row[position]
+            for converter in converters:
+                value = converter(value, expression, connection)
+            row[position] = value
+        return row
+
+    def count(self, **values: Any) -> int:
+        """The number of rows the statement returns."""
+        rows = Prepared(
+            sql=f"SELECT count(*) FROM ({self.sql}) AS counted",
+            params=self.params,
+            converters=(),
+            row_type=_Count,
+        ).rows(**values)
+        return rows[0].count
+
+
+_Count = collections.namedtuple("_Count", ["count"])
+
+
+def prepare(
+    queryset: QuerySet[Any],
+    markers: Markers,
+    *,
+    rename: dict[str, str] | None = None,
+    limit: str | None = None,
+    offset: str | None = None,
+) -> Prepared:
+    """The statement of `queryset` (a `values_list()` one), its stand-ins turned into holes, its rows
+    named after the selected names (or `rename`'s names for them), optionally paged by the values
+    named `limit` and `offset`."""
+    query = queryset.query
+    compiler = query.get_compiler(using=queryset.db)
+    sql, params = compiler.as_sql()
+    holes = tuple(_hole(param, markers) for param in params)
+    _refuse_baked_markers(sql, holes, markers)
+    if limit is not None:
+        sql += " LIMIT %s"
+        holes += (_Hole(limit),)
+    if offset is not None:
+        sql += " OFFSET %s"
+        holes += (_Hole(offset),)
+    renamed = [(rename or {}).get(name, name) for name in queryset._fields]  # in the SELECT's order
+    selected = [column[0] for column in compiler.select[: compiler.col_count]]
+    converters = tuple(
+        (position, tuple(converters), expression)
+        for position, (converters, expression) in sorted(compiler.get_converters(selected).items())
+    )
+    return Prepared(
+        sql=sql,
+        params=holes,
+        converters=converters,
+        row_type=collections.namedtuple("Row", renamed),  # type: ignore[misc]
+    )
+
+
+def _hole(param: Any, markers: Markers) -> Any:
+    key = tuple(param) if isinstance(param, list) else param
+    try:
+        name = markers.names.get(key)
+    except TypeError:  # an unhashable parameter is a fixed value
+        return param
+    return param if name is None else _Hole(name)
+
+
+def _refuse_baked_markers(sql: str, params: tuple[Any, ...], markers: Markers) -> None:
+    """A stand-in the statement took in another form (inlined in the SQL, or inside a longer
+    parameter) would run with the stand-in's value on every request: refuse to prepare it. (A
+    stand-in the statement does not use at all is fine: an admin's visibility needs no caller.)"""
+    texts = [sql, *(param for param in params if isinstance(param, str))]
+    for value, name in markers.names.items():
+        mark = value if isinstance(value, str) else str(abs(value[0] if isinstance(value, tuple) else value))
+        if any(mark in text for text in texts):
+            raise ValueError(f"The statement holds the stand-in of {name!r} in a form it cannot replace.")
