@@ -21,6 +21,7 @@ from insights_api.api.fields import (
     BigIntField,
     DatabaseIdField,
     JSONListParam,
+    ParamsSerializer,
     StrictBooleanField,
     StrictCharField,
 )
@@ -136,7 +137,7 @@ class DateParamField(serializers.CharField):
         super().__init__(max_length=40, required=False, **kwargs)
 
 
-class InsightListQuerySerializer(serializers.Serializer):
+class InsightListQuerySerializer(ParamsSerializer):
     """Query parameters of the insight list."""
 
     search = serializers.CharField(
@@ -420,7 +421,7 @@ class ViewedSerializer(serializers.Serializer):
     insight_ids = serializers.ListField(child=BigIntField(), min_length=1, max_length=VIEWED_MAX_IDS)
 
 
-class TrendingQuerySerializer(serializers.Serializer):
+class TrendingQuerySerializer(ParamsSerializer):
     days = serializers.IntegerField(min_value=1, max_value=365, default=7, help_text="Window length in days.")
     limit = serializers.IntegerField(min_value=1, max_value=100, default=10)
     offset = serializers.IntegerField(min_value=0, max_value=10**9, default=0)
@@ -599,7 +600,7 @@ class QueryRunSerializer(serializers.Serializer):
     )
 
 
-class InsightRetrieveQuerySerializer(serializers.Serializer):
+class InsightRetrieveQuerySerializer(ParamsSerializer):
     refresh = RefreshField()
     client_query_id = ClientQueryIdField(required=False)
 

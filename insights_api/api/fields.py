@@ -1,10 +1,12 @@
-"""Serializer fields shared by several APIs."""
+"""Serializer fields shared by several APIs, and the base of query-parameter serializers."""
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
+from django.utils.functional import cached_property
 from rest_framework import serializers
 
 MAX_DB_ID = 2**63 - 1
@@ -77,3 +79,19 @@ class StrictBooleanField(serializers.BooleanField):
         if not isinstance(data, bool):
             self.fail("not_a_boolean")
         return data
+
+
+class ParamsSerializer(serializers.Serializer):
+    """Query parameters, validated by fields built once per class: DRF deep-copies every declared
+    field for each request, which cost a tenth of a list request's CPU. Sharing them is safe because
+    a field keeps nothing of the values it validates; a subclass's fields and validators must not
+    read the context (it is empty) or the request, and it is never partial."""
+
+    @cached_property
+    def fields(self) -> Any:
+        return _bound_fields(type(self))
+
+
+@functools.cache
+def _bound_fields(serializer_class: type[ParamsSerializer]) -> Any:
+    return super(ParamsSerializer, serializer_class()).fields
