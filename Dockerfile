@@ -11,16 +11,19 @@ WORKDIR /app
 
 # Dependencies first, so a code change does not reinstall them.
 COPY pyproject.toml README.md ./
-RUN mkdir insights_api accounts insights tagging viewtracking ai_metadata \
+RUN mkdir insights_api apikit infra accounts insights tagging viewtracking ai_metadata demo \
     && pip install . \
     && pip uninstall -y insights-api
 COPY manage.py ./
 COPY insights_api ./insights_api
+COPY apikit ./apikit
+COPY infra ./infra
 COPY accounts ./accounts
 COPY insights ./insights
 COPY tagging ./tagging
 COPY viewtracking ./viewtracking
 COPY ai_metadata ./ai_metadata
+COPY demo ./demo
 COPY docker/entrypoint.sh /usr/local/bin/insights-entrypoint
 # Static files (Swagger UI, Redoc) are collected into the image; WhiteNoise serves them.
 RUN SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput -v0 \

@@ -31,6 +31,7 @@ bench: $(STAMP)
 lint: schema
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 	mkdir -p build/typescript && cp tests/ecosystem/typescript/package*.json build/typescript/
 	[ -x build/typescript/node_modules/.bin/redocly ] || npm ci --prefix build/typescript --no-audit --no-fund --loglevel=error
 	build/typescript/node_modules/.bin/redocly lint schema.yml --config redocly.yaml

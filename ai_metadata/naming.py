@@ -1,6 +1,6 @@
 """The heuristic provider: names and describes a query from its structure alone, offline.
 
-Deterministic: the same query always gets the same name. The rules follow SPEC §3.3: Title Case,
+Deterministic: the same query always gets the same name. The rules follow docs/insight-actions.md#generate_metadata: Title Case,
 humanised event names, math named unless it is the default total, "by <property>" only for a
 breakdown, funnels as "A → B Conversion", and no filler words. Insight queries are named in
 naming_insights.py; lists, persons, groups, SQL and Hog in naming_lists.py; a table or a

@@ -1,4 +1,4 @@
-"""Names and descriptions of the six insight queries, from their structure (SPEC §3.3)."""
+"""Names and descriptions of the six insight queries, from their structure (docs/insight-actions.md#generate_metadata)."""
 
 from __future__ import annotations
 

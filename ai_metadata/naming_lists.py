@@ -1,4 +1,4 @@
-"""Names and descriptions of the lists and programs an insight may show (SPEC §10): events, persons
+"""Names and descriptions of the lists and programs an insight may show (docs/posthog-clients.md): events, persons
 (on their own or behind a slice of an insight), groups, SQL and Hog."""
 
 from __future__ import annotations

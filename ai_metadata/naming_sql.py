@@ -1,4 +1,4 @@
-"""Names for SQL (SPEC §10): from what a query selects and from where, never from its text.
+"""Names for SQL (docs/posthog-clients.md): from what a query selects and from where, never from its text.
 
 A light reading of the main SELECT, enough to name it: its columns and aggregations (and their
 aliases, the author's own labels), its table, the events its WHERE picks, its GROUP BY and any

@@ -1,4 +1,4 @@
-"""Suggesting an insight's name and description (SPEC §3.3).
+"""Suggesting an insight's name and description (docs/insight-actions.md#generate_metadata).
 
 The heuristic runs inline: it is a pure function of the query and needs nothing else. A model
 provider runs on a Celery worker and the request waits for it up to AI_METADATA_DEADLINE_SECONDS;
@@ -15,17 +15,17 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import redis
+from celery import current_app as celery_app  # the project's app (insights_api.celery), set as current
 from django.conf import settings
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from accounts.models import Project
 from ai_metadata.naming import heuristic_metadata
 from ai_metadata.providers import HEURISTIC, provider_for
+from infra import slots
+from infra.redis import cache_get, cache_set
+from infra.replies import Reply
 from insights.query_nodes import query_fingerprint, query_parse
-from insights_api import slots
-from insights_api.celery import app as celery_app
-from insights_api.redis import cache_get, cache_set
-from insights_api.replies import Reply
 
 logger = logging.getLogger(__name__)
 GENERATE_TASK = "ai_metadata.generate_metadata"  # ai_metadata/tasks.py; sent by name

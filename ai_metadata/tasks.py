@@ -8,7 +8,7 @@ from typing import Any
 from celery import shared_task
 
 from ai_metadata.services import suggestion_from_provider
-from insights_api.replies import Reply
+from infra.replies import Reply
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The words names and descriptions are made of (SPEC §3.3): humanised events and properties, Title
+"""The words names and descriptions are made of (docs/insight-actions.md#generate_metadata): humanised events and properties, Title
 Case, series labels, periods, and the final shaping every answer gets, the models' included."""
 
 from __future__ import annotations

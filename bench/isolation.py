@@ -1,4 +1,4 @@
-"""Workload isolation (SPEC §9): what a crowd of slow result requests does to the service.
+"""Workload isolation (docs/workload-isolation.md): what a crowd of slow result requests does to the service.
 
 Three scenarios, each against a running server, with nothing but HTTP and PostgreSQL's own
 statistics (pg_stat_statements counts query executions from the database's side):

@@ -1,4 +1,4 @@
-"""Who may see and change an insight (SPEC §11): one rule, as a condition of the statement that
+"""Who may see and change an insight (docs/access-control.md): one rule, as a condition of the statement that
 loads the insights, so a page costs no extra statement and no route can apply it differently.
 
 A caller's effective level on an insight: `editor` when they created it or administer its

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import redis
 
+from infra import wakeups
+from infra.redis import redis_client
 from insights.query_runner import query_stop
-from insights_api import wakeups
-from insights_api.redis import redis_client
 
 logger = logging.getLogger(__name__)
 

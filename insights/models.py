@@ -24,7 +24,7 @@ def generate_short_id() -> str:
 
 
 class AccessLevel(models.TextChoices):
-    """What a member may do with an insight (SPEC §11)."""
+    """What a member may do with an insight (docs/access-control.md)."""
 
     EDITOR = "editor"
     VIEWER = "viewer"

@@ -1,7 +1,7 @@
-"""Query executions in a lane of their own (SPEC §9): bounded per project, run by query workers.
+"""Query executions in a lane of their own (docs/workload-isolation.md): bounded per project, run by query workers.
 
 No slow query runs in a web process. An execution (one per crowd of identical result requests, see
-insights_api/api/coalescing.py) first waits for a turn of its project in the query lane (at most
+apikit/coalescing.py) first waits for a turn of its project in the query lane (at most
 QUERY_CONCURRENCY_PER_PROJECT run at once, the others queue in arrival order), then hands the run to
 the Celery queue `queries`, whose workers are the lane's bounded capacity, and waits for the outcome
 without holding a database connection. The wait for a turn is bounded by each waiting request
@@ -32,11 +32,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+from celery import current_app as celery_app  # the project's app (insights_api.celery), set as current
 from django.conf import settings
 from django.db import connection
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from accounts.models import Project
+from infra import wakeups
+from infra.lanes import Lane, TurnAbandoned
+from infra.metrics import QUERY_LANE_REJECTIONS, QUERY_LANE_WAIT
+from infra.redis import redis_client
 from insights.cancellation import query_registration
 from insights.query_nodes import AnyQueryNode, query_parse
 from insights.query_runner import (
@@ -49,11 +54,6 @@ from insights.query_runner import (
     query_status_set,
 )
 from insights.trends import UnsupportedQuery
-from insights_api import wakeups
-from insights_api.celery import app as celery_app
-from insights_api.lanes import Lane, TurnAbandoned
-from insights_api.metrics import QUERY_LANE_REJECTIONS, QUERY_LANE_WAIT
-from insights_api.redis import redis_client
 
 logger = logging.getLogger(__name__)
 

@@ -25,6 +25,8 @@ from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from accounts.models import Project
+from infra.metrics import QUERY_RUNTIME
+from infra.redis import cache_get, cache_get_many, cache_set_many, redis_client
 from insights.query_nodes import (
     AnyQueryNode,
     InvalidQuery,
@@ -34,8 +36,6 @@ from insights.query_nodes import (
     query_source,
 )
 from insights.trends import UnsupportedQuery, trends_run
-from insights_api.metrics import QUERY_RUNTIME
-from insights_api.redis import cache_get, cache_get_many, cache_set_many, redis_client
 
 logger = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ from django.db.models import Count, F, OuterRef, Q, QuerySet
 from django.db.models.functions import JSONObject
 
 from accounts.selectors import user_basic_json
+from infra.db.prepared import Markers, Prepared, prepare
 from insights.access import LEVEL
 from insights.models import ActivityLog, DashboardTile, Insight
-from insights_api.db.prepared import Markers, Prepared, prepare
 
 # `order` values a caller may sort the list by; anything else is a 400.
 ORDERABLE_FIELDS = ("created_at", "last_modified_at", "last_viewed_at", "name", "order", "id")

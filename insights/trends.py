@@ -1,4 +1,4 @@
-"""The Trends engine: a TrendsQuery becomes one SQL statement over the events table (SPEC §6, §8).
+"""The Trends engine: a TrendsQuery becomes one SQL statement over the events table (docs/queries.md, docs/queries.md#results).
 
 Python owns time (the window, the buckets, the project's time zone); PostgreSQL owns aggregation.
 Each series is a CTE grouped by (bucket, breakdown value); a breakdown keeps the top
@@ -364,7 +364,7 @@ def _like_escape(value: str) -> str:
 
 
 def trends_run(query: TrendsQuery, *, project_id: int, tz: ZoneInfo, now: datetime) -> list[dict[str, Any]]:
-    """Execute a TrendsQuery on the current connection and return results in SPEC §8's shape."""
+    """Execute a TrendsQuery on the current connection and return results in docs/queries.md#results's shape."""
     first_event = None
     if query.dateRange and query.dateRange.date_from == "all":
         first_event = (

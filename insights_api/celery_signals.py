@@ -19,8 +19,8 @@ from celery import signals
 from django.conf import settings
 from prometheus_client import start_http_server
 
-from insights_api.logs import current_request_id, log_context_reset, log_context_set
-from insights_api.metrics import CELERY_TASKS, metrics_registry
+from infra.logs import current_request_id, log_context_reset, log_context_set
+from infra.metrics import CELERY_TASKS, metrics_registry
 
 HEADER = "request_id"
 

@@ -10,7 +10,7 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from insights_api.metrics import metrics_registry
+from infra.metrics import metrics_registry
 
 logger = logging.getLogger(__name__)
 
@@ -52,5 +52,5 @@ def _check_redis() -> bool:
 
 def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus exposition. Under gunicorn and Celery set PROMETHEUS_MULTIPROC_DIR so samples from
-    every process are aggregated here (see insights_api.metrics.metrics_registry)."""
+    every process are aggregated here (see infra.metrics.metrics_registry)."""
     return HttpResponse(generate_latest(metrics_registry()), content_type=CONTENT_TYPE_LATEST)

@@ -32,16 +32,17 @@ INSTALLED_APPS = [
     "tagging",
     "viewtracking",
     "ai_metadata",
+    "demo",
 ]
 
 MIDDLEWARE = [
     # Outermost: every response and log line carries the request id; every request is timed.
-    "insights_api.api.request_id.RequestIdMiddleware",
-    "insights_api.api.request_metrics.RequestMetricsMiddleware",
+    "apikit.request_id.RequestIdMiddleware",
+    "apikit.request_metrics.RequestMetricsMiddleware",
     # A request works only with one of the process's slots; waiting, it holds none (slots.py).
-    "insights_api.slots.WorkSlotsMiddleware",
+    "infra.slots.WorkSlotsMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "insights_api.security.ContentSecurityPolicyMiddleware",
+    "apikit.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -49,7 +50,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Keys result requests that may be shared; the views coalesce them after their own checks.
-    "insights_api.api.coalescing.CoalescingMiddleware",
+    "apikit.coalescing.CoalescingMiddleware",
 ]
 
 ROOT_URLCONF = "insights_api.urls"
@@ -90,7 +91,7 @@ DATABASES = {
 }
 # Django's PostgreSQL backend, with a pool that drops all its dead connections at once (its module
 # says why).
-DATABASES["default"]["ENGINE"] = "insights_api.db"
+DATABASES["default"]["ENGINE"] = "infra.db"
 DATABASES["default"].setdefault("OPTIONS", {}).update(
     {
         # psycopg's pool keeps connections open across requests; each process (gunicorn worker, Celery
@@ -138,7 +139,7 @@ SESSION_ENGINE = "django.contrib.sessions.backends.db"
 HTTPS = env_bool("HTTPS", False)
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG and HTTPS)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
-# PostHog's frontend reads the token from this cookie and sends it back as `X-CSRFToken` (SPEC §10).
+# PostHog's frontend reads the token from this cookie and sends it back as `X-CSRFToken` (docs/posthog-clients.md).
 CSRF_COOKIE_NAME = "posthog_csrftoken"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
@@ -201,23 +202,23 @@ CELERY_BEAT_SCHEDULE = {
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # The first class decides the WWW-Authenticate header of a 401.
-        "insights_api.api.authentication.PersonalAPIKeyAuthentication",
-        "insights_api.api.authentication.SessionAuthentication",
+        "accounts.api.authentication.PersonalAPIKeyAuthentication",
+        "accounts.api.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
-        "insights_api.api.renderers.SafeCSVRenderer",
+        "apikit.renderers.SafeCSVRenderer",
     ],
-    "DEFAULT_PARSER_CLASSES": ["insights_api.api.parsers.JSONParser"],
-    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "insights_api.api.negotiation.ContentNegotiation",
-    "DEFAULT_PAGINATION_CLASS": "insights_api.api.pagination.LimitOffsetPagination",
+    "DEFAULT_PARSER_CLASSES": ["apikit.parsers.JSONParser"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "apikit.negotiation.ContentNegotiation",
+    "DEFAULT_PAGINATION_CLASS": "apikit.pagination.LimitOffsetPagination",
     "DEFAULT_THROTTLE_CLASSES": [
-        "insights_api.api.throttling.BurstThrottle",
-        "insights_api.api.throttling.SustainedThrottle",
+        "apikit.throttling.BurstThrottle",
+        "apikit.throttling.SustainedThrottle",
     ],
-    "DEFAULT_SCHEMA_CLASS": "insights_api.api.schema.AutoSchema",
-    "EXCEPTION_HANDLER": "insights_api.api.exceptions.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "apikit.schema.AutoSchema",
+    "EXCEPTION_HANDLER": "apikit.exceptions.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "NUM_PROXIES": env_int("NUM_PROXIES", 0, minimum=0) if env_bool("BEHIND_PROXY", False) else 0,
 }
@@ -232,7 +233,7 @@ THROTTLE_RATES = {
 
 EXCEPTIONS_HOG = {
     "ENABLE_IN_DEBUG": True,
-    "EXCEPTION_REPORTING": "insights_api.api.exceptions.exception_reporter",
+    "EXCEPTION_REPORTING": "apikit.exceptions.exception_reporter",
 }
 
 PUBLIC_URL = env_str("PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
@@ -253,8 +254,8 @@ SPECTACULAR_SETTINGS = {
     "SERVERS": [{"url": PUBLIC_URL, "description": "This installation (PUBLIC_URL)."}],
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "insights_api.api.schema.move_request_defaults",
-        "insights_api.api.schema.simplify_nullable_any",
+        "apikit.schema.move_request_defaults",
+        "apikit.schema.simplify_nullable_any",
     ],
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
@@ -266,7 +267,7 @@ SPECTACULAR_SETTINGS = {
     "SERVE_AUTHENTICATION": [],
     # Names SDK generators turn into class names (drf-spectacular would say TypeEnum, ActionEnum, KindEnum).
     "ENUM_NAME_OVERRIDES": {
-        "ErrorTypeEnum": "insights_api.api.schema.ERROR_TYPES",
+        "ErrorTypeEnum": "apikit.schema.ERROR_TYPES",
         "TagActionEnum": ["add", "remove", "set"],
         "PropertyTypeEnum": "insights.query_nodes.common.PROPERTY_TYPES",
         "LegacyPermissionLevelEnum": "insights.api.serializers.LEGACY_LEVELS",
@@ -277,7 +278,7 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
-# --- Queries, coalescing and the query lane (SPEC §6, §9) --------------------------------------------
+# --- Queries, coalescing and the query lane (docs/queries.md, docs/workload-isolation.md) --------------------------------------------
 # Bounds one query run in the database; never the wait for its turn.
 QUERY_TIMEOUT_MS = env_int("QUERY_TIMEOUT_MS", 30_000, minimum=100)
 # Query runs of one project running at once (insights/query_execution.py); the others queue in
@@ -289,7 +290,7 @@ QUERY_QUEUE_TIMEOUT_SECONDS = env_float("QUERY_QUEUE_TIMEOUT_SECONDS", 30.0, min
 COALESCING_ENABLED = env_bool("COALESCING_ENABLED", True)
 COALESCING_HEARTBEAT_SECONDS = env_float("COALESCING_HEARTBEAT_SECONDS", 1.0, minimum=0.05)
 
-# --- AI metadata suggestions (SPEC §3.3) --------------------------------------------------------------
+# --- AI metadata suggestions (docs/insight-actions.md#generate_metadata) --------------------------------------------------------------
 AI_PROVIDER = env_choice("AI_PROVIDER", "heuristic", ("heuristic", "openai", "anthropic"))
 OPENAI_API_KEY = env_str("OPENAI_API_KEY", "")
 OPENAI_BASE_URL = env_str("OPENAI_BASE_URL", "")  # e.g. http://localhost:11434/v1 for Ollama
@@ -304,17 +305,17 @@ AI_METADATA_CACHE_SECONDS = env_int("AI_METADATA_CACHE_SECONDS", 24 * 3600, mini
 
 # --- Logging --------------------------------------------------------------------------------------
 # One JSON object per line on stderr (`LOG_FORMAT=plain` for a terminal), each with the request id
-# of the request or Celery task that wrote it (insights_api/logs.py).
+# of the request or Celery task that wrote it (infra/logs.py).
 LOG_LEVEL = env_choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper()
 LOG_FORMAT = env_choice("LOG_FORMAT", "json", ("json", "plain"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"context": {"()": "insights_api.logs.ContextFilter"}},
+    "filters": {"context": {"()": "infra.logs.ContextFilter"}},
     "formatters": {
-        "json": {"()": "insights_api.logs.JSONFormatter"},
+        "json": {"()": "infra.logs.JSONFormatter"},
         "plain": {
-            "()": "insights_api.logs.PlainFormatter",
+            "()": "infra.logs.PlainFormatter",
             "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
         },
     },

@@ -5,11 +5,11 @@ from __future__ import annotations
 from django.urls import include, path, re_path
 
 from accounts.api.views import LoginView, LogoutView, MeView
+from apikit.routers import OptionalSlashRouter
 from insights.api.query_views import QueryViewSet
 from insights.api.views import InsightViewSet
 from insights_api import health
-from insights_api.api.docs import RedocView, SchemaView, SwaggerView
-from insights_api.api.routers import OptionalSlashRouter
+from insights_api.docs import RedocView, SchemaView, SwaggerView
 
 # Project-scoped resources: /api/projects/{project_id}/<resource>/
 project_router = OptionalSlashRouter()
@@ -22,7 +22,7 @@ urlpatterns = [
     re_path(r"^api/logout/?$", LogoutView.as_view(), name="logout"),
     re_path(r"^api/users/@me/?$", MeView.as_view(), name="users-me"),
     # Everything that belongs to a project; and the same views again under `environments`, the name
-    # PostHog's frontend uses (SPEC §10): one set of views, so the two can never drift apart.
+    # PostHog's frontend uses (docs/posthog-clients.md): one set of views, so the two can never drift apart.
     re_path(r"^api/projects/(?P<project_id>\d+)/", include(project_router.urls)),
     re_path(r"^api/environments/(?P<project_id>\d+)/", include((project_router.urls, "environments"))),
     # The OpenAPI schema and its two viewers (assets served locally, no CDN).
@@ -35,7 +35,7 @@ urlpatterns = [
     path("metrics", health.metrics, name="metrics"),
 ]
 
-handler400 = "insights_api.api.exceptions.handler400"
-handler403 = "insights_api.api.exceptions.handler403"
-handler404 = "insights_api.api.exceptions.handler404"
-handler500 = "insights_api.api.exceptions.handler500"
+handler400 = "apikit.exceptions.handler400"
+handler403 = "apikit.exceptions.handler403"
+handler404 = "apikit.exceptions.handler404"
+handler500 = "apikit.exceptions.handler500"

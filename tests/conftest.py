@@ -21,9 +21,9 @@ from rest_framework.test import APIClient
 
 from accounts.models import Organization, OrganizationMembership, Project, User
 from accounts.services import personal_api_key_create
+from infra.redis import redis_client
 from insights.models import Dashboard, Insight
 from insights.services import insight_create
-from insights_api.redis import redis_client
 from tagging.normalization import normalize_tags
 from tagging.services import insight_tags_set
 from tests.live import celery_worker as celery_worker_process

@@ -252,7 +252,7 @@ def coalesced_executions() -> list[int]:
     """How many requests wait right now for each running coalesced execution, in every process of
     servers on the suite's Redis (a waiter that a killed process left behind belongs to an execution
     whose lock has lapsed, and is not counted)."""
-    from insights_api.redis import redis_client
+    from infra.redis import redis_client
 
     client = redis_client()
     waiting = []

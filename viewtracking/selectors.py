@@ -12,8 +12,8 @@ from django.utils import timezone
 
 from accounts.models import Project
 from accounts.selectors import user_basic_json
+from infra.db.sql import queryset_sql
 from insights.models import Insight
-from insights_api.db.sql import queryset_sql
 from viewtracking.models import InsightViewDaily, InsightViewed, PendingView
 
 _VIEWED = InsightViewed._meta.db_table

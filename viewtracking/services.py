@@ -11,8 +11,8 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import Project, User
+from infra.db.sql import queryset_sql
 from insights.models import Insight
-from insights_api.db.sql import queryset_sql
 from viewtracking.models import InsightViewDaily, InsightViewed, PendingView, ViewEvent
 
 _VIEWED = InsightViewed._meta.db_table

@@ -13,8 +13,8 @@ from rest_framework.views import APIView
 from accounts.api.serializers import LoginSerializer, MeSerializer, UserBasicSerializer
 from accounts.models import PersonalAPIKey
 from accounts.selectors import user_organizations
-from insights_api.api.schema import error_response
-from insights_api.api.throttling import LoginThrottle
+from apikit.schema import error_response
+from apikit.throttling import LoginThrottle
 
 
 class LoginView(APIView):

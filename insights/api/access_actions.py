@@ -1,4 +1,4 @@
-"""`GET/PUT …/insights/{id}/access_controls/` (SPEC §11): an insight's level and its members' overrides."""
+"""`GET/PUT …/insights/{id}/access_controls/` (docs/access-control.md): an insight's level and its members' overrides."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.api.viewsets import ProjectScopedViewSet
 from accounts.models import OrganizationMembership
+from apikit.fields import DatabaseIdField
+from infra.logs import current_request_uuid
 from insights.access import AccessControls, access_controls_get, access_controls_set
 from insights.models import AccessLevel
-from insights_api.api.fields import DatabaseIdField
-from insights_api.api.viewsets import ProjectScopedViewSet
-from insights_api.logs import current_request_uuid
 
 MAX_MEMBERS = 1000
 EXAMPLE = {"access_level": "viewer", "members": [{"user_id": 7, "access_level": "editor"}]}

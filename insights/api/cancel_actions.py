@@ -1,4 +1,4 @@
-"""`cancel` (SPEC §3.2): stop the caller's own running query, matched exactly."""
+"""`cancel` (docs/insight-actions.md#cancel): stop the caller's own running query, matched exactly."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.api.viewsets import ProjectScopedViewSet
 from insights.api.serializers import CancelResultSerializer, CancelSerializer
 from insights.cancellation import query_cancel
-from insights_api.api.viewsets import ProjectScopedViewSet
 
 
 class InsightCancelActions(ProjectScopedViewSet):

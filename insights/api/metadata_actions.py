@@ -1,4 +1,4 @@
-"""`generate_metadata` (SPEC §3.3): a suggested name and description for a query."""
+"""`generate_metadata` (docs/insight-actions.md#generate_metadata): a suggested name and description for a query."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.api.viewsets import ProjectScopedViewSet
 from ai_metadata.services import AIProcessingNotApproved, metadata_suggest
+from apikit.schema import error_response
+from apikit.throttling import AIProjectThrottle, BurstThrottle, SustainedThrottle
 from insights.api.serializers import MISSING_QUERY, GenerateMetadataSerializer, MetadataSuggestionSerializer
 from insights.query_nodes import InvalidQuery, query_parse
-from insights_api.api.schema import error_response
-from insights_api.api.throttling import AIProjectThrottle, BurstThrottle, SustainedThrottle
-from insights_api.api.viewsets import ProjectScopedViewSet
 
 
 class InsightMetadataActions(ProjectScopedViewSet):

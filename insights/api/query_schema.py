@@ -10,8 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
+from apikit.schema import document_default
 from insights.query_nodes import QueryNode, RunnableQueryNode
-from insights_api.api.schema import document_default
 
 ROOT_DESCRIPTIONS = {
     "QueryNode": (

@@ -9,6 +9,10 @@ from rest_framework import exceptions, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.api.viewsets import ProjectScopedViewSet
+from apikit.coalescing import CoalescedResultMixin
+from apikit.exceptions import InvalidRequest
+from apikit.schema import error_response
 from insights.api.results import LANE_DOCS, RESULT_ERRORS, result_response
 from insights.api.serializers import QueryResponseSerializer, QueryRunSerializer, QueryStatusSerializer
 from insights.cancellation import query_cancel
@@ -16,10 +20,6 @@ from insights.models import Insight
 from insights.query_nodes import InvalidQuery, query_parse
 from insights.query_runner import query_check_runnable, query_status_get
 from insights.trends import UnsupportedQuery
-from insights_api.api.coalescing import CoalescedResultMixin
-from insights_api.api.exceptions import InvalidRequest
-from insights_api.api.schema import error_response
-from insights_api.api.viewsets import ProjectScopedViewSet
 
 TAGS = ["query"]
 QUERY_ID = re.compile(r"^[0-9a-f]{32}$")  # a `query_status.id`
@@ -33,7 +33,7 @@ class QueryViewSet(CoalescedResultMixin, ProjectScopedViewSet):
     # A `query_status.id` to follow (32 hex digits), or a `client_query_id` to cancel.
     lookup_value_regex = r"[A-Za-z0-9_.:\-]{1,128}"
     coalesced_actions = ("create",)
-    # Running a query changes nothing (SPEC §2); nor does cancelling one's own.
+    # Running a query changes nothing (docs/tenancy-and-errors.md); nor does cancelling one's own.
     action_levels = {"create": "read", "destroy": "read"}
 
     @extend_schema(

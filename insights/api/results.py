@@ -1,4 +1,4 @@
-"""Answering a result request — insight retrieve and `POST …/query/` — with one flow (SPEC §6, §9).
+"""Answering a result request — insight retrieve and `POST …/query/` — with one flow (docs/queries.md, docs/workload-isolation.md).
 
 1. `async` / `force_async`: a fresh cached result (`async` only), else start a run in the query lane
    and answer its status at once.
@@ -24,6 +24,10 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 
 from accounts.models import Project
+from apikit.coalescer import CallerCancelled, TurnNotReached, Waiter, WorkError
+from apikit.exceptions import InvalidRequest, ServiceUnavailable
+from apikit.schema import error_response
+from infra.metrics import QUERY_CANCELLATIONS, QUERY_LANE_REJECTIONS
 from insights.cancellation import Registration, query_registration
 from insights.query_execution import QueryLost, QueryTurnTimeout, query_execute, query_start_later
 from insights.query_nodes import AnyQueryNode
@@ -36,10 +40,6 @@ from insights.query_runner import (
     query_stop,
 )
 from insights.trends import UnsupportedQuery
-from insights_api.api.coalescer import CallerCancelled, TurnNotReached, Waiter, WorkError
-from insights_api.api.exceptions import InvalidRequest, ServiceUnavailable
-from insights_api.api.schema import error_response
-from insights_api.metrics import QUERY_CANCELLATIONS, QUERY_LANE_REJECTIONS
 
 # How the response fields of a result (`results`, `is_cached`, …) become a route's body.
 Render = Callable[[dict[str, Any]], dict[str, Any]]

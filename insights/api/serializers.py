@@ -11,13 +11,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.api.serializers import UserBasicSerializer
-from insights.api.query_schema import query_node_components
-from insights.cancellation import CLIENT_QUERY_ID
-from insights.models import AccessLevel, ActivityLog, Dashboard, Insight
-from insights.query_nodes import InvalidQuery, query_parse
-from insights.query_runner import REFRESH_MODES
-from insights.selectors import INSIGHT_TYPES, ORDER_CHOICES
-from insights_api.api.fields import (
+from apikit.fields import (
     BigIntField,
     DatabaseIdField,
     JSONListParam,
@@ -25,6 +19,12 @@ from insights_api.api.fields import (
     StrictBooleanField,
     StrictCharField,
 )
+from insights.api.query_schema import query_node_components
+from insights.cancellation import CLIENT_QUERY_ID
+from insights.models import AccessLevel, ActivityLog, Dashboard, Insight
+from insights.query_nodes import InvalidQuery, query_parse
+from insights.query_runner import REFRESH_MODES
+from insights.selectors import INSIGHT_TYPES, ORDER_CHOICES
 from tagging.normalization import MAX_TAG_LENGTH, normalize_tags
 
 MAX_TAGS = 100
@@ -203,7 +203,7 @@ class InsightBasicSerializer(serializers.Serializer):
     # Renders the rows of insights.selectors.insight_rows (or insights annotated as they are: with
     # `tag_names`, `live_tiles`, `last_viewed_at` and `user_access_level`), so rendering a page runs no
     # SQL statement; the context's `last_refresh` (results fingerprint → time) comes from Redis. The
-    # API writes these shapes with their precompiled writers (insights_api.api.writers): the method
+    # API writes these shapes with their precompiled writers (apikit.writers): the method
     # fields read only `self.context` and the row.
 
     id = serializers.IntegerField(read_only=True)

@@ -1,4 +1,4 @@
-"""`bulk_update_tags` (SPEC §3.1): add, remove or set the tags of many insights in one call."""
+"""`bulk_update_tags` (docs/insight-actions.md#bulk_update_tags): add, remove or set the tags of many insights in one call."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.api.viewsets import ProjectScopedViewSet
+from infra.logs import current_request_uuid
 from insights.access import insights_editable
 from insights.api.serializers import (
     BulkUpdateTagsQuerySerializer,
     BulkUpdateTagsResultSerializer,
     BulkUpdateTagsSerializer,
 )
-from insights_api.api.viewsets import ProjectScopedViewSet
-from insights_api.logs import current_request_uuid
 from tagging.services import tags_bulk_update
 
 # One reason for every skip, so a caller cannot tell "missing" from "not yours" from "deleted".

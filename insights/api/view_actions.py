@@ -1,4 +1,4 @@
-"""`viewed`, `my_last_viewed` and `trending` (SPEC §3.4 to 3.6): views recorded and read back."""
+"""`viewed`, `my_last_viewed` and `trending` (docs/insight-actions.md#my_last_viewed to 3.6): views recorded and read back."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.api.viewsets import ProjectScopedViewSet, Scoped
+from apikit.pagination import page_links
+from infra.db.prepared import Prepared
 from insights.api.serializers import (
     InsightBasicSerializer,
     TrendingInsightSerializer,
@@ -15,9 +18,6 @@ from insights.api.serializers import (
     ViewedSerializer,
 )
 from insights.selectors import insight_rows
-from insights_api.api.pagination import page_links
-from insights_api.api.viewsets import ProjectScopedViewSet, Scoped
-from insights_api.db.prepared import Prepared
 from viewtracking.selectors import insights_annotate_recent_viewers, my_last_viewed, trending_rank
 from viewtracking.services import views_record
 

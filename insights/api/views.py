@@ -17,6 +17,11 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.api.viewsets import ProjectScopedViewSet, Scoped
+from apikit.coalescing import CoalescedResultMixin
+from apikit.schema import error_response
+from apikit.writers import RowWriter
+from infra.db.prepared import Prepared, prepare
 from insights.access import LEVEL, insights_visible
 from insights.api.access_actions import InsightAccessActions
 from insights.api.cancel_actions import InsightCancelActions
@@ -50,11 +55,6 @@ from insights.selectors import (
     insights_order,
 )
 from insights.trends import UnsupportedQuery
-from insights_api.api.coalescing import CoalescedResultMixin
-from insights_api.api.schema import error_response
-from insights_api.api.viewsets import ProjectScopedViewSet, Scoped
-from insights_api.api.writers import RowWriter
-from insights_api.db.prepared import Prepared, prepare
 from tagging.normalization import normalize_tags
 from tagging.selectors import insights_annotate_tags
 from viewtracking.selectors import insights_annotate_last_viewed_at
@@ -80,7 +80,9 @@ class InsightViewSet(
     scope_object = "insight"
     coalesced_actions = ("retrieve",)
     queryset = Insight.objects.all()
-    visibility = staticmethod(insights_visible)  # SPEC §11: `none` is invisible, the level annotated
+    visibility = staticmethod(
+        insights_visible
+    )  # docs/access-control.md: `none` is invisible, the level annotated
     lookup_value_regex = ID_LOOKUP_REGEX
     serializer_class = InsightSerializer
 

@@ -8,10 +8,10 @@ from typing import Any
 from django.db import transaction
 
 from accounts.models import Project, User
+from infra.logs import current_request_uuid
 from insights.activity import FieldChange
 from insights.models import Insight
 from insights.services import EDITABLE_FIELDS, insight_create, insight_update
-from insights_api.logs import current_request_uuid
 from tagging.services import insight_tags_set
 from viewtracking.services import views_record
 

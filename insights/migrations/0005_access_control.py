@@ -1,4 +1,4 @@
-"""Per-insight access levels (SPEC §11). Every existing insight keeps behaving as before: its level is
+"""Per-insight access levels (docs/access-control.md). Every existing insight keeps behaving as before: its level is
 `editor`, the default, and no member has an override."""
 
 import django.db.models.deletion

@@ -1,4 +1,4 @@
-"""Query nodes: the JSON that says what an insight computes or shows (SPEC §6, §10), validated with
+"""Query nodes: the JSON that says what an insight computes or shows (docs/queries.md, docs/posthog-clients.md), validated with
 pydantic. `query_parse` is the single entry point, for insights and `generate_metadata` alike; it
 raises InvalidQuery with a readable reason.
 

@@ -1,4 +1,4 @@
-"""Query nodes other than the insight queries (SPEC §10): event and person lists, groups, SQL, Hog,
+"""Query nodes other than the insight queries (docs/posthog-clients.md): event and person lists, groups, SQL, Hog,
 and the tables and visualizations PostHog's frontend saves around them.
 
 - `DataTableNode` shows a list: over `EventsQuery`, `ActorsQuery`, `GroupsQuery`, `HogQLQuery` or

@@ -1,4 +1,4 @@
-"""The insight queries (SPEC §6): the six kinds an `InsightVizNode` wraps."""
+"""The insight queries (docs/queries.md): the six kinds an `InsightVizNode` wraps."""
 
 from __future__ import annotations
 

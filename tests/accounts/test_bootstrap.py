@@ -1,4 +1,4 @@
-"""`manage.py bootstrap` (SPEC §7): first user, organization, project and key of an installation."""
+"""`manage.py bootstrap` (docs/operations.md): first user, organization, project and key of an installation."""
 
 from __future__ import annotations
 

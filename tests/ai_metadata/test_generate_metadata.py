@@ -1,4 +1,4 @@
-"""`POST …/insights/generate_metadata/` (SPEC §3.3), end to end: model providers run on a real worker."""
+"""`POST …/insights/generate_metadata/` (docs/insight-actions.md#generate_metadata), end to end: model providers run on a real worker."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The heuristic provider (SPEC §3.3): good, deterministic names for every kind, offline."""
+"""The heuristic provider (docs/insight-actions.md#generate_metadata): good, deterministic names for every kind, offline."""
 
 from __future__ import annotations
 

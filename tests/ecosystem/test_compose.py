@@ -21,7 +21,7 @@ LONG_RUNNING = ("postgres", "redis", "web", "worker", "query-worker", "beat", "p
 WORKERS = ("worker", "query-worker")
 # Variables an app container gets that settings.py does not read, and who reads them instead.
 READ_ELSEWHERE = {
-    "PROMETHEUS_MULTIPROC_DIR": "prometheus_client (insights_api/metrics.py) and docker/entrypoint.sh",
+    "PROMETHEUS_MULTIPROC_DIR": "prometheus_client (infra/metrics.py) and docker/entrypoint.sh",
     "WEB_CONCURRENCY": "gunicorn (its number of worker processes; insights_api/gunicorn.conf.py)",
 }
 
@@ -120,7 +120,7 @@ def test_every_variable_an_app_container_gets_is_one_the_service_reads(services)
     for name in APP_SERVICES:
         unknown = set(services[name]["environment"]) - read - set(READ_ELSEWHERE)
         assert not unknown, f"{name} passes variables nothing reads: {sorted(unknown)}"
-    assert "PROMETHEUS_MULTIPROC_DIR" in (ROOT / "insights_api" / "metrics.py").read_text()
+    assert "PROMETHEUS_MULTIPROC_DIR" in (ROOT / "infra" / "metrics.py").read_text()
     assert "PROMETHEUS_MULTIPROC_DIR" in (ROOT / "docker" / "entrypoint.sh").read_text()
 
 

@@ -101,7 +101,7 @@ insights = {{ values = [{ids}] }}
 
 [parameters]
 # JSON only: CSV is the same answer in another representation, described on `format` rather than
-# as a second media type (tests/insights_api/test_csv.py and the SDK test cover it).
+# as a second media type (tests/apikit/test_csv.py and the SDK test cover it).
 "query.format" = "json"
 "path.project_id" = {project_id}
 "path.id" = {{ dictionary = "insights", probability = 0.8 }}

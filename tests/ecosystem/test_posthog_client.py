@@ -1,5 +1,5 @@
 """A Python client generated from **PostHog's** published schema (tests/ecosystem/posthog/, an
-excerpt of PostHog's own `openapi.yaml`), pointed at this service under gunicorn (SPEC §10).
+excerpt of PostHog's own `openapi.yaml`), pointed at this service under gunicorn (docs/posthog-clients.md).
 
 The client parses every answer into PostHog's models, whose required fields are many (an insight
 needs `is_sample`, `effective_privilege_level`, `hogql`, …): parsing proves that this service's

@@ -1,4 +1,4 @@
-"""PostHog's frontend, replayed against gunicorn and a real worker (SPEC §10).
+"""PostHog's frontend, replayed against gunicorn and a real worker (docs/posthog-clients.md).
 
 Each test is one screen of PostHog's web app: the requests its logics make for insights and the six
 actions, in the order they make them, built the way `frontend/src/lib/api.ts` builds them — a browser

@@ -1,4 +1,4 @@
-"""Access control per insight (SPEC §11): the level each caller gets, and what every route does with it."""
+"""Access control per insight (docs/access-control.md): the level each caller gets, and what every route does with it."""
 
 from __future__ import annotations
 

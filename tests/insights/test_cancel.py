@@ -1,4 +1,4 @@
-"""`POST …/insights/cancel/` (SPEC §3.2): exact matching on (project, client_query_id, user)."""
+"""`POST …/insights/cancel/` (docs/insight-actions.md#cancel): exact matching on (project, client_query_id, user)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import uuid
 
 import pytest
 
+from infra.wakeups import WAKEUPS
 from insights.cancellation import query_registration
-from insights_api.wakeups import WAKEUPS
 
 pytestmark = pytest.mark.django_db
 

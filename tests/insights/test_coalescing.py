@@ -1,4 +1,4 @@
-"""Coalescing against a live server with several worker processes (SPEC §6, §3.2).
+"""Coalescing against a live server with several worker processes (docs/queries.md, docs/insight-actions.md#cancel).
 
 A lock on the events table, held by the test, plays the slow query: every Trends statement waits in
 PostgreSQL until the test lets go, so requests overlap for as long as a test needs them to.
@@ -16,8 +16,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from infra.redis import redis_client
 from insights.models import Event
-from insights_api.redis import redis_client
 from tests.live import (
     coalesced_executions,
     coalesced_waiters,
@@ -105,7 +105,7 @@ def test_ten_identical_requests_from_two_users_run_the_query_once(server, keys, 
 def test_the_same_request_through_projects_and_through_environments_runs_the_query_once(
     server, keys, insight_path
 ):
-    """`/api/environments/{id}/…` is the same route as `/api/projects/{id}/…` (SPEC §10)."""
+    """`/api/environments/{id}/…` is the same route as `/api/projects/{id}/…` (docs/posthog-clients.md)."""
     alias = insight_path.replace("/api/projects/", "/api/environments/")
     with events_table_locked():
         threads, replies = in_threads(

@@ -1,4 +1,4 @@
-"""Bulk loading of events (SPEC §7): `load_events`, `generate_events` and the COPY path under them."""
+"""Bulk loading of events (docs/operations.md): `load_events`, `generate_events` and the COPY path under them."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`POST …/query/`, async runs, and results on insight retrieve (SPEC §4, §6, §8)."""
+"""`POST …/query/`, async runs, and results on insight retrieve (docs/insights.md, docs/queries.md, docs/queries.md#results)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The query kinds PostHog's frontend saves (SPEC §10): accepted as insights and by
+"""The query kinds PostHog's frontend saves (docs/posthog-clients.md): accepted as insights and by
 `generate_metadata` through one validator, refused with the path of the first mistake, and
 retrieved with `result: null` where this service cannot run them."""
 

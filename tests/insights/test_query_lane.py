@@ -1,4 +1,4 @@
-"""Workload isolation against a live service (SPEC §9): gevent processes and real query workers.
+"""Workload isolation against a live service (docs/workload-isolation.md): gevent processes and real query workers.
 
 A lock on the events table, held by the test, plays the slow query: every Trends statement waits in
 PostgreSQL until the test lets go. Each test waits on what it can observe (backends blocked on the

@@ -14,13 +14,13 @@ from rest_framework.renderers import JSONRenderer
 
 from accounts.api.serializers import UserBasicSerializer
 from accounts.caller import Caller
+from apikit.writers import RowWriter
+from infra.db.prepared import Markers, prepare
 from insights.access import insights_visible
 from insights.api.serializers import InsightBasicSerializer, InsightSerializer, TrendingInsightSerializer
 from insights.api.views import insights_shown
 from insights.models import AccessLevel, Insight, InsightAccessOverride
 from insights.selectors import insight_rows
-from insights_api.api.writers import RowWriter
-from insights_api.db.prepared import Markers, prepare
 from viewtracking.selectors import insights_annotate_recent_viewers, trending_rank
 from viewtracking.services import views_record
 

@@ -1,4 +1,4 @@
-"""The Trends engine (SPEC §6, §8): results equal an independent count over known events."""
+"""The Trends engine (docs/queries.md, docs/queries.md#results): results equal an independent count over known events."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.django_db
 def schema(tmp_path_factory) -> dict:
     path = tmp_path_factory.mktemp("schema") / "schema.yml"
     # --fail-on-warn turns every drf-spectacular warning (including a missing summary or description,
-    # see insights_api.api.schema.AutoSchema) into an error.
+    # see apikit.schema.AutoSchema) into an error.
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(path))
     return yaml.safe_load(path.read_text())
 
@@ -25,7 +25,7 @@ def operations(schema: dict):
 
 
 def in_project(name: str) -> bool:
-    """A project's operation, under either of its names (SPEC §10)."""
+    """A project's operation, under either of its names (docs/posthog-clients.md)."""
     return "/api/projects/" in name or "/api/environments/" in name
 
 
@@ -160,7 +160,7 @@ def test_the_viewer_assets_are_served_by_the_service(api):
 
 
 def test_every_project_operation_is_documented_again_under_environments_with_its_prefix(schema):
-    """PostHog's schema names the alias's operations `environments_<operation>` (SPEC §10)."""
+    """PostHog's schema names the alias's operations `environments_<operation>` (docs/posthog-clients.md)."""
     by_id = {operation["operationId"]: name for name, operation in operations(schema)}
     projects = {op_id: name for op_id, name in by_id.items() if "/api/projects/" in name}
 

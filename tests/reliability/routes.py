@@ -1,6 +1,6 @@
 """Every route the service answers, read from the URL resolver, so the sweeps cover a new route
 without anyone listing it; and, per route and method, what a correct request looks like and which
-scope SPEC §2 says it needs (data the tests check the service against, never read from the code).
+scope docs/tenancy-and-errors.md says it needs (data the tests check the service against, never read from the code).
 
 A route added later fails `test_every_route_is_classified` until it gets a sample here; from then on
 the bad-input sweep, the isolation matrix and the Redis-outage run all cover it.
@@ -17,7 +17,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 # Routes anyone may call without credentials (login, the docs, health and metrics).
 PUBLIC = frozenset({"login", "schema", "swagger-ui", "redoc", "health", "ready", "metrics"})
-# SPEC §2's scope table, by viewset action; actions it does not name (activity, async query status)
+# docs/tenancy-and-errors.md's scope table, by viewset action; actions it does not name (activity, async query status)
 # are reads.
 WRITE_ACTIONS = frozenset(
     {"create", "update", "partial_update", "bulk_update_tags", "generate_metadata", "access_controls_update"}
@@ -26,8 +26,8 @@ READ_ACTIONS = frozenset(
     {"list", "retrieve", "my_last_viewed", "trending", "viewed", "cancel", "activity", "all_activity",
      "access_controls"}
 )  # fmt: skip
-# The query route's `create` runs a query: a read (SPEC §2), unlike an insight's create; its
-# `destroy` is `cancel` by another route (SPEC §10).
+# The query route's `create` runs a query: a read (docs/tenancy-and-errors.md), unlike an insight's create; its
+# `destroy` is `cancel` by another route (docs/posthog-clients.md).
 READ_OVERRIDES = frozenset({("query-list", "POST"), ("query-detail", "DELETE")})
 
 TRENDS = {"kind": "TrendsQuery", "series": [{"kind": "EventsNode", "event": "$pageview"}]}
@@ -51,7 +51,7 @@ class Route:
 
     @property
     def scope(self) -> str | None:
-        """The API-key scope SPEC §2 requires, or None for routes outside a project."""
+        """The API-key scope docs/tenancy-and-errors.md requires, or None for routes outside a project."""
         if not self.in_project:
             return None
         if (self.name, self.method) in READ_OVERRIDES or self.action in READ_ACTIONS:

@@ -1,10 +1,10 @@
-"""Every route and method against every access level (SPEC §11): members of the insight's own
+"""Every route and method against every access level (docs/access-control.md): members of the insight's own
 organization, each reaching the same insight with a different effective level.
 
 The insight's own level is `none`; a viewer and an editor hold overrides; its creator and an
 organization admin hold `none` overrides that their role outranks; one member has nothing and so gets
 `none`. Routes come from the URL resolver (tests/reliability/routes.py), both prefixes included, so a
-new route is swept without anyone listing it here. The expectations are SPEC §11's, written below as
+new route is swept without anyone listing it here. The expectations are docs/access-control.md's, written below as
 a table by route kind, never read from the code.
 """
 
@@ -62,7 +62,7 @@ def members(org, secret: Secret, project) -> dict[str, User]:
 
 
 def expected_status(route: Route, caller: str) -> int:
-    """SPEC §11, by what the route does with the URL's insight."""
+    """docs/access-control.md, by what the route does with the URL's insight."""
     names_the_insight = "(?P<pk>" in route.regex
     if names_the_insight and caller == "none":
         return 404
@@ -106,7 +106,7 @@ def test_every_route_gives_each_access_level_exactly_what_spec_11_says(
             if problems:
                 failures.append((caller, str(route), problems))
     assert failures == [], f"{len(failures)} of {sent} calls"
-    print(f"access matrix: {sent} calls by {len(CALLERS)} access levels, all as SPEC §11 says")
+    print(f"access matrix: {sent} calls by {len(CALLERS)} access levels, all as docs/access-control.md says")
 
 
 def test_each_caller_sees_their_own_level_on_every_insight_shape(client_for, members, secret, insights_url):

@@ -5,7 +5,7 @@ query parameters from the OpenAPI schema, so a new route or field is swept witho
 Every route gets: malformed, hostile and mistyped bodies under every content type, each field of a
 correct body replaced by wrong types and extreme values, bad query parameters, bad path values, and
 every method it does not have. The answer may be anything but a 5xx, and every 4xx carries the error
-envelope. (tests/insights_api/test_errors.py pins exact codes for insight CRUD.)
+envelope. (tests/apikit/test_errors.py pins exact codes for insight CRUD.)
 """
 
 from __future__ import annotations

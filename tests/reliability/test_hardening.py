@@ -2,8 +2,8 @@
 `manage.py check --deploy`.
 
 Proven elsewhere, and cited in RELIABILITY.md: login throttling
-(tests/insights_api/test_throttling.py), keys hashed at rest and CSRF on session writes
-(tests/insights_api/test_authentication.py), CSV formula escaping (tests/insights_api/test_csv.py),
+(tests/apikit/test_throttling.py), keys hashed at rest and CSRF on session writes
+(tests/accounts/test_authentication.py), CSV formula escaping (tests/apikit/test_csv.py),
 `cancel` never touching another user's query (tests/insights/test_cancel.py).
 """
 
@@ -24,7 +24,7 @@ from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from rest_framework.test import APIClient
 
 from accounts.services import personal_api_key_create
-from insights_api.security import API_POLICY, DOCS_POLICY
+from apikit.security import API_POLICY, DOCS_POLICY
 from tests.live import live_server
 from tests.reliability.conftest import PASSWORD
 from tests.reliability.processes import ROOT

@@ -1,11 +1,11 @@
 """Every route, every method, every kind of caller who must not get in (issue 6, item 7).
 
 The routes come from the URL resolver (tests/reliability/routes.py); the expected status codes from
-SPEC §2: no or bad credentials → 401 with WWW-Authenticate; another organization's project → 404,
+docs/tenancy-and-errors.md: no or bad credentials → 401 with WWW-Authenticate; another organization's project → 404,
 answered exactly as for a project that does not exist; a key limited to other projects → 403; a key
 without the scope → 403 naming it. And never a byte of the owner's data in the answer, JSON or CSV.
 
-tests/insights_api/test_isolation.py and test_scopes.py pin the same rules on a hand-written route
+tests/accounts/test_isolation.py and test_scopes.py pin the same rules on a hand-written route
 list; tests/insights/test_coalescing.py proves a stranger following a coalesced execution gets 404.
 Here the remaining followers (a limited, a revoked and a bad key) join it on a live server.
 """
@@ -108,7 +108,9 @@ def test_outsiders_get_exact_codes_and_no_byte_of_data_on_every_route_and_method
                     failures.append((str(route), outsider.name, "csv" if csv else "json", problems))
     assert failures == [], f"{len(failures)} of {sent} calls"
     assert untouched(secret) == before
-    print(f"isolation: {sent} calls by {len(outsiders)} kinds of outsider, all as SPEC §2 says, no leak")
+    print(
+        f"isolation: {sent} calls by {len(outsiders)} kinds of outsider, all as docs/tenancy-and-errors.md says, no leak"
+    )
 
 
 def _problems(response, expected: int, secret: Secret) -> list[str]:
@@ -303,7 +305,7 @@ def test_callers_who_may_not_see_an_insight_never_follow_its_coalesced_execution
         "invalid": (401, None),
         "anonymous": (401, None),
     }
-    # One shared body, each caller's own level in it (SPEC §11).
+    # One shared body, each caller's own level in it (docs/access-control.md).
     levels = {
         name: answers[name].json()["user_access_level"] for name in ("owner", "teammate read-only", "viewer")
     }

@@ -1,4 +1,4 @@
-"""`POST …/insights/bulk_update_tags/` (SPEC §3.1)."""
+"""`POST …/insights/bulk_update_tags/` (docs/insight-actions.md#bulk_update_tags)."""
 
 from __future__ import annotations
 

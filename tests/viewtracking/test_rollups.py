@@ -1,4 +1,4 @@
-"""Daily view rollups and retention (SPEC §5): recomputed, idempotent, exact under concurrency."""
+"""Daily view rollups and retention (docs/view-tracking.md): recomputed, idempotent, exact under concurrency."""
 
 from __future__ import annotations
 

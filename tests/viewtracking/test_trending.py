@@ -1,4 +1,4 @@
-"""`GET …/insights/trending/` (SPEC §3.5) over rollups plus fresh events (SPEC §5)."""
+"""`GET …/insights/trending/` (docs/insight-actions.md#trending) over rollups plus fresh events (docs/view-tracking.md)."""
 
 from __future__ import annotations
 
@@ -171,7 +171,7 @@ def test_statement_count_does_not_grow_with_limit(
     for n in range(30):
         insight = make_insight(tags=["t"])
         view(insight, user=owner)
-        # Every insight visible to the member, each by its own override (SPEC §11).
+        # Every insight visible to the member, each by its own override (docs/access-control.md).
         Insight.objects.filter(id=insight.id).update(access_level="none")
         InsightAccessOverride.objects.create(
             insight=insight, user=teammate, access_level=("viewer", "editor")[n % 2]

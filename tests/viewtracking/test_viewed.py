@@ -1,4 +1,4 @@
-"""`POST …/insights/viewed/` and `GET …/insights/my_last_viewed/` (SPEC §3.4, §3.6)."""
+"""`POST …/insights/viewed/` and `GET …/insights/my_last_viewed/` (docs/insight-actions.md#my_last_viewed, docs/insight-actions.md#viewed)."""
 
 from __future__ import annotations
 

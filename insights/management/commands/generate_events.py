@@ -1,4 +1,4 @@
-"""`manage.py generate_events --project ID --events N`: a synthetic event stream for demos (SPEC §7)."""
+"""`manage.py generate_events --project ID --events N`: a synthetic event stream for demos (docs/operations.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`manage.py load_events --project ID FILE`: bulk-load JSON Lines events (SPEC §7)."""
+"""`manage.py load_events --project ID FILE`: bulk-load JSON Lines events (docs/operations.md)."""
 
 from __future__ import annotations
 

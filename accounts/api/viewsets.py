@@ -1,0 +1,198 @@
+"""The base of every project-scoped API: visibility and scopes decided here, once.
+
+A subclass declares `scope_object` and a `queryset`, may narrow the queryset in
+`safely_get_queryset`, may declare the `visibility` of its rows to the caller (applied after the
+project filter, by every queryset this base hands out), and declares `required_scopes` on every
+extra action. It cannot override
+`get_queryset` or the permission classes: `__init_subclass__` refuses, so no route can forget to
+scope by project.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, ClassVar
+
+from django.db.models import F, QuerySet
+from rest_framework import exceptions, permissions, viewsets
+
+from accounts.api.authentication import url_project_id
+from accounts.api.permissions import APIScopePermission, ProjectAccessPermission
+from accounts.caller import Caller
+from accounts.models import OrganizationMembership, PersonalAPIKey, Project
+from infra.db.prepared import Markers, Prepared
+
+PROTECTED_ATTRIBUTES = (
+    "get_queryset",
+    "get_project_queryset",
+    "get_permissions",
+    "permission_classes",
+    "project",
+    "caller",
+    "prepared",
+    "run",
+    "run_count",
+)
+# Scope level of the built-in actions; extra actions declare `required_scopes` themselves.
+BUILTIN_ACTION_LEVELS = {
+    "list": "read",
+    "retrieve": "read",
+    "metadata": "read",
+    "create": "write",
+    "update": "write",
+    "partial_update": "write",
+    "destroy": "write",
+}
+
+
+Visibility = Callable[[QuerySet[Any], Caller], QuerySet[Any]]
+
+
+@dataclass(frozen=True)
+class Scoped:
+    """A viewset's querysets for a prepared statement (`ProjectScopedViewSet.prepared`), scoped to
+    the stand-ins `markers.number("project")` and `markers.number("user")` for the project and the caller."""
+
+    rows: QuerySet[Any]  # as get_queryset()
+    lean: QuerySet[Any]  # as get_project_queryset()
+    markers: Markers
+
+
+# Statements of `ProjectScopedViewSet.prepared`, by viewset, key and the caller's visibility.
+_PREPARED: dict[Hashable, Prepared] = {}
+
+
+class ProjectScopedViewSet(viewsets.GenericViewSet):
+    scope_object: ClassVar[str]
+    # Narrows the project's rows to those the caller may see, annotating what they may do with each
+    # (wrapped in staticmethod); get_queryset and get_project_queryset both apply it.
+    visibility: ClassVar[Visibility | None] = None
+    # Per-viewset changes to BUILTIN_ACTION_LEVELS, e.g. running a query (`create`) only reads.
+    action_levels: ClassVar[dict[str, str]] = {}
+    # Field on the model naming its project (the final, unavoidable filter).
+    project_field: ClassVar[str] = "project_id"
+    permission_classes = [permissions.IsAuthenticated, APIScopePermission, ProjectAccessPermission]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in PROTECTED_ATTRIBUTES:
+            if name in cls.__dict__:
+                raise TypeError(f"{cls.__name__} must not override {name}; see ProjectScopedViewSet.")
+        for extra in cls.get_extra_actions():
+            scopes = extra.kwargs.get("required_scopes")
+            if not scopes or len(scopes) != 1:
+                raise TypeError(
+                    f"{cls.__name__}.{extra.__name__} must declare required_scopes=[<one scope>]."
+                )
+
+    def initial(self, request: Any, *args: Any, **kwargs: Any) -> None:
+        # A method with no route here (DELETE on insights) is a 405 before anything else is checked.
+        if self.action is None and request.method != "OPTIONS":
+            raise exceptions.MethodNotAllowed(request.method)
+        super().initial(request, *args, **kwargs)
+
+    # Set per extra action by @action(required_scopes=[...]).
+    required_scopes: list[str] | None = None
+
+    def required_scope(self) -> str:
+        if self.required_scopes:
+            return self.required_scopes[0]
+        level = {**BUILTIN_ACTION_LEVELS, **self.action_levels}.get(self.action or "")
+        if level is None:  # an unknown action is never let through
+            raise exceptions.PermissionDenied("This action is not available to API keys.")
+        return f"{self.scope_object}:{level}"
+
+    @cached_property
+    def project(self) -> Project:
+        """The URL's project, if the caller may act on it. An API key's request resolved it with the
+        key (PersonalAPIKeyAuthentication); a session's resolves it here."""
+        project_id = url_project_id(self.request)
+        key = self.request.auth if isinstance(self.request.auth, PersonalAPIKey) else None
+        if (
+            key is not None
+            and key.scoped_project_ids is not None
+            and project_id not in key.scoped_project_ids
+        ):
+            raise exceptions.PermissionDenied("API key does not have access to this project.")
+        resolved = getattr(key, "url_project", None)
+        if resolved is not None and resolved.id == project_id:
+            project = resolved.project
+        else:
+            project = (
+                Project.objects.select_related("organization")
+                .filter(id=project_id, organization__memberships__user_id=self.request.user.pk)
+                .annotate(caller_level=F("organization__memberships__level"))  # the same membership row
+                .first()
+                if project_id is not None
+                else None
+            )
+        if project is None:
+            raise exceptions.NotFound("Project not found.")
+        return project
+
+    @cached_property
+    def caller(self) -> Caller:
+        return Caller(
+            user_id=self.request.user.pk,
+            is_admin=self.project.caller_level >= OrganizationMembership.Level.ADMIN,
+        )
+
+    def safely_get_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        """Narrow or annotate the base queryset; the project filter is applied afterwards regardless."""
+        return queryset
+
+    def get_queryset(self) -> QuerySet[Any]:
+        assert self.queryset is not None, f"{type(self).__name__} must set queryset"
+        if getattr(self, "swagger_fake_view", False):  # schema generation has no request or project
+            return self.queryset.none()
+        queryset = self.safely_get_queryset(self.queryset.all())
+        return self._visible(queryset.filter(**{self.project_field: self.project.id}))
+
+    def get_project_queryset(self) -> QuerySet[Any]:
+        """The project's rows the caller may see, without `safely_get_queryset`'s annotations: for
+        checks that need only a row's existence or a column or two, where building the annotations
+        would cost more than the statement itself."""
+        assert self.queryset is not None, f"{type(self).__name__} must set queryset"
+        return self._visible(self.queryset.filter(**{self.project_field: self.project.id}))
+
+    def _visible(self, queryset: QuerySet[Any], caller: Caller | None = None) -> QuerySet[Any]:
+        return queryset if self.visibility is None else self.visibility(queryset, caller or self.caller)
+
+    def prepared(self, key: Hashable | None, build: Callable[[Scoped], Prepared]) -> Prepared:
+        """A statement over the rows of the URL's project the caller may see, compiled once per
+        process for each `key` (None: for this request only, as a statement carrying the request's
+        values must be). `build` gets `get_queryset()` and `get_project_queryset()` with stand-ins for
+        the project and the caller, and prepares its statement from them; run it with `run`."""
+        cache_key = (type(self), key, self.caller.is_admin)  # an admin's visibility is another statement
+        statement = _PREPARED.get(cache_key) if key is not None else None
+        if statement is None:
+            markers = Markers()
+            project_id = markers.number("project")
+            caller = Caller(user_id=markers.number("user"), is_admin=self.caller.is_admin)
+            scoped = Scoped(
+                rows=self._visible(
+                    self.safely_get_queryset(self.queryset.all()).filter(**{self.project_field: project_id}),
+                    caller,
+                ),
+                lean=self._visible(self.queryset.filter(**{self.project_field: project_id}), caller),
+                markers=markers,
+            )
+            statement = build(scoped)
+            if key is not None:
+                _PREPARED[cache_key] = statement
+        return statement
+
+    def run(self, statement: Prepared, **values: Any) -> list[Any]:
+        """The rows of a statement of `prepared` for this request's project and caller."""
+        return statement.rows(project=self.project.id, user=self.caller.user_id, **values)
+
+    def run_count(self, statement: Prepared, **values: Any) -> int:
+        """How many rows `run` would return, without the statement's `LIMIT`."""
+        return statement.count(project=self.project.id, user=self.caller.user_id, **values)
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        if getattr(self, "swagger_fake_view", False):
+            return super().get_serializer_context()
+        return {**super().get_serializer_context(), "project": self.project}

@@ -1,0 +1,21 @@
+"""The house's floors, as pyproject.toml's import contracts draw them: the wiring on top, the apps in
+the middle, the HTTP plumbing and the infrastructure at the bottom, knowing no app."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_every_import_keeps_to_the_floors_the_contracts_draw():
+    linter = Path(sys.executable).parent / "lint-imports"
+    result = subprocess.run(
+        [linter, "--no-cache", "--config", ROOT / "pyproject.toml"], cwd=ROOT, capture_output=True, text=True
+    )
+
+    # The report names each broken contract and the chain of imports that broke it.
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 broken" in result.stdout
