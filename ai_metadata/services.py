@@ -22,6 +22,7 @@ from kombu.exceptions import OperationalError as BrokerUnavailable
 from accounts.models import Project
 from ai_metadata.naming import heuristic_metadata
 from ai_metadata.providers import HEURISTIC, provider_for
+from apikit.errors import DomainError
 from infra import slots
 from infra.redis import cache_get, cache_set
 from infra.replies import Reply
@@ -31,8 +32,13 @@ logger = logging.getLogger(__name__)
 GENERATE_TASK = "ai_metadata.generate_metadata"  # ai_metadata/tasks.py; sent by name
 
 
-class AIProcessingNotApproved(Exception):
+class AIProcessingNotApproved(DomainError):
     """The organization has not approved sending its data to an external AI provider."""
+
+    status = 403
+    code = "permission_denied"
+    type = "authentication_error"
+    default_detail = "AI data processing must be approved by your organization"
 
 
 @dataclass(frozen=True)

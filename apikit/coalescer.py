@@ -10,7 +10,7 @@ keep a key's data on one Redis Cluster node):
 2. The work says when it has really started (`Execution.started()`, e.g. when a query worker picks
    it up). Until then a waiter gives up after its own bound (`Waiter.turn_seconds`: TurnNotReached).
 3. The answer is published once: a 2xx or 5xx body for everyone; an error of the work itself
-   (`WorkError`, e.g. a timeout) re-raised by each waiter; any other 4xx for nobody (followers
+   (a DomainError `of_the_work`, e.g. a timeout) re-raised by each waiter; any other 4xx for nobody (followers
    then run the work themselves).
 4. A waiter whose caller cancels, or whose bound passes, leaves; the last one out abandons the
    execution: `Execution.abandoned()` turns true and `stop(execution id)` stops the work.
@@ -41,6 +41,7 @@ from django.conf import settings
 from django.db import connection
 from rest_framework import exceptions
 
+from apikit.errors import DomainError, SharedWorkError
 from infra import slots, wakeups
 from infra.metrics import COALESCING_WAIT
 from infra.redis import redis_client
@@ -103,19 +104,6 @@ class CallerCancelled(Exception):
 
 class TurnNotReached(Exception):
     """The work had not started when the waiter's bound for its turn passed."""
-
-
-class WorkError(exceptions.APIException):
-    """An error of the work itself rather than of the request that started it (a query that runs
-    past its time limit, say): every waiter of the execution answers it, each with its own copy.
-    Any other 4xx is never shared."""
-
-    def __init__(
-        self, detail: str, *, code: str, status_code: int = 400, error_type: str = "invalid_request"
-    ):
-        super().__init__(detail, code)
-        self.status_code = status_code
-        self.default_type = error_type
 
 
 class Cancellation(Protocol):
@@ -412,9 +400,9 @@ def _payload(result: Future[tuple[int, Any]]) -> dict[str, Any]:
         status, body = result.result()
         shared = status < 400 or status >= 500
         return {"shared": shared, "status": status, "body": body if shared else None}
-    if isinstance(error, WorkError):
-        return {"shared": False, "error": {**_envelope(error), "status": error.status_code}}
-    status = getattr(error, "status_code", 500)
+    if isinstance(error, DomainError) and error.of_the_work:
+        return {"shared": False, "error": error.as_json()}
+    status = error.status if isinstance(error, DomainError) else getattr(error, "status_code", 500)
     if status >= 500:
         return {"shared": True, "status": status, "body": _envelope(error)}
     return {"shared": False, "status": status, "body": None}
@@ -422,6 +410,8 @@ def _payload(result: Future[tuple[int, Any]]) -> dict[str, Any]:
 
 def _envelope(error: BaseException) -> dict[str, Any]:
     """The error envelope of an exception raised by the work (a bug: the generic server error)."""
+    if isinstance(error, DomainError):
+        return {key: value for key, value in error.as_json().items() if key != "status"}
     if isinstance(error, exceptions.APIException) and isinstance(error.detail, str):
         return {
             "type": getattr(error, "default_type", "server_error"),
@@ -436,10 +426,7 @@ def _answer(payload: dict[str, Any]) -> Outcome | None:
     """A published answer as this waiter's own: the shared body, a re-raised error of the work, or
     None (a 4xx of the leader's alone)."""
     if "error" in payload:
-        error = payload["error"]
-        raise WorkError(
-            error["detail"], code=error["code"], status_code=error["status"], error_type=error["type"]
-        )
+        raise SharedWorkError(payload["error"])
     return Outcome(payload["status"], payload["body"]) if payload["shared"] else None
 
 

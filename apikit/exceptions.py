@@ -20,6 +20,8 @@ from exceptions_hog import exception_handler as hog_exception_handler
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
+from apikit.errors import DomainError
+
 logger = logging.getLogger(__name__)
 
 
@@ -51,7 +53,11 @@ def exception_reporter(exc: BaseException, context: dict[str, Any] | None = None
 
 
 def exception_handler(exc: BaseException, context: dict[str, Any] | None = None) -> Response | None:
-    if isinstance(exc, RequestDataTooBig):
+    if isinstance(exc, DomainError):  # the one place a domain error becomes HTTP
+        if exc.status >= 500:
+            logger.error("Service error while serving a request: %s", exc.detail)
+        exc = exc.as_api_exception()
+    elif isinstance(exc, RequestDataTooBig):
         exc = RequestTooLarge(
             f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes."
         )
@@ -91,12 +97,3 @@ def handler404(request: HttpRequest, exception: Exception | None = None) -> Json
 
 def handler500(request: HttpRequest) -> JsonResponse:
     return _envelope(500, "server_error", "error", "A server error occurred.")
-
-
-class InvalidRequest(exceptions.APIException):
-    """A 400 with its own machine code: `InvalidRequest("…", code="query_cancelled")`."""
-
-    status_code = status.HTTP_400_BAD_REQUEST
-    default_detail = "The request cannot be carried out."
-    default_code = "invalid_request"
-    default_type = "invalid_request"

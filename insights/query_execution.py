@@ -38,6 +38,7 @@ from django.db import connection
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from accounts.models import Project
+from apikit.errors import DomainError
 from infra import wakeups
 from infra.lanes import Lane, TurnAbandoned
 from infra.metrics import QUERY_LANE_REJECTIONS, QUERY_LANE_WAIT
@@ -85,12 +86,26 @@ return 1
 """
 
 
-class QueryLost(Exception):
+class QueryLost(DomainError):
     """The worker running the query stopped before it answered."""
 
+    status = 503
+    code = "service_unavailable"
+    type = "server_error"
+    default_detail = "The query's worker stopped before it finished; run it again."
 
-class QueryTurnTimeout(Exception):
+
+class QueryTurnTimeout(DomainError):
     """No turn to run the query came within QUERY_QUEUE_TIMEOUT_SECONDS."""
+
+    status = 429
+    code = "too_many_concurrent_queries"
+    type = "throttled_error"
+    default_detail = "Too many queries of this project are running; no turn came for this one in time."
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.retry_after = settings.QUERY_QUEUE_TIMEOUT_SECONDS
 
 
 @dataclass(frozen=True)
@@ -354,8 +369,8 @@ def _run_later(
                 QUERY_LANE_REJECTIONS.labels(project=str(project.id)).inc()
                 raise QueryTurnTimeout from None
         fields = {"complete": True, **outcome.as_json()}
-    except (QueryCancelled, QueryTimedOut, QueryLost, QueryTurnTimeout, UnsupportedQuery) as exc:
-        fields = {"complete": True, "error": True, "error_message": _ASYNC_ERRORS.get(type(exc), str(exc))}
+    except DomainError as exc:
+        fields = {"complete": True, "error": True, "error_message": _ASYNC_ERRORS.get(type(exc), exc.detail)}
     except Exception:
         logger.exception("Asynchronous query %s failed", query_id)
         fields = {"complete": True, "error": True, "error_message": "The query failed."}

@@ -25,6 +25,7 @@ from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from accounts.models import Project
+from apikit.errors import DomainError
 from infra.metrics import QUERY_RUNTIME
 from infra.redis import cache_get, cache_get_many, cache_set_many, redis_client
 from insights.query_nodes import (
@@ -53,12 +54,19 @@ CACHE_SECONDS = 24 * 3600
 QUERY_CANCELED = "57014"  # SQLSTATE of both a statement timeout and pg_cancel_backend
 
 
-class QueryCancelled(Exception):
-    """The statement was cancelled on request."""
+class QueryCancelled(DomainError):
+    """The statement was cancelled on request (or the caller's wait for it was)."""
+
+    code = "query_cancelled"
+    default_detail = "The query was cancelled."
 
 
-class QueryTimedOut(Exception):
-    """The statement ran past the query timeout."""
+class QueryTimedOut(DomainError):
+    """The statement ran past the query timeout: every caller waiting for it answers this."""
+
+    code = "query_timeout"
+    default_detail = "The query ran past the time limit; narrow its date range or filters."
+    of_the_work = True
 
 
 @dataclass(frozen=True)

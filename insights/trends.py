@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from django.db import connection
 
+from apikit.errors import DomainError
 from insights.models import Event
 from insights.query_nodes import ActionsNode, EventsNode, PropertyFilter, PropertyGroup, TrendsQuery
 
@@ -49,12 +50,11 @@ NUMERIC_OPERATORS = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 ADDITIVE_MATH = frozenset({"total", "sum"})
 
 
-class UnsupportedQuery(ValueError):
-    """A valid query this engine cannot run (yet); `code` is the error code for the API."""
+class UnsupportedQuery(DomainError, ValueError):
+    """A valid query this engine cannot run (yet); `code` says what is unsupported."""
 
     def __init__(self, code: str, detail: str) -> None:
-        super().__init__(detail)
-        self.code = code
+        super().__init__(detail, code=code)
 
 
 # --- Time ------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.api.viewsets import ProjectScopedViewSet
-from ai_metadata.services import AIProcessingNotApproved, metadata_suggest
+from ai_metadata.services import metadata_suggest
 from apikit.schema import error_response
 from apikit.throttling import AIProjectThrottle, BurstThrottle, SustainedThrottle
 from insights.api.serializers import MISSING_QUERY, GenerateMetadataSerializer, MetadataSuggestionSerializer
@@ -58,10 +58,5 @@ class InsightMetadataActions(ProjectScopedViewSet):
             query_parse(query)
         except InvalidQuery:
             raise exceptions.ValidationError({"query": ["Invalid query format"]}) from None
-        try:
-            suggestion = metadata_suggest(project=self.project, query=query)
-        except AIProcessingNotApproved:
-            raise exceptions.PermissionDenied(
-                "AI data processing must be approved by your organization"
-            ) from None
+        suggestion = metadata_suggest(project=self.project, query=query)  # 403 unless AI is approved
         return Response(suggestion.as_json())

@@ -11,7 +11,6 @@ from rest_framework.response import Response
 
 from accounts.api.viewsets import ProjectScopedViewSet
 from apikit.coalescing import CoalescedResultMixin
-from apikit.exceptions import InvalidRequest
 from apikit.schema import error_response
 from insights.api.results import LANE_DOCS, RESULT_ERRORS, result_response
 from insights.api.serializers import QueryResponseSerializer, QueryRunSerializer, QueryStatusSerializer
@@ -19,7 +18,6 @@ from insights.cancellation import query_cancel
 from insights.models import Insight
 from insights.query_nodes import InvalidQuery, query_parse
 from insights.query_runner import query_check_runnable, query_status_get
-from insights.trends import UnsupportedQuery
 
 TAGS = ["query"]
 QUERY_ID = re.compile(r"^[0-9a-f]{32}$")  # a `query_status.id`
@@ -68,11 +66,9 @@ class QueryViewSet(CoalescedResultMixin, ProjectScopedViewSet):
         payload.is_valid(raise_exception=True)
         try:
             node = query_parse(payload.validated_data["query"])
-            query_check_runnable(node)
         except InvalidQuery as exc:
             raise exceptions.ValidationError({"query": [str(exc)]}) from None
-        except UnsupportedQuery as exc:
-            raise InvalidRequest(str(exc), code=exc.code) from None
+        query_check_runnable(node)  # an UnsupportedQuery is the caller's 400
         return result_response(
             self,
             node=node,

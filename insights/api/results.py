@@ -20,26 +20,24 @@ from typing import Any
 import redis
 from django.conf import settings
 from kombu.exceptions import OperationalError as BrokerUnavailable
-from rest_framework import exceptions, status
+from rest_framework import status
 from rest_framework.response import Response
 
 from accounts.models import Project
-from apikit.coalescer import CallerCancelled, TurnNotReached, Waiter, WorkError
-from apikit.exceptions import InvalidRequest, ServiceUnavailable
+from apikit.coalescer import CallerCancelled, TurnNotReached, Waiter
+from apikit.exceptions import ServiceUnavailable
 from apikit.schema import error_response
 from infra.metrics import QUERY_CANCELLATIONS, QUERY_LANE_REJECTIONS
 from insights.cancellation import Registration, query_registration
-from insights.query_execution import QueryLost, QueryTurnTimeout, query_execute, query_start_later
+from insights.query_execution import QueryTurnTimeout, query_execute, query_start_later
 from insights.query_nodes import AnyQueryNode
 from insights.query_runner import (
     QueryCancelled,
-    QueryTimedOut,
     RefreshMode,
     query_fresh_cached,
     query_run,
     query_stop,
 )
-from insights.trends import UnsupportedQuery
 
 # How the response fields of a result (`results`, `is_cached`, …) become a route's body.
 Render = Callable[[dict[str, Any]], dict[str, Any]]
@@ -60,18 +58,6 @@ RESULT_ERRORS = {
         "PostgreSQL or Redis is unreachable, or the query's worker stopped before it finished; retry."
     ),
 }
-
-
-class TooManyConcurrentQueries(exceptions.Throttled):
-    """429: no turn to run the query came within the queue bound."""
-
-    default_code = "too_many_concurrent_queries"
-
-    def __init__(self) -> None:
-        super().__init__(
-            wait=settings.QUERY_QUEUE_TIMEOUT_SECONDS,
-            detail="Too many queries of this project are running; no turn came for this one in time.",
-        )
 
 
 def result_response(
@@ -118,12 +104,12 @@ def result_response(
     )
     try:
         return view.coalesced(produce, waiter=waiter, stop=_stop)
-    except CallerCancelled:
+    except CallerCancelled:  # the coalescer's word for it; the caller's, to the caller
         QUERY_CANCELLATIONS.labels(effect="waiter").inc()
-        raise InvalidRequest("The query was cancelled.", code="query_cancelled") from None
+        raise QueryCancelled from None
     except TurnNotReached:
         QUERY_LANE_REJECTIONS.labels(project=str(project.id)).inc()
-        raise TooManyConcurrentQueries from None
+        raise QueryTurnTimeout from None
 
 
 def _stop(execution_id: str) -> None:
@@ -164,20 +150,7 @@ def _cached(project: Project, node: AnyQueryNode, refresh: RefreshMode) -> dict[
 
 
 def _computed(project: Project, node: AnyQueryNode, refresh: RefreshMode, execution: Any) -> dict[str, Any]:
-    """The result fields of a computation in the query lane, its failures as HTTP errors: a timeout
-    is the query's own (every waiter answers it), a cancel or a refusal only this execution's."""
-    try:
-        outcome = query_execute(project=project, node=node, refresh=refresh, execution=execution)
-    except QueryCancelled:
-        raise InvalidRequest("The query was cancelled.", code="query_cancelled") from None
-    except QueryTimedOut:
-        raise WorkError(
-            "The query ran past the time limit; narrow its date range or filters.", code="query_timeout"
-        ) from None
-    except UnsupportedQuery as exc:
-        raise InvalidRequest(str(exc), code=exc.code) from None
-    except QueryLost:
-        raise ServiceUnavailable("The query's worker stopped before it finished; run it again.") from None
-    except QueryTurnTimeout:
-        raise TooManyConcurrentQueries from None
+    """The result fields of a computation in the query lane. Its failures are DomainErrors: a
+    timeout is the query's own (every waiter answers it), a cancel or a refusal only this caller's."""
+    outcome = query_execute(project=project, node=node, refresh=refresh, execution=execution)
     return {**outcome.as_json(), "query_status": None}

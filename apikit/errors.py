@@ -1,0 +1,64 @@
+"""The one base of the service's own errors: what a rule refused, said once where the rule lives.
+
+A `DomainError` carries its HTTP status, a machine code, the error envelope's type, the request
+field at fault (`attr`) and a message. Services, selectors and the query runner raise them; views
+do not catch and translate them: the exception handler (apikit.exceptions) writes every one in the
+envelope `{"type", "code", "detail", "attr"}`, with `Retry-After` when it says when to retry. An
+error of the work itself (`of_the_work`: a query past its time limit) is answered by every
+coalesced waiter of that work; any other is the caller's own.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from rest_framework import exceptions
+
+
+class DomainError(Exception):
+    status: ClassVar[int] = 400
+    code: str = "invalid_request"
+    type: ClassVar[str] = "invalid_request"
+    attr: ClassVar[str | None] = None
+    default_detail: ClassVar[str] = "The request cannot be carried out."
+    of_the_work: ClassVar[bool] = False
+    retry_after: float | None = None  # seconds, for a 429 or 503 that knows
+
+    def __init__(self, detail: str | None = None, *, code: str | None = None) -> None:
+        self.detail = detail or self.default_detail
+        if code is not None:
+            self.code = code
+        super().__init__(self.detail)
+
+    def as_api_exception(self) -> exceptions.APIException:
+        """The DRF exception the envelope is written from."""
+        error = (
+            exceptions.Throttled(wait=self.retry_after) if self.status == 429 else exceptions.APIException()
+        )
+        error.status_code = self.status
+        error.detail = exceptions.ErrorDetail(self.detail, code=self.code)
+        error.exception_type = self.type  # type: ignore[attr-defined]  # read by drf-exceptions-hog
+        if self.attr is not None:
+            error.detail = {self.attr: [error.detail]}  # type: ignore[assignment]
+        return error
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "code": self.code,
+            "detail": self.detail,
+            "attr": self.attr,
+            "status": self.status,
+        }
+
+
+class SharedWorkError(DomainError):
+    """A coalesced waiter's copy of an error of the work it waited for (DomainError.of_the_work),
+    as the leader published it."""
+
+    of_the_work = True
+
+    def __init__(self, published: dict[str, Any]) -> None:
+        super().__init__(published["detail"], code=published["code"])
+        self.status = published["status"]  # type: ignore[misc]
+        self.type = published["type"]  # type: ignore[misc]
