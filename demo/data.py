@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from django.utils import timezone
 
 from accounts.models import OrganizationMembership, Project, User
-from insights.api.writes import insight_create_from_request, insight_update_from_request
+from insights.editing import insight_create_with_tags, insight_update_with_tags
 from insights.events import events_copy, events_generate
 from insights.models import Dashboard, Insight
 from tagging.services import tags_bulk_update
@@ -122,9 +122,10 @@ def demo_seed(
         name: Dashboard.objects.get_or_create(project=project, name=name)[0].id for name in DASHBOARDS
     }
     insights = [
-        insight_create_from_request(
+        insight_create_with_tags(
             project=project,
             user=users[spec.author],
+            request_id=uuid.uuid4(),
             data={
                 "name": spec.name,
                 "description": spec.description,
@@ -139,9 +140,9 @@ def demo_seed(
     # 4. History for the activity log.
     tags_bulk_update(project=project, user=users[1], insight_ids=[insights[0].id, insights[2].id], action="add",
                      names=["weekly review"], dry_run=False, request_id=uuid.uuid4())  # fmt: skip
-    insight_update_from_request(project=project, user=users[2], insight=insights[5],
-                                data={"description": "Daily views of /pricing: a leading indicator of purchases."},
-                                replace=False)  # fmt: skip
+    insight_update_with_tags(project=project, user=users[2], insight=insights[5],
+                             data={"description": "Daily views of /pricing: a leading indicator of purchases."},
+                             replace=False, request_id=uuid.uuid4())  # fmt: skip
     # 5. Views, oldest first, then the rollup; the demo user's own latest views last of all.
     weights = [spec.popularity for spec in INSIGHTS]
     recorded = 0

@@ -95,6 +95,15 @@ class QueryLost(DomainError):
     default_detail = "The query's worker stopped before it finished; run it again."
 
 
+class AsyncQueriesUnavailable(DomainError):
+    """An asynchronous run's status lives in Redis: without Redis there is none."""
+
+    status = 503
+    code = "service_unavailable"
+    type = "server_error"
+    default_detail = "Asynchronous queries need Redis; use refresh=blocking."
+
+
 class QueryTurnTimeout(DomainError):
     """No turn to run the query came within QUERY_QUEUE_TIMEOUT_SECONDS."""
 
@@ -317,8 +326,11 @@ def query_start_later(
     …/query/{id}/) records the outcome. The run takes its turn in the query lane like any other,
     bounded by QUERY_QUEUE_TIMEOUT_SECONDS; a cancel of `client_query_id` stops it."""
     query_id = uuid.uuid4().hex
-    status = query_status_set(project_id=project.id, query_id=query_id)  # RedisError: no Redis, no async
-    redis_client().set(query_status_lease_key(project.id, query_id), "1", px=int(ALIVE_SECONDS * 1000))
+    try:
+        status = query_status_set(project_id=project.id, query_id=query_id)
+        redis_client().set(query_status_lease_key(project.id, query_id), "1", px=int(ALIVE_SECONDS * 1000))
+    except redis.exceptions.RedisError:
+        raise AsyncQueriesUnavailable from None
     # The run carries the request's context (its request id, on log lines and into the task) along.
     run = functools.partial(
         _run_later, project=project, node=node, refresh=refresh, query_id=query_id, user_id=user_id,

@@ -10,11 +10,11 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.api.viewsets import ProjectScopedViewSet
 from accounts.models import OrganizationMembership
 from apikit.fields import DatabaseIdField
 from infra.logs import current_request_uuid
 from insights.access import AccessControls, access_controls_get, access_controls_set
+from insights.api.base import InsightViewSetBase
 from insights.models import AccessLevel
 
 MAX_MEMBERS = 1000
@@ -61,7 +61,7 @@ ABOUT = (
 )
 
 
-class InsightAccessActions(ProjectScopedViewSet):
+class InsightAccessActions(InsightViewSetBase):
     @extend_schema(
         summary="Read an insight's access controls",
         description=f"The insight's level and its members' overrides. Only its editors may read them. {ABOUT}",

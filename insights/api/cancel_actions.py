@@ -8,12 +8,12 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.api.viewsets import ProjectScopedViewSet
+from insights.api.base import InsightViewSetBase
 from insights.api.serializers import CancelResultSerializer, CancelSerializer
 from insights.cancellation import query_cancel
 
 
-class InsightCancelActions(ProjectScopedViewSet):
+class InsightCancelActions(InsightViewSetBase):
     @extend_schema(
         summary="Cancel a running query",
         description=(

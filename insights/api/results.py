@@ -17,15 +17,12 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
-import redis
 from django.conf import settings
-from kombu.exceptions import OperationalError as BrokerUnavailable
 from rest_framework import status
 from rest_framework.response import Response
 
 from accounts.models import Project
 from apikit.coalescer import CallerCancelled, TurnNotReached, Waiter
-from apikit.exceptions import ServiceUnavailable
 from apikit.schema import error_response
 from infra.metrics import QUERY_CANCELLATIONS, QUERY_LANE_REJECTIONS
 from insights.cancellation import Registration, query_registration
@@ -76,13 +73,10 @@ def result_response(
     if refresh in ("async", "force_async"):
         fields = _fresh(project, node) if refresh == "async" else None
         if fields is None:
-            try:
-                query_status = query_start_later(
-                    project=project, node=node, refresh=refresh, user_id=view.request.user.pk,
-                    client_query_id=client_query_id,
-                )  # fmt: skip
-            except (redis.exceptions.RedisError, BrokerUnavailable):
-                raise ServiceUnavailable("Asynchronous queries need Redis; use refresh=blocking.") from None
+            query_status = query_start_later(
+                project=project, node=node, refresh=refresh, user_id=view.request.user.pk,
+                client_query_id=client_query_id,
+            )  # fmt: skip
             fields = {"results": None, "is_cached": False, "last_refresh": None, "timezone": project.timezone,
                       "query_status": query_status}  # fmt: skip
         return Response(

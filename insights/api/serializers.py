@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.validators import RegexValidator
-from drf_spectacular.extensions import OpenApiSerializerExtension, OpenApiSerializerFieldExtension
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.plumbing import ResolvedComponent
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.api.serializers import UserBasicSerializer
 from apikit.fields import (
-    BigIntField,
     DatabaseIdField,
     JSONListParam,
     ParamsSerializer,
@@ -25,32 +24,11 @@ from insights.models import AccessLevel, ActivityLog, Dashboard, Insight
 from insights.query_nodes import InvalidQuery, query_parse
 from insights.query_runner import REFRESH_MODES
 from insights.selectors import INSIGHT_TYPES, ORDER_CHOICES
-from tagging.normalization import MAX_TAG_LENGTH, normalize_tags
+from tagging.fields import MAX_TAGS, TagListField
+from tagging.normalization import MAX_TAG_LENGTH
 
-MAX_TAGS = 100
 MAX_DASHBOARDS = 100
 INT32 = 2**31 - 1
-
-
-class TagListField(serializers.ListField):
-    """Tag names, normalised (trimmed, lowercased, de-duplicated, sorted) on the way in."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(
-            child=StrictCharField(allow_blank=True, trim_whitespace=False),
-            max_length=MAX_TAGS,
-            **kwargs,
-        )
-
-    def to_internal_value(self, data: Any) -> list[str]:
-        # The count limit is on the list as sent: DRF would check it after normalising.
-        if isinstance(data, list) and len(data) > MAX_TAGS:
-            raise serializers.ValidationError(f"At most {MAX_TAGS} tags.", code="max_length")
-        names = normalize_tags(super().to_internal_value(data))
-        too_long = [name for name in names if len(name) > MAX_TAG_LENGTH]
-        if too_long:
-            raise serializers.ValidationError(f"Each tag may be at most {MAX_TAG_LENGTH} characters.")
-        return names
 
 
 class QueryNodeField(serializers.JSONField):
@@ -370,82 +348,6 @@ class ActivityLogSerializer(serializers.ModelSerializer):
         return str(entry.insight_id)
 
 
-# --- The six insight actions ----------------------------------------------------------------------
-
-BULK_MAX_IDS = 500
-BULK_MAX_PAIRS = 10_000
-VIEWED_MAX_IDS = 2500
-
-
-class BulkUpdateTagsSerializer(serializers.Serializer):
-    ids = serializers.ListField(child=BigIntField(), min_length=1, max_length=BULK_MAX_IDS)
-    action = serializers.ChoiceField(choices=["add", "remove", "set"])
-    tags = TagListField()
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if attrs["action"] in ("add", "remove") and not attrs["tags"]:
-            raise serializers.ValidationError(
-                {"tags": f"tags must not be empty for action '{attrs['action']}'."}
-            )
-        if len(set(attrs["ids"])) * len(attrs["tags"]) > BULK_MAX_PAIRS:
-            raise serializers.ValidationError(
-                {
-                    "tags": f"At most {BULK_MAX_PAIRS} insight-tag pairs per request (distinct ids times distinct tags)."
-                }
-            )
-        return attrs
-
-
-class BulkUpdateTagsQuerySerializer(serializers.Serializer):
-    dry_run = serializers.BooleanField(
-        required=False, default=False, help_text="Answer as if applied, without writing anything."
-    )
-
-
-class TaggedInsightSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    tags = serializers.ListField(child=serializers.CharField())
-
-
-class SkippedInsightSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    reason = serializers.CharField()
-
-
-class BulkUpdateTagsResultSerializer(serializers.Serializer):
-    updated = TaggedInsightSerializer(many=True)
-    skipped = SkippedInsightSerializer(many=True)
-
-
-class ViewedSerializer(serializers.Serializer):
-    insight_ids = serializers.ListField(child=BigIntField(), min_length=1, max_length=VIEWED_MAX_IDS)
-
-
-class TrendingQuerySerializer(ParamsSerializer):
-    days = serializers.IntegerField(min_value=1, max_value=365, default=7, help_text="Window length in days.")
-    limit = serializers.IntegerField(min_value=1, max_value=100, default=10)
-    offset = serializers.IntegerField(min_value=0, max_value=10**9, default=0)
-
-
-class TrendingInsightSerializer(InsightBasicSerializer):
-    """An insight's basic shape with its views in the window: counts and recent viewers."""
-
-    # Needs the context's `trending` (insight id → TrendingRow) and insights annotated with
-    # `recent_viewers`.
-
-    view_count = serializers.SerializerMethodField()
-    unique_viewers = serializers.SerializerMethodField()
-    viewers = UserBasicSerializer(many=True, read_only=True, source="recent_viewers")
-
-    @extend_schema_field(serializers.IntegerField())
-    def get_view_count(self, insight: Insight) -> int:
-        return self.context["trending"][insight.id].view_count
-
-    @extend_schema_field(serializers.IntegerField())
-    def get_unique_viewers(self, insight: Insight) -> int:
-        return self.context["trending"][insight.id].unique_viewers
-
-
 def ClientQueryIdField(**kwargs: Any) -> StrictCharField:
     """The caller's id for a query run: 1-128 characters of [A-Za-z0-9_.:-]."""
     message = "client_query_id must be 1-128 characters of A-Z, a-z, 0-9, _ . : -"
@@ -458,43 +360,6 @@ class CancelSerializer(serializers.Serializer):
 
 class CancelResultSerializer(serializers.Serializer):
     cancelled = serializers.BooleanField()
-
-
-MISSING_QUERY = "Missing 'query' field in request body"
-
-
-class BulkUpdateTagsSchema(OpenApiSerializerExtension):
-    """`add` and `remove` need at least one tag that is not blank, which the schema says too."""
-
-    target_class = BulkUpdateTagsSerializer
-
-    def map_serializer(self, auto_schema: Any, direction: str) -> dict[str, Any]:
-        schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
-        return {
-            **schema,
-            "if": {"properties": {"action": {"enum": ["add", "remove"]}}, "required": ["action"]},
-            "then": {
-                "properties": {"tags": {"minItems": 1, "contains": {"type": "string", "pattern": r"\S"}}}
-            },
-        }
-
-
-class GenerateMetadataSerializer(serializers.Serializer):
-    """An insight-shaped body; only `query` is used."""
-
-    query = QueryNodeField(
-        error_messages={"required": MISSING_QUERY, "null": MISSING_QUERY},
-        help_text="The query node to name: any node an insight may hold, and the person and group lists.",
-    )
-
-
-class MetadataSuggestionSerializer(serializers.Serializer):
-    name = serializers.CharField(help_text="Title Case, at most 100 characters.")
-    description = serializers.CharField(help_text="One sentence, at most 200 characters.")
-    provider = serializers.ChoiceField(choices=["heuristic", "openai", "anthropic"])
-    fallback = serializers.BooleanField(
-        help_text="True when the configured provider failed and the heuristic answered."
-    )
 
 
 # --- Query results -------------------------------------------------------------------------------------

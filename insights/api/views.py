@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db.models import QuerySet
-from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, status
@@ -17,19 +14,19 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.api.viewsets import ProjectScopedViewSet, Scoped
+from accounts.api.viewsets import Scoped
+from ai_metadata.api.actions import InsightMetadataActions
 from apikit.coalescing import CoalescedResultMixin
 from apikit.schema import error_response
-from apikit.writers import RowWriter
 from infra.db.prepared import Prepared, prepare
-from insights.access import LEVEL, insights_visible
+from infra.logs import current_request_uuid
+from insights.access import LEVEL
 from insights.api.access_actions import InsightAccessActions
+from insights.api.base import InsightViewSetBase
 from insights.api.cancel_actions import InsightCancelActions
-from insights.api.metadata_actions import InsightMetadataActions
 from insights.api.results import LANE_DOCS, RESULT_ERRORS, result_response
 from insights.api.serializers import (
     ActivityLogSerializer,
-    InsightBasicSerializer,
     InsightListItemSerializer,
     InsightListQuerySerializer,
     InsightRetrieveQuerySerializer,
@@ -38,26 +35,22 @@ from insights.api.serializers import (
     InsightWriteSerializer,
     caller_access_fields,
 )
-from insights.api.tag_actions import InsightTagActions
-from insights.api.view_actions import InsightViewActions
-from insights.api.writes import insight_create_from_request, insight_update_from_request
 from insights.dates import parse_date_param
+from insights.editing import insight_create_with_tags, insight_update_with_tags
 from insights.models import AccessLevel, ActivityLog, Insight
 from insights.query_nodes import AnyQueryNode, InvalidQuery, query_parse
-from insights.query_runner import query_check_runnable, query_last_refreshed
+from insights.query_runner import query_check_runnable
 from insights.selectors import (
     InsightFilters,
     activity_list,
-    insight_lookup,
     insight_rows,
-    insights_annotate_dashboards,
     insights_filter,
     insights_order,
 )
 from insights.trends import UnsupportedQuery
+from tagging.api.actions import InsightTagActions
 from tagging.normalization import normalize_tags
-from tagging.selectors import insights_annotate_tags
-from viewtracking.selectors import insights_annotate_last_viewed_at
+from viewtracking.api.actions import InsightViewActions
 
 TAGS = ["insights"]
 # The result fields of an insight whose query this service cannot run.
@@ -73,78 +66,13 @@ class InsightViewSet(
     InsightMetadataActions,
     InsightCancelActions,
     InsightAccessActions,
-    ProjectScopedViewSet,
+    InsightViewSetBase,
 ):
-    """Insights: CRUD, listing and activity here; the six insight actions come from the mixins."""
+    """Insights: CRUD, listing and activity here; the six insight actions come from the mixins
+    (tagging's, viewtracking's and ai_metadata's own, and insights' cancel and access controls)."""
 
-    scope_object = "insight"
     coalesced_actions = ("retrieve",)
-    queryset = Insight.objects.all()
-    visibility = staticmethod(
-        insights_visible
-    )  # docs/access-control.md: `none` is invisible, the level annotated
-    lookup_value_regex = ID_LOOKUP_REGEX
     serializer_class = InsightSerializer
-
-    def safely_get_queryset(self, queryset: QuerySet[Insight]) -> QuerySet[Insight]:
-        """Everything the insight shapes show, in the statement that loads the insights."""
-        return insights_shown().all()
-
-    def get_object(self, queryset: QuerySet[Any] | None = None, *, restoring: bool = False) -> Any:
-        """The URL's insight (by id or short_id) from `queryset`: by default `get_queryset()`, with
-        everything the insight shapes show; a lean one when only its existence or a column counts.
-        A soft-deleted insight is not found, except by the PATCH that restores it (`restoring`)."""
-        queryset = self.get_queryset() if queryset is None else queryset
-        insight = insight_lookup(
-            queryset=queryset if restoring else queryset.filter(deleted=False),
-            id_or_short_id=self.kwargs[self.lookup_field],
-        )
-        if insight is None:
-            raise exceptions.NotFound("Insight not found.")
-        return insight
-
-    def render_insights(
-        self,
-        rows: list[Any],
-        *,
-        basic: bool = False,
-        serializer_class: type[InsightBasicSerializer] | None = None,
-        extra_context: dict[str, Any] | None = None,
-        results_known: bool = False,
-    ) -> list[dict[str, Any]]:
-        """Write rows of `insight_rows` as their serializer describes them (its precompiled writer);
-        when each one's results were computed comes from Redis in one round trip, unless the
-        caller has the results at hand (`results_known`)."""
-        last_refresh = (
-            {}
-            if results_known
-            else query_last_refreshed(
-                project_id=self.project.id,
-                fingerprints=[row.results_fingerprint for row in rows if row.results_fingerprint],
-            )
-        )
-        context = {"project": self.project, "last_refresh": last_refresh, **(extra_context or {})}
-        serializer = serializer_class or (InsightBasicSerializer if basic else InsightSerializer)
-        return RowWriter.write_rows(serializer, rows, context)
-
-    def insights_by_id(
-        self,
-        ids: list[int],
-        *,
-        key: str = "by id",
-        annotate: Callable[[QuerySet[Insight]], QuerySet[Insight]] | None = None,
-        extra: tuple[str, ...] = (),
-    ) -> list[Any]:
-        """The caller's visible rows (`insight_rows`) of these insights, deleted or not, in no
-        particular order, with `extra` columns of `annotate`: one statement, compiled once per
-        process for each `key`."""
-
-        def build(scoped: Scoped) -> Prepared:
-            wanted = RawSQL("SELECT unnest(%s::bigint[])", (scoped.markers.numbers("ids"),))
-            queryset = scoped.rows.filter(id__in=wanted)
-            return insight_rows(annotate(queryset) if annotate else queryset, scoped.markers, *extra)
-
-        return self.run(self.prepared(key, build), ids=ids)
 
     @extend_schema(
         summary="List insights",
@@ -257,8 +185,11 @@ class InsightViewSet(
     def create(self, request: Request, project_id: str) -> Response:
         payload = InsightWriteSerializer(data=request.data, context=self.get_serializer_context())
         payload.is_valid(raise_exception=True)
-        insight = insight_create_from_request(
-            project=self.project, user=request.user, data=payload.validated_data
+        insight = insight_create_with_tags(
+            project=self.project,
+            user=request.user,
+            data=payload.validated_data,
+            request_id=current_request_uuid(),
         )
         return Response(self._reloaded(insight), status=status.HTTP_201_CREATED)
 
@@ -325,12 +256,13 @@ class InsightViewSet(
             )
         payload = InsightWriteSerializer(data=request.data, context=self.get_serializer_context())
         payload.is_valid(raise_exception=True)
-        insight_update_from_request(
+        insight_update_with_tags(
             project=self.project,
             user=request.user,
             insight=insight,
             data=payload.validated_data,
             replace=replace,
+            request_id=current_request_uuid(),
         )
         return Response(self._reloaded(insight))
 
@@ -389,15 +321,6 @@ class InsightViewSet(
             insight_type=params.get("insight"),
             order=params["order"],
         )
-
-
-@functools.cache
-def insights_shown() -> QuerySet[Insight]:
-    """All insights with what their shapes show (creators, tags, dashboards, latest view), built
-    once per process: building the annotations costs more than cloning them (`.all()`), and this
-    queryset itself is never evaluated, only its clones."""
-    queryset = Insight.objects.select_related("created_by", "last_modified_by")
-    return insights_annotate_dashboards(insights_annotate_tags(insights_annotate_last_viewed_at(queryset)))
 
 
 def runnable_query(query: Any) -> AnyQueryNode | None:

@@ -17,10 +17,11 @@ from accounts.caller import Caller
 from apikit.writers import RowWriter
 from infra.db.prepared import Markers, prepare
 from insights.access import insights_visible
-from insights.api.serializers import InsightBasicSerializer, InsightSerializer, TrendingInsightSerializer
-from insights.api.views import insights_shown
+from insights.api.base import insights_shown
+from insights.api.serializers import InsightBasicSerializer, InsightSerializer
 from insights.models import AccessLevel, Insight, InsightAccessOverride
 from insights.selectors import insight_rows
+from viewtracking.api.serializers import TrendingInsightSerializer
 from viewtracking.selectors import insights_annotate_recent_viewers, trending_rank
 from viewtracking.services import views_record
 

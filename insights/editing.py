@@ -1,14 +1,15 @@
 """Insight writes that span apps — the insight itself, its tags, its creator's view — each in one
-transaction. They live in the API layer because `insights` does not import the other apps."""
+transaction. With insights/api/, the one module of `insights` that may import the satellites
+(pyproject.toml's import contracts): the rest of `insights` knows none of them."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django.db import transaction
 
 from accounts.models import Project, User
-from infra.logs import current_request_uuid
 from insights.activity import FieldChange
 from insights.models import Insight
 from insights.services import EDITABLE_FIELDS, insight_create, insight_update
@@ -17,7 +18,9 @@ from viewtracking.services import views_record
 
 
 @transaction.atomic
-def insight_create_from_request(*, project: Project, user: User, data: dict[str, Any]) -> Insight:
+def insight_create_with_tags(
+    *, project: Project, user: User, data: dict[str, Any], request_id: uuid.UUID
+) -> Insight:
     """Create an insight with its tags and dashboards; creating it counts as its creator viewing it."""
     tags: list[str] = data.get("tags") or []
     insight = insight_create(
@@ -26,7 +29,7 @@ def insight_create_from_request(*, project: Project, user: User, data: dict[str,
         fields=data,
         dashboard_ids=data.get("dashboards") or [],
         extra_changes=[FieldChange("tags", [], tags)] if tags else [],
-        request_id=current_request_uuid(),
+        request_id=request_id,
     )
     if tags:
         insight_tags_set(project=project, insight=insight, names=tags)
@@ -35,8 +38,14 @@ def insight_create_from_request(*, project: Project, user: User, data: dict[str,
 
 
 @transaction.atomic
-def insight_update_from_request(
-    *, project: Project, user: User, insight: Insight, data: dict[str, Any], replace: bool
+def insight_update_with_tags(
+    *,
+    project: Project,
+    user: User,
+    insight: Insight,
+    data: dict[str, Any],
+    replace: bool,
+    request_id: uuid.UUID,
 ) -> Insight:
     """PATCH (`replace=False`: only the given fields) or PUT (`replace=True`: omitted editable fields,
     tags and dashboards reset to their defaults; `deleted` changes only when given)."""
@@ -51,5 +60,5 @@ def insight_update_from_request(
         dashboard_ids=dashboards,
         deleted=data.get("deleted"),
         extra_changes=[tag_change] if tag_change else [],
-        request_id=current_request_uuid(),
+        request_id=request_id,
     )

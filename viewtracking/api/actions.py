@@ -1,4 +1,4 @@
-"""`viewed`, `my_last_viewed` and `trending` (docs/insight-actions.md#my_last_viewed to 3.6): views recorded and read back."""
+"""`viewed`, `my_last_viewed` and `trending` (docs/insight-actions.md#viewed, #my_last_viewed, #trending): views recorded and read back."""
 
 from __future__ import annotations
 
@@ -8,23 +8,20 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.api.viewsets import ProjectScopedViewSet, Scoped
+from accounts.api.viewsets import Scoped
 from apikit.pagination import page_links
 from infra.db.prepared import Prepared
-from insights.api.serializers import (
-    InsightBasicSerializer,
-    TrendingInsightSerializer,
-    TrendingQuerySerializer,
-    ViewedSerializer,
-)
+from insights.api.base import InsightViewSetBase
+from insights.api.serializers import InsightBasicSerializer
 from insights.selectors import insight_rows
+from viewtracking.api.serializers import TrendingInsightSerializer, TrendingQuerySerializer, ViewedSerializer
 from viewtracking.selectors import insights_annotate_recent_viewers, my_last_viewed, trending_rank
 from viewtracking.services import views_record
 
 TAGS = ["insights"]
 
 
-class InsightViewActions(ProjectScopedViewSet):
+class InsightViewActions(InsightViewSetBase):
     @extend_schema(
         summary="Record insight views",
         description=(

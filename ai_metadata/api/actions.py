@@ -8,15 +8,19 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.api.viewsets import ProjectScopedViewSet
+from ai_metadata.api.serializers import (
+    MISSING_QUERY,
+    GenerateMetadataSerializer,
+    MetadataSuggestionSerializer,
+)
 from ai_metadata.services import metadata_suggest
 from apikit.schema import error_response
 from apikit.throttling import AIProjectThrottle, BurstThrottle, SustainedThrottle
-from insights.api.serializers import MISSING_QUERY, GenerateMetadataSerializer, MetadataSuggestionSerializer
+from insights.api.base import InsightViewSetBase
 from insights.query_nodes import InvalidQuery, query_parse
 
 
-class InsightMetadataActions(ProjectScopedViewSet):
+class InsightMetadataActions(InsightViewSetBase):
     @extend_schema(
         summary="Suggest an insight name and description",
         description=(

@@ -7,10 +7,10 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.api.viewsets import ProjectScopedViewSet
 from infra.logs import current_request_uuid
 from insights.access import insights_editable
-from insights.api.serializers import (
+from insights.api.base import InsightViewSetBase
+from tagging.api.serializers import (
     BulkUpdateTagsQuerySerializer,
     BulkUpdateTagsResultSerializer,
     BulkUpdateTagsSerializer,
@@ -21,7 +21,7 @@ from tagging.services import tags_bulk_update
 SKIP_REASON = "Not found or no edit access"
 
 
-class InsightTagActions(ProjectScopedViewSet):
+class InsightTagActions(InsightViewSetBase):
     @extend_schema(
         summary="Bulk update insight tags",
         description=(

@@ -1,0 +1,1 @@
+"""tagging's HTTP interface: `bulk_update_tags`, composed into the insight viewset."""

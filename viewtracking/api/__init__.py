@@ -1,0 +1,1 @@
+"""viewtracking's HTTP interface: `viewed`, `my_last_viewed` and `trending`, composed into the insight viewset."""
