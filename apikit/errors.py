@@ -32,14 +32,16 @@ class DomainError(Exception):
 
     def as_api_exception(self) -> exceptions.APIException:
         """The DRF exception the envelope is written from."""
-        error = (
-            exceptions.Throttled(wait=self.retry_after) if self.status == 429 else exceptions.APIException()
-        )
+        error: exceptions.APIException
+        if self.attr is not None:  # drf-exceptions-hog names a field of a ValidationError only
+            error = exceptions.ValidationError({self.attr: [self.detail]}, code=self.code)
+        elif self.status == 429:
+            error = exceptions.Throttled(wait=self.retry_after)
+            error.detail = exceptions.ErrorDetail(self.detail, code=self.code)
+        else:
+            error = exceptions.APIException(self.detail, code=self.code)
         error.status_code = self.status
-        error.detail = exceptions.ErrorDetail(self.detail, code=self.code)
         error.exception_type = self.type  # type: ignore[attr-defined]  # read by drf-exceptions-hog
-        if self.attr is not None:
-            error.detail = {self.attr: [error.detail]}  # type: ignore[assignment]
         return error
 
     def as_json(self) -> dict[str, Any]:
