@@ -39,7 +39,7 @@ class DomainError(Exception):
         error.detail = exceptions.ErrorDetail(self.detail, code=self.code)
         error.exception_type = self.type  # type: ignore[attr-defined]  # read by drf-exceptions-hog
         if self.attr is not None:
-            error.detail = {self.attr: [error.detail]}  # type: ignore[assignment]
+            error.detail = {self.attr: [error.detail]}
         return error
 
     def as_json(self) -> dict[str, Any]:
