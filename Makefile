@@ -26,12 +26,13 @@ test: $(STAMP)
 bench: $(STAMP)
 	@$(VENV)/bin/python bench/run.py $(ARGS)
 
-# Code, and the schema against Redocly's recommended rules (the pinned toolchain of the TypeScript
+# Code (ruff, the import contracts, mypy), and the schema against Redocly's recommended rules (the pinned toolchain of the TypeScript
 # tests, installed into build/typescript/ on first use).
 lint: schema
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
+	SECRET_KEY="$${SECRET_KEY:-type-checking-only}" $(VENV)/bin/mypy
 	mkdir -p build/typescript && cp tests/ecosystem/typescript/package*.json build/typescript/
 	[ -x build/typescript/node_modules/.bin/redocly ] || npm ci --prefix build/typescript --no-audit --no-fund --loglevel=error
 	build/typescript/node_modules/.bin/redocly lint schema.yml --config redocly.yaml
@@ -51,7 +52,7 @@ sdk: schema
 
 # Keeps `make run`'s data (/tmp/insights-api-<uid>/); delete that directory to start afresh.
 clean:
-	rm -rf $(VENV) .run .static schema.yml build/sdk build/typescript .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .run .static schema.yml build/sdk build/typescript .pytest_cache .ruff_cache .mypy_cache *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 $(VENV)/bin/python:

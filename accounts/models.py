@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
+
+if TYPE_CHECKING:
+    from accounts.api.authentication import UrlProject
 
 
 class UserManager(BaseUserManager["User"]):
@@ -32,7 +36,7 @@ class User(AbstractBaseUser):
     EMAIL_FIELD = "email"
     objects = UserManager()
 
-    def save(self, *args: object, **kwargs: object) -> None:
+    def save(self, *args: Any, **kwargs: Any) -> None:
         self.email = self.email.strip().lower()
         super().save(*args, **kwargs)
 
@@ -81,6 +85,10 @@ class Project(models.Model):
     timezone = models.CharField(max_length=64, default="UTC")
     created_at = models.DateTimeField(auto_now_add=True)
 
+    # The caller's membership level in the project, annotated by the reads that resolve a caller's
+    # project (ProjectScopedViewSet.project, accounts.selectors.api_key_caller); not a column.
+    caller_level: int
+
     class Meta:
         indexes = [
             # bootstrap reuses a project by (organization, name).
@@ -107,6 +115,10 @@ class PersonalAPIKey(models.Model):
     scoped_project_ids = ArrayField(models.BigIntegerField(), null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+
+    # The URL's project as resolved with the key, set on the key of a request by its authentication
+    # (PersonalAPIKeyAuthentication); not a column.
+    url_project: UrlProject
 
     class Meta:
         constraints = [

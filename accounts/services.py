@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
@@ -56,7 +57,7 @@ def personal_api_key_touch(*, key: PersonalAPIKey, resolution_seconds: float) ->
     """Record that a key was used, at most once per `resolution_seconds`, so a busy key does not
     turn every read into a write. The UPDATE is conditional, so concurrent requests write once."""
     now = timezone.now()
-    threshold = now - timezone.timedelta(seconds=resolution_seconds)
+    threshold = now - timedelta(seconds=resolution_seconds)
     if key.last_used_at is not None and key.last_used_at >= threshold:
         return
     PersonalAPIKey.objects.filter(id=key.id).exclude(last_used_at__gte=threshold).update(last_used_at=now)

@@ -13,15 +13,15 @@ from typing import Any
 
 from ai_metadata.naming_insights import INSIGHT_DESCRIBERS
 from ai_metadata.naming_lists import LIST_DESCRIBERS
-from ai_metadata.wording import finish_description, finish_name, humanize_event
+from ai_metadata.wording import Describer, Metadata, finish_description, finish_name, humanize_event
 from insights.query_nodes import DataTableNode, DataVisualizationNode, InsightVizNode
 
 __all__ = ["finish_description", "finish_name", "heuristic_metadata", "humanize_event"]
 
-DESCRIBERS: dict[type, Any] = {**INSIGHT_DESCRIBERS, **LIST_DESCRIBERS}
+DESCRIBERS: dict[type, Describer] = {**INSIGHT_DESCRIBERS, **LIST_DESCRIBERS}
 
 
-def heuristic_metadata(node: Any) -> dict[str, str]:
+def heuristic_metadata(node: Any) -> Metadata:
     """Name and description for a parsed query node (see insights.query_nodes.query_parse)."""
     while isinstance(node, InsightVizNode | DataTableNode | DataVisualizationNode):
         node = node.source

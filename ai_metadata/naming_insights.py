@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ai_metadata.wording import (
     INTERVAL_WORDS,
+    Describer,
     by_clause,
     filter_phrase,
     humanize_event,
@@ -109,7 +110,7 @@ def _lifecycle(query: LifecycleQuery) -> tuple[str, str]:
     return name, description
 
 
-INSIGHT_DESCRIBERS = {
+INSIGHT_DESCRIBERS: dict[type, Describer] = {
     TrendsQuery: _trends,
     FunnelsQuery: _funnels,
     RetentionQuery: _retention,

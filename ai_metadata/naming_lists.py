@@ -9,6 +9,7 @@ from ai_metadata.naming_insights import INSIGHT_DESCRIBERS
 from ai_metadata.naming_sql import sql_description, sql_name, sql_shape
 from ai_metadata.wording import (
     INTERVAL_WORDS,
+    Describer,
     filter_phrase,
     humanize_event,
     humanize_property,
@@ -162,7 +163,7 @@ def _relative(after: str | None) -> str | None:
     return period_phrase(DateRange(date_from=after)) if after and after.startswith("-") else None
 
 
-LIST_DESCRIBERS: dict[type, Any] = {
+LIST_DESCRIBERS: dict[type, Describer] = {
     EventsQuery: _events_list,
     EventsNode: _events_node,
     ActorsQuery: _actors,

@@ -234,7 +234,9 @@ def _depth(text: str, position: int) -> int:
 
 def _split(text: str) -> list[str]:
     """Split at commas outside parentheses."""
-    parts, depth, current = [], 0, []
+    parts: list[str] = []
+    depth = 0
+    current: list[str] = []
     for char in text:
         depth += {"(": 1, ")": -1}.get(char, 0)
         if char == "," and depth == 0:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from django.conf import settings
 
 from ai_metadata.naming import finish_description, finish_name, heuristic_metadata
 from ai_metadata.prompts import SYSTEM_PROMPT, user_message
+from ai_metadata.wording import Metadata
 
 HEURISTIC, OPENAI, ANTHROPIC = "heuristic", "openai", "anthropic"
 PROVIDERS = (HEURISTIC, OPENAI, ANTHROPIC)
@@ -26,16 +28,16 @@ class MalformedOutput(ValueError):
 
 
 class Provider(Protocol):
-    def suggest(self, *, node: Any, query: dict[str, Any]) -> dict[str, str]: ...
+    def suggest(self, *, node: Any, query: dict[str, Any]) -> Metadata: ...
 
 
 class HeuristicProvider:
-    def suggest(self, *, node: Any, query: dict[str, Any]) -> dict[str, str]:
+    def suggest(self, *, node: Any, query: dict[str, Any]) -> Metadata:
         return heuristic_metadata(node)
 
 
 class OpenAIProvider:
-    def suggest(self, *, node: Any, query: dict[str, Any]) -> dict[str, str]:
+    def suggest(self, *, node: Any, query: dict[str, Any]) -> Metadata:
         import openai  # imported on first use: the SDK costs every process ~1 s of start-up
 
         client = openai.OpenAI(
@@ -57,7 +59,7 @@ class OpenAIProvider:
 
 
 class AnthropicProvider:
-    def suggest(self, *, node: Any, query: dict[str, Any]) -> dict[str, str]:
+    def suggest(self, *, node: Any, query: dict[str, Any]) -> Metadata:
         import anthropic  # imported on first use, like openai
 
         client = anthropic.Anthropic(
@@ -72,15 +74,22 @@ class AnthropicProvider:
             messages=[{"role": "user", "content": user_message(query)}],
             max_tokens=300,
         )
-        text = "".join(block.text for block in response.content if getattr(block, "type", "") == "text")
+        text = "".join(
+            block.text for block in response.content if isinstance(block, anthropic.types.TextBlock)
+        )
         return parse_model_output(text)
 
 
 def provider_for(name: str) -> Provider:
-    return {HEURISTIC: HeuristicProvider, OPENAI: OpenAIProvider, ANTHROPIC: AnthropicProvider}[name]()
+    providers: dict[str, Callable[[], Provider]] = {
+        HEURISTIC: HeuristicProvider,
+        OPENAI: OpenAIProvider,
+        ANTHROPIC: AnthropicProvider,
+    }
+    return providers[name]()
 
 
-def parse_model_output(text: str) -> dict[str, str]:
+def parse_model_output(text: str) -> Metadata:
     """Find the first JSON object with string `name` and `description` in a model's reply, inside
     a code fence or surrounded by chatter, and shape it (Title Case, one sentence, length caps)."""
     candidates = [*FENCE.findall(text), text]

@@ -4,9 +4,21 @@ Case, series labels, periods, and the final shaping every answer gets, the model
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypedDict
 
 from insights.query_nodes import ActionsNode, BreakdownFilter, DateRange, EventsNode
+
+# A query node's (name, description), before the final shaping: one function per kind of node.
+Describer = Callable[[Any], tuple[str, str]]
+
+
+class Metadata(TypedDict):
+    """A suggested name and description, shaped (finish_name, finish_description)."""
+
+    name: str
+    description: str
+
 
 MAX_NAME = 100
 MAX_DESCRIPTION = 200

@@ -47,9 +47,9 @@ class CoalescingMiddleware:
 
     def process_view(self, request: HttpRequest, view_func: Any, view_args: Any, view_kwargs: Any) -> None:
         view_class = getattr(view_func, "cls", None)
-        action = (getattr(view_func, "actions", None) or {}).get(request.method.lower())
+        action = (getattr(view_func, "actions", None) or {}).get((request.method or "").lower())
         if action and action in getattr(view_class, "coalesced_actions", ()):
-            request.coalescing_key = coalescing_key(request)
+            request.coalescing_key = coalescing_key(request)  # type: ignore[attr-defined]
 
 
 def coalescing_key(request: HttpRequest) -> str:

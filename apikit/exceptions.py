@@ -74,8 +74,10 @@ def exception_handler(exc: BaseException, context: dict[str, Any] | None = None)
     # exceptions_hog drops the headers DRF's own handler would set.
     if auth_header := getattr(exc, "auth_header", None):
         response["WWW-Authenticate"] = auth_header
-    if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
-        response["Retry-After"] = str(max(1, math.ceil(exc.wait)))
+    if isinstance(exc, exceptions.Throttled):
+        wait: float | None = exc.wait  # type: ignore[attr-defined]  # set by Throttled(); not in the stubs
+        if wait is not None:
+            response["Retry-After"] = str(max(1, math.ceil(wait)))
     return response
 
 

@@ -138,7 +138,8 @@ class AutoSchema(openapi.AutoSchema):
         warn(f"{self._operation_name()} has no explicit summary")
         return None
 
-    def get_description(self) -> str:
+    # drf-spectacular's AutoSchema takes no path and method here, unlike DRF's (and its stubs').
+    def get_description(self) -> str:  # type: ignore[override]
         warn(f"{self._operation_name()} has no explicit description")
         return ""
 
@@ -183,7 +184,7 @@ class AutoSchema(openapi.AutoSchema):
                     ]
                 }
                 parameter["description"] = "The insight's numeric `id` or its 8-character `short_id`."
-            elif parameter["name"] == "query_id" and self.view.action == "destroy":
+            elif parameter["name"] == "query_id" and getattr(self.view, "action", None) == "destroy":
                 parameter["schema"] = {"type": "string", "pattern": r"^[A-Za-z0-9_.:\-]{1,128}$"}
                 parameter["description"] = "The `client_query_id` the query was started with."
             elif parameter["name"] == "query_id":

@@ -94,6 +94,7 @@ def _compile(field: serializers.Field, attributes: tuple[str, ...] | None = None
         return lambda row, stand: absent() if callable(absent) else absent
     read = _reader(field)
     if isinstance(field, serializers.ListSerializer):
+        assert isinstance(field.child, serializers.Serializer), f"{field.field_name!r} lists no serializer"
         child = RowWriter(field.child)
 
         def write_many(row: Any, stand: _Stand) -> Any:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import redis
 
 from infra import wakeups
-from infra.redis import redis_client
+from infra.redis import as_text, redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -164,7 +164,7 @@ class Lane:
         client = redis_client()
         found = []
         for raw in client.smembers(f"lane:{self.name}:tenants"):
-            tenant = raw.decode()
+            tenant = as_text(raw)
             running, waiting = self._keys(tenant)[:2]
             pipe = client.pipeline(transaction=False)
             pipe.zcard(running)

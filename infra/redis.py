@@ -22,6 +22,12 @@ def redis_client() -> redis.Redis:
     )
 
 
+def as_text(value: bytes | str) -> str:
+    """A value read with `redis_client()` as text: it answers bytes (its responses are not decoded),
+    which redis-py's types cannot tell from str."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def cache_get(key: str) -> Any:
     """The cached value, or None when missing or when Redis cannot be reached (caches fail open)."""
     try:

@@ -27,14 +27,18 @@ LEVEL = "user_access_level"
 
 def insights_visible(queryset: QuerySet[Any], caller: Caller) -> QuerySet[Any]:
     """The insights of `queryset` the caller may see, each annotated with their `user_access_level`."""
+    # django-stubs types `annotate(**{name: ...})` as Any; it is a queryset of the same rows.
+    visible: QuerySet[Any]
     if caller.is_admin:
-        return queryset.annotate(**{LEVEL: Value(AccessLevel.EDITOR.value)})
+        visible = queryset.annotate(**{LEVEL: Value(AccessLevel.EDITOR.value)})
+        return visible
     override = InsightAccessOverride.objects.filter(insight_id=OuterRef("id"), user_id=caller.user_id)
     level = Case(
         When(created_by_id=caller.user_id, then=Value(AccessLevel.EDITOR.value)),
         default=Coalesce(Subquery(override.values("access_level")[:1]), F("access_level")),
     )
-    return queryset.annotate(**{LEVEL: level}).exclude(**{LEVEL: AccessLevel.NONE.value})
+    visible = queryset.annotate(**{LEVEL: level}).exclude(**{LEVEL: AccessLevel.NONE.value})
+    return visible
 
 
 def insights_editable(queryset: QuerySet[Any]) -> QuerySet[Any]:

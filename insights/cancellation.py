@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import redis
 
 from infra import wakeups
-from infra.redis import redis_client
+from infra.redis import as_text, redis_client
 from insights.query_runner import query_stop
 
 logger = logging.getLogger(__name__)
@@ -89,5 +89,5 @@ def _cancel(registration: Registration) -> bool:
         wakeups.wake(registration.channel)
         execution, stop = client.hmget(registration.key, "execution", "stop")
         if stop == b"1" and execution:
-            query_stop(execution.decode())
+            query_stop(as_text(execution))
     return bool(marked)

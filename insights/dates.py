@@ -25,10 +25,10 @@ def parse_date_param(value: str, *, now: datetime, tz: ZoneInfo, end_of_day: boo
         try:
             if unit == "h":
                 return now - timedelta(hours=amount)
-            day = (now.astimezone(tz) - timedelta(days=amount * UNIT_DAYS[unit])).date()
+            start = (now.astimezone(tz) - timedelta(days=amount * UNIT_DAYS[unit])).date()
         except OverflowError:  # -9999y reaches before year 1
             raise ValueError(f"{value!r} reaches back before the year 1.") from None
-        return datetime.combine(day, time.min, tzinfo=tz)
+        return datetime.combine(start, time.min, tzinfo=tz)
     try:
         moment = parse_datetime(value)
         day = None if moment else parse_date(value)

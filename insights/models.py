@@ -59,7 +59,9 @@ class Insight(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     updated_at = models.DateTimeField(auto_now=True)
-    dashboards = models.ManyToManyField("Dashboard", through="DashboardTile", related_name="insights")
+    dashboards: models.ManyToManyField[Dashboard, DashboardTile] = models.ManyToManyField(
+        "Dashboard", through="DashboardTile", related_name="insights"
+    )
 
     class Meta:
         constraints = [

@@ -266,6 +266,7 @@ def _breakdown_key(query: TrendsQuery) -> str | None:
     breakdown = query.breakdownFilter
     if breakdown is None:
         return None
+    key: str | int | list[str | int] | None
     if breakdown.breakdowns:
         if len(breakdown.breakdowns) > 1:
             raise UnsupportedQuery("unsupported_breakdown", "Only one breakdown property is supported.")
@@ -390,8 +391,8 @@ def trends_shape(
 ) -> list[dict[str, Any]]:
     position = {bucket: index for index, bucket in enumerate(window.buckets)}
     cells: dict[tuple[int, str | None], list[float]] = {}
-    for series, bucket, breakdown, value in rows:
-        data = cells.setdefault((series, breakdown), [0] * len(window.buckets))
+    for series_index, bucket, breakdown, value in rows:
+        data = cells.setdefault((series_index, breakdown), [0] * len(window.buckets))
         if bucket in position:
             data[position[bucket]] = _number(value)
     if not broken_down:
@@ -402,6 +403,7 @@ def trends_shape(
     results = []
     for (index, breakdown), data in cells.items():
         series = query.series[index]
+        assert isinstance(series, EventsNode)  # trends_sql refuses any other series
         name = series.custom_name or series.event or "All events"
         result: dict[str, Any] = {
             "label": name if not broken_down else f"{name} - {_breakdown_label(breakdown)}",

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
@@ -19,7 +20,7 @@ from rest_framework.response import Response
 
 class _EnvelopeErrors:
     # GET only: OPTIONS would describe the view as data, which an HTML template cannot render.
-    http_method_names = ["get", "head"]
+    http_method_names: Sequence[str] = ["get", "head"]
 
     def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Response:
         if response.status_code >= 400:

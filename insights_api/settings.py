@@ -74,7 +74,7 @@ USE_TZ = True
 USE_I18N = False
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / ".static"
+STATIC_ROOT: Path | None = BASE_DIR / ".static"  # None in the tests (settings_test)
 # Swagger UI and Redoc assets ship with drf-spectacular-sidecar and are served by WhiteNoise, so the
 # docs work offline and without a CDN.
 WHITENOISE_USE_FINDERS = True

@@ -58,7 +58,8 @@ def views_record(
             """,
             {"project": project.id, "user": user.pk, "now": at or timezone.now(), **kept_params},
         )
-        return cursor.rowcount
+        inserted: int = cursor.rowcount
+        return inserted
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,13 @@ def url_project_id(request: Request) -> int | None:
     return int(raw) if raw.isdigit() and int(raw) <= MAX_DB_ID else None
 
 
+def request_user(request: Request) -> User:
+    """The caller of a route that lets only authenticated users in (IsAuthenticated, the default)."""
+    user = request.user
+    assert isinstance(user, User), "an authenticated route"
+    return user
+
+
 class PersonalAPIKeyAuthentication(authentication.BaseAuthentication):
     """`Authorization: Bearer <key>`. On success `request.auth` is the PersonalAPIKey row."""
 

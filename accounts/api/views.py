@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.api.authentication import request_user
 from accounts.api.serializers import LoginSerializer, MeSerializer, UserBasicSerializer
 from accounts.models import PersonalAPIKey
 from accounts.selectors import user_organizations
@@ -77,7 +78,7 @@ class MeView(APIView):
         tags=["auth"],
     )
     def get(self, request: Request) -> Response:
-        user = request.user
+        user = request_user(request)
         key = request.auth if isinstance(request.auth, PersonalAPIKey) else None
         organizations = user_organizations(user=user, project_ids=key.scoped_project_ids if key else None)
         data = {**UserBasicSerializer(user).data, "organizations": organizations}

@@ -13,16 +13,19 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from django.db.models import F, QuerySet
 from rest_framework import exceptions, permissions, viewsets
 
-from accounts.api.authentication import url_project_id
+from accounts.api.authentication import request_user, url_project_id
 from accounts.api.permissions import APIScopePermission, ProjectAccessPermission
 from accounts.caller import Caller
 from accounts.models import OrganizationMembership, PersonalAPIKey, Project
 from infra.db.prepared import Markers, Prepared
+
+if TYPE_CHECKING:
+    from rest_framework.decorators import ViewSetAction
 
 PROTECTED_ATTRIBUTES = (
     "get_queryset",
@@ -47,9 +50,6 @@ BUILTIN_ACTION_LEVELS = {
 }
 
 
-Visibility = Callable[[QuerySet[Any], Caller], QuerySet[Any]]
-
-
 @dataclass(frozen=True)
 class Scoped:
     """A viewset's querysets for a prepared statement (`ProjectScopedViewSet.prepared`), scoped to
@@ -68,7 +68,9 @@ class ProjectScopedViewSet(viewsets.GenericViewSet):
     scope_object: ClassVar[str]
     # Narrows the project's rows to those the caller may see, annotating what they may do with each
     # (wrapped in staticmethod); get_queryset and get_project_queryset both apply it.
-    visibility: ClassVar[Visibility | None] = None
+    visibility: ClassVar[staticmethod[[QuerySet[Any], Caller], QuerySet[Any]] | None] = None
+    # What every queryset handed out starts from (each subclass sets it; GenericAPIView's is None).
+    queryset: QuerySet[Any] | None
     # Per-viewset changes to BUILTIN_ACTION_LEVELS, e.g. running a query (`create`) only reads.
     action_levels: ClassVar[dict[str, str]] = {}
     # Field on the model naming its project (the final, unavoidable filter).
@@ -80,7 +82,8 @@ class ProjectScopedViewSet(viewsets.GenericViewSet):
         for name in PROTECTED_ATTRIBUTES:
             if name in cls.__dict__:
                 raise TypeError(f"{cls.__name__} must not override {name}; see ProjectScopedViewSet.")
-        for extra in cls.get_extra_actions():
+        # The stubs type the extra actions as plain views; they are @action's, with its `kwargs`.
+        for extra in cast("list[ViewSetAction[Any]]", cls.get_extra_actions()):
             scopes = extra.kwargs.get("required_scopes")
             if not scopes or len(scopes) != 1:
                 raise TypeError(
@@ -122,8 +125,10 @@ class ProjectScopedViewSet(viewsets.GenericViewSet):
         else:
             project = (
                 Project.objects.select_related("organization")
-                .filter(id=project_id, organization__memberships__user_id=self.request.user.pk)
-                .annotate(caller_level=F("organization__memberships__level"))  # the same membership row
+                .filter(id=project_id, organization__memberships__user_id=request_user(self.request).pk)
+                # The same membership row. The plugin refuses annotating a name the model declares;
+                # Django refuses only a field's.
+                .annotate(caller_level=F("organization__memberships__level"))  # type: ignore[no-redef]
                 .first()
                 if project_id is not None
                 else None
@@ -135,7 +140,7 @@ class ProjectScopedViewSet(viewsets.GenericViewSet):
     @cached_property
     def caller(self) -> Caller:
         return Caller(
-            user_id=self.request.user.pk,
+            user_id=request_user(self.request).pk,
             is_admin=self.project.caller_level >= OrganizationMembership.Level.ADMIN,
         )
 
@@ -168,6 +173,7 @@ class ProjectScopedViewSet(viewsets.GenericViewSet):
         cache_key = (type(self), key, self.caller.is_admin)  # an admin's visibility is another statement
         statement = _PREPARED.get(cache_key) if key is not None else None
         if statement is None:
+            assert self.queryset is not None, f"{type(self).__name__} must set queryset"
             markers = Markers()
             project_id = markers.number("project")
             caller = Caller(user_id=markers.number("user"), is_admin=self.caller.is_admin)
@@ -194,5 +200,5 @@ class ProjectScopedViewSet(viewsets.GenericViewSet):
 
     def get_serializer_context(self) -> dict[str, Any]:
         if getattr(self, "swagger_fake_view", False):
-            return super().get_serializer_context()
+            return dict(super().get_serializer_context())
         return {**super().get_serializer_context(), "project": self.project}

@@ -11,7 +11,8 @@ so a request draws at most one and is served a second later.
 from __future__ import annotations
 
 import functools
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db.backends.base.base import NO_DB_ALIAS
@@ -20,6 +21,10 @@ from psycopg_pool import ConnectionPool
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
+    # Django's (5.2), missing from django-stubs: every alias's pool, and the set-up of a new connection.
+    _connection_pools: ClassVar[dict[str, ConnectionPool]]
+    _configure_connection: Callable[[Any], None]
+
     @property
     def pool(self) -> ConnectionPool | None:
         # Django's own property (django/db/backends/postgresql/base.py, 5.2), but for `check`.

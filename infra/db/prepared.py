@@ -120,7 +120,8 @@ def prepare(
     if offset is not None:
         sql += " OFFSET %s"
         holes += (_Hole(offset),)
-    renamed = [(rename or {}).get(name, name) for name in queryset._fields]  # in the SELECT's order
+    # In the SELECT's order; `_fields` (the names of values()/values_list()) is not in django-stubs.
+    renamed = [(rename or {}).get(name, name) for name in queryset._fields]  # type: ignore[attr-defined]
     selected = [column[0] for column in compiler.select[: compiler.col_count]]
     converters = tuple(
         (position, tuple(converters), expression)
@@ -130,7 +131,7 @@ def prepare(
         sql=sql,
         params=holes,
         converters=converters,
-        row_type=collections.namedtuple("Row", renamed),  # type: ignore[misc]
+        row_type=collections.namedtuple("Row", renamed),
     )
 
 

@@ -10,6 +10,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.api.authentication import request_user
 from accounts.models import OrganizationMembership
 from apikit.fields import DatabaseIdField
 from infra.logs import current_request_uuid
@@ -96,7 +97,7 @@ class InsightAccessActions(InsightViewSetBase):
             {member["user_id"]: member["access_level"] for member in payload.validated_data["members"]},
         )
         changed = access_controls_set(
-            insight=insight, user=request.user, controls=wanted, request_id=current_request_uuid()
+            insight=insight, user=request_user(request), controls=wanted, request_id=current_request_uuid()
         )
         return Response(changed.as_json())
 

@@ -8,6 +8,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.api.authentication import request_user
 from insights.api.base import InsightViewSetBase
 from insights.api.serializers import CancelResultSerializer, CancelSerializer
 from insights.cancellation import query_cancel
@@ -34,7 +35,7 @@ class InsightCancelActions(InsightViewSetBase):
         payload.is_valid(raise_exception=True)
         cancelled = query_cancel(
             project_id=self.project.id,
-            user_id=request.user.pk,
+            user_id=request_user(request).pk,
             client_query_id=payload.validated_data["client_query_id"],
         )
         return Response({"cancelled": cancelled}, status=status.HTTP_201_CREATED)

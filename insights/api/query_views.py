@@ -9,6 +9,7 @@ from rest_framework import exceptions, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.api.authentication import request_user
 from accounts.api.viewsets import ProjectScopedViewSet
 from apikit.coalescing import CoalescedResultMixin
 from apikit.schema import error_response
@@ -107,5 +108,5 @@ class QueryViewSet(CoalescedResultMixin, ProjectScopedViewSet):
         tags=TAGS,
     )
     def destroy(self, request: Request, project_id: str, query_id: str) -> Response:
-        query_cancel(project_id=self.project.id, user_id=request.user.pk, client_query_id=query_id)
+        query_cancel(project_id=self.project.id, user_id=request_user(request).pk, client_query_id=query_id)
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from django.core.validators import RegexValidator
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
@@ -175,6 +175,20 @@ class DashboardTileBasicSerializer(serializers.Serializer):
 LEGACY_LEVELS = ((21, "can view"), (37, "can edit"))
 
 
+class ShownInsight(Protocol):
+    """What the shapes' method fields read of an insight: a row of insights.selectors.insight_rows, or
+    an insight annotated as those rows are."""
+
+    @property
+    def results_fingerprint(self) -> str | None: ...
+    @property
+    def live_tiles(self) -> list[dict[str, int]]: ...  # [{"id", "dashboard_id"}] of live dashboards
+    @property
+    def tag_names(self) -> list[str]: ...
+    @property
+    def user_access_level(self) -> str: ...  # insights.access.LEVEL
+
+
 class InsightBasicSerializer(serializers.Serializer):
     """An insight's basic shape: what lists show."""
 
@@ -221,15 +235,15 @@ class InsightBasicSerializer(serializers.Serializer):
         return {}
 
     @extend_schema_field(serializers.ListField(child=serializers.IntegerField()))
-    def get_dashboards(self, insight: Insight) -> list[int]:
+    def get_dashboards(self, insight: ShownInsight) -> list[int]:
         return [tile["dashboard_id"] for tile in insight.live_tiles]
 
     @extend_schema_field(DashboardTileBasicSerializer(many=True))
-    def get_dashboard_tiles(self, insight: Insight) -> list[dict[str, Any]]:
+    def get_dashboard_tiles(self, insight: ShownInsight) -> list[dict[str, Any]]:
         return [{**tile, "deleted": False} for tile in insight.live_tiles]
 
     @extend_schema_field(serializers.DateTimeField(allow_null=True))
-    def get_last_refresh(self, insight: Insight) -> str | None:
+    def get_last_refresh(self, insight: ShownInsight) -> str | None:
         return self.context.get("last_refresh", {}).get(insight.results_fingerprint)
 
     @extend_schema_field(serializers.BooleanField())
@@ -237,11 +251,11 @@ class InsightBasicSerializer(serializers.Serializer):
         return False
 
     @extend_schema_field(serializers.ListField(child=serializers.CharField()))
-    def get_tags(self, insight: Insight) -> list[str]:
+    def get_tags(self, insight: ShownInsight) -> list[str]:
         return insight.tag_names
 
     @extend_schema_field(serializers.ChoiceField(choices=AccessLevel.choices))
-    def get_user_access_level(self, insight: Insight) -> str:
+    def get_user_access_level(self, insight: ShownInsight) -> str:
         return insight.user_access_level  # annotated by the viewset's visibility (insights.access)
 
 
@@ -287,7 +301,7 @@ class InsightSerializer(InsightBasicSerializer):
         return self.context["project"].timezone
 
     @extend_schema_field(serializers.ChoiceField(choices=LEGACY_LEVELS))
-    def get_effective_privilege_level(self, insight: Insight) -> int:
+    def get_effective_privilege_level(self, insight: ShownInsight) -> int:
         return caller_access_fields(insight.user_access_level)["effective_privilege_level"]
 
 
@@ -429,10 +443,12 @@ class TrendsSeriesSerializer(serializers.Serializer):
     """One series (per breakdown value) of a Trends result."""
 
     # Schema only: results are JSON computed by insights.trends.
+    # (The stubs take `label` and `data` for the serializer's own attributes; DRF's SerializerMetaclass
+    # takes declared fields off the class, so there is no clash.)
 
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]
     count = serializers.FloatField(help_text="The sum of `data`.")
-    data = serializers.ListField(child=serializers.FloatField(), help_text="One number per interval.")
+    data = serializers.ListField(child=serializers.FloatField(), help_text="One number per interval.")  # type: ignore[assignment]
     days = serializers.ListField(child=serializers.CharField(), help_text="Each interval's start.")
     labels = serializers.ListField(
         child=serializers.CharField(), help_text="Display labels of the intervals."
@@ -485,6 +501,8 @@ class InsightRetrieveSerializer(InsightSerializer):
 
     result = TrendsSeriesSerializer(many=True, allow_null=True, read_only=True)
     is_cached = serializers.BooleanField(read_only=True)
-    last_refresh = serializers.DateTimeField(allow_null=True, read_only=True)
-    timezone = serializers.CharField(read_only=True)
+    # In place of the base's method fields: typed as class attributes by the stubs, which DRF's
+    # SerializerMetaclass takes off the class, so the types need not match.
+    last_refresh = serializers.DateTimeField(allow_null=True, read_only=True)  # type: ignore[assignment]
+    timezone = serializers.CharField(read_only=True)  # type: ignore[assignment]
     query_status = QueryStatusSerializer(allow_null=True, read_only=True)

@@ -14,9 +14,11 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.api.authentication import request_user
 from accounts.api.viewsets import Scoped
 from ai_metadata.api.actions import InsightMetadataActions
 from apikit.coalescing import CoalescedResultMixin
+from apikit.pagination import LimitOffsetPagination
 from apikit.schema import error_response
 from infra.db.prepared import Prepared, prepare
 from infra.logs import current_request_uuid
@@ -110,7 +112,9 @@ class InsightViewSet(
             listed = insights_filter(queryset=scoped.lean, filters=marked(scoped))
             return prepare(listed.values_list("id"), scoped.markers)
 
-        rows = self.paginator.paginate(
+        paginator = self.paginator
+        assert isinstance(paginator, LimitOffsetPagination)  # settings' DEFAULT_PAGINATION_CLASS
+        rows = paginator.paginate(
             request,
             page=lambda limit, offset: self.run(
                 self.prepared(shape and ("page", shape), page), limit=limit, offset=offset
@@ -187,7 +191,7 @@ class InsightViewSet(
         payload.is_valid(raise_exception=True)
         insight = insight_create_with_tags(
             project=self.project,
-            user=request.user,
+            user=request_user(request),
             data=payload.validated_data,
             request_id=current_request_uuid(),
         )
@@ -258,7 +262,7 @@ class InsightViewSet(
         payload.is_valid(raise_exception=True)
         insight_update_with_tags(
             project=self.project,
-            user=request.user,
+            user=request_user(request),
             insight=insight,
             data=payload.validated_data,
             replace=replace,

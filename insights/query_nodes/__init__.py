@@ -123,7 +123,7 @@ def query_parse(value: Any) -> AnyQueryNode:
     if len(json.dumps(value)) > MAX_QUERY_BYTES:
         raise InvalidQuery(f"A query may be at most {MAX_QUERY_BYTES} bytes of JSON.")
     try:
-        return _Root(node=value).node
+        return _Root.model_validate({"node": value}).node
     except ValidationError as exc:
         error = exc.errors()[0]
         path = ".".join(str(part) for part in error["loc"][1:] if part not in DISCRIMINATOR_TAGS) or "query"

@@ -7,6 +7,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.api.authentication import request_user
 from infra.logs import current_request_uuid
 from insights.access import insights_editable
 from insights.api.base import InsightViewSetBase
@@ -48,7 +49,7 @@ class InsightTagActions(InsightViewSetBase):
         payload.is_valid(raise_exception=True)
         result = tags_bulk_update(
             project=self.project,
-            user=request.user,
+            user=request_user(request),
             insight_ids=payload.validated_data["ids"],
             action=payload.validated_data["action"],
             names=payload.validated_data["tags"],

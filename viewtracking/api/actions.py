@@ -8,6 +8,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.api.authentication import request_user
 from accounts.api.viewsets import Scoped
 from apikit.pagination import page_links
 from infra.db.prepared import Prepared
@@ -40,7 +41,7 @@ class InsightViewActions(InsightViewSetBase):
         payload.is_valid(raise_exception=True)
         views_record(
             project=self.project,
-            user=request.user,
+            user=request_user(request),
             insight_ids=payload.validated_data["insight_ids"],
             visible=self.get_project_queryset(),
         )

@@ -66,7 +66,7 @@ class Command(BaseCommand):
             project_scoped=options["project_scoped"],
             level=LEVELS[options["level"]] if options["level"] else None,
         )
-        payload = {
+        payload: dict[str, Any] = {
             "user": {"id": result.user.id, "email": result.user.email},
             "organization": {"id": result.organization.id, "name": result.organization.name},
             "project": {"id": result.project.id, "name": result.project.name},
