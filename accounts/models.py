@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
-
-if TYPE_CHECKING:
-    from accounts.api.authentication import UrlProject
 
 
 class UserManager(BaseUserManager["User"]):
@@ -128,3 +126,12 @@ class PersonalAPIKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.label} ({self.prefix}…)"
+
+
+@dataclass(frozen=True)
+class UrlProject:
+    """The project a URL names (`id`, None when the URL names none or an impossible id), and that
+    project when the caller is a member of its organization (else None), as resolved with the key."""
+
+    id: int | None
+    project: Project | None

@@ -3,27 +3,17 @@
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
 
 from django.conf import settings
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
-from accounts.models import PersonalAPIKey, Project, User
+from accounts.models import PersonalAPIKey, UrlProject, User
 from accounts.selectors import api_key_caller
 from accounts.services import API_KEY_LOOKUP_LENGTH, api_key_digest, personal_api_key_touch
 from apikit.fields import MAX_DB_ID
 
 INVALID_KEY = "Invalid personal API key."
-
-
-@dataclass(frozen=True)
-class UrlProject:
-    """The project a URL names (`id`, None when the URL names none or an impossible id), and that
-    project when the caller is a member of its organization (else None), as resolved with the key."""
-
-    id: int | None
-    project: Project | None
 
 
 def url_project_id(request: Request) -> int | None:

@@ -2,27 +2,30 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol, cast
 
 from rest_framework import exceptions, permissions
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from accounts.models import PersonalAPIKey
+from accounts.models import PersonalAPIKey, Project
 from accounts.scopes import scopes_grant
 
-if TYPE_CHECKING:
-    from accounts.api.viewsets import ProjectScopedViewSet
+
+class ScopedView(Protocol):
+    """What these permissions ask of the view they guard (ProjectScopedViewSet, which installs them,
+    answers both; naming it here would import the module that imports this one)."""
+
+    def required_scope(self) -> str: ...
+
+    @property
+    def project(self) -> Project:
+        """The URL's project; raises NotFound or PermissionDenied when the caller may not act on it."""
+        ...
 
 
-def _scoped(view: APIView) -> ProjectScopedViewSet:
-    """The view, which these permissions are made for: ProjectScopedViewSet installs them and answers
-    what they ask (`required_scope()`, and `project`, which raises NotFound or PermissionDenied when
-    the caller may not act on the URL's project)."""
-    from accounts.api.viewsets import ProjectScopedViewSet  # which imports this module
-
-    assert isinstance(view, ProjectScopedViewSet), f"{type(view).__name__} is not project-scoped"
-    return view
+def _scoped(view: APIView) -> ScopedView:
+    return cast(ScopedView, view)  # DRF types every permission's view as a plain APIView
 
 
 class APIScopePermission(permissions.BasePermission):
