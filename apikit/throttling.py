@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 import redis
@@ -16,10 +18,11 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from rest_framework import throttling
 from rest_framework.request import Request
+from rest_framework.throttling import BaseThrottle
 
 from infra.redis import redis_client
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # rest_framework.views imports this module (DEFAULT_THROTTLE_CLASSES)
     from rest_framework.views import APIView
 
 logger = logging.getLogger(__name__)
@@ -41,26 +44,60 @@ class _RedisRateThrottle(throttling.BaseThrottle):
         raise NotImplementedError
 
     def allow_request(self, request: Request, view: APIView) -> bool:
+        return not throttle_waits([self], request, view)
+
+    def window(self, request: Request, view: APIView) -> _Window | None:
+        """This request's counter: its key, limit and period; None when the scope has no rate."""
         rate = settings.THROTTLE_RATES.get(self.scope)
         if rate is None:
-            return True
+            return None
         limit, period = parse_rate(rate)
         now = time.time()
         window = int(now // period)
         key = f"{settings.CACHES['default']['KEY_PREFIX']}:throttle:{self.scope}:{self.ident_for(request, view)}:{window}"
-        try:
-            pipeline = redis_client().pipeline(transaction=False)
-            pipeline.incr(key)
-            pipeline.expire(key, period + 1)
-            count, _ = pipeline.execute()
-        except redis.exceptions.RedisError:
-            logger.warning("Throttle %s skipped: Redis unavailable", self.scope)
-            return True
-        self._wait = (window + 1) * period - now
-        return count <= limit
+        return _Window(key=key, limit=limit, period=period, wait=(window + 1) * period - now)
 
     def wait(self) -> float | None:
         return self._wait
+
+
+@dataclass(frozen=True)
+class _Window:
+    key: str
+    limit: int
+    period: int
+    wait: float  # seconds until the window ends
+
+
+def throttle_waits(throttles: Sequence[BaseThrottle], request: Request, view: APIView) -> list[float | None]:
+    """How long each refusing throttle asks the caller to wait (empty: allowed), counting the request
+    against every Redis budget in one round trip; other throttles answer as DRF asks them."""
+    counted = [
+        (throttle, window)
+        for throttle in throttles
+        if isinstance(throttle, _RedisRateThrottle) and (window := throttle.window(request, view)) is not None
+    ]
+    waits: list[float | None] = [
+        throttle.wait()
+        for throttle in throttles
+        if not isinstance(throttle, _RedisRateThrottle) and not throttle.allow_request(request, view)
+    ]
+    if not counted:
+        return waits
+    try:
+        pipeline = redis_client().pipeline(transaction=False)
+        for _, window in counted:
+            pipeline.incr(window.key)
+            pipeline.expire(window.key, window.period + 1)
+        replies = pipeline.execute()
+    except redis.exceptions.RedisError:
+        logger.warning("Throttles %s skipped: Redis unavailable", ", ".join(t.scope for t, _ in counted))
+        return waits
+    for (throttle, window), count in zip(counted, replies[::2], strict=True):
+        throttle._wait = window.wait
+        if count > window.limit:
+            waits.append(window.wait)
+    return waits
 
 
 def parse_rate(rate: str) -> tuple[int, int]:

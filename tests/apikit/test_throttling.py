@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import time
+
 import pytest
 
 pytestmark = pytest.mark.django_db
@@ -17,6 +20,22 @@ def test_a_key_over_its_budget_gets_429_with_retry_after(client_for, owner, insi
     response = client.get(insights_url)
     assert response.json()["type"] == "throttled_error"
     assert 1 <= int(response["Retry-After"]) <= 60
+
+
+def test_each_budget_counts_every_request_and_the_longest_wait_is_asked(
+    client_for, owner, insights_url, settings
+):
+    settings.THROTTLE_RATES = {**settings.THROTTLE_RATES, "burst": "3/minute", "sustained": "2/hour"}
+    client = client_for(owner)
+
+    statuses = [client.get(insights_url).status_code for _ in range(3)]
+
+    assert statuses == [200, 200, 429]  # the hourly budget ran out first
+    response = client.get(insights_url)  # now both have: the caller waits for the later window end
+    now = time.time()
+    assert response.status_code == 429
+    later_end = max(3600 - now % 3600, 60 - now % 60)
+    assert abs(int(response["Retry-After"]) - math.ceil(later_end)) <= 1
 
 
 def test_budgets_are_per_key(client_for, owner, insights_url, settings):
