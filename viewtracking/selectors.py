@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from django.contrib.postgres.expressions import ArraySubquery
-from django.db import connection
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from accounts.models import Project
 from accounts.selectors import user_basic_json
+from infra.db.prepared import Markers, Prepared, prepare_sql
 from infra.db.sql import queryset_sql
 from insights.models import Insight
 from viewtracking.models import InsightViewDaily, InsightViewed, PendingView
@@ -64,57 +66,81 @@ def trending_rank(
     *, project: Project, days: int, limit: int, offset: int, visible: QuerySet[Insight] | None = None
 ) -> TrendingPage:
     """Rank the project's live insights (those of `visible`, when given: the caller's) by views in
-    the window, in one statement.
+    the window, in one statement (trending_ranking, compiled here for this call)."""
+    markers = Markers()
+    ranking = trending_ranking(
+        visible=(visible if visible is not None else Insight.objects.all()).filter(
+            project_id=markers.number("project")
+        ),
+        markers=markers,
+    )
+    start = trending_window_start(days=days, now=timezone.now())
+    rows = ranking.rows(project=project.id, **trending_values(start=start, limit=limit, offset=offset))
+    return trending_page(
+        rows, offset=offset, count=lambda: trending_count(ranked=_live(project, visible), start=start)
+    )
+
+
+def trending_ranking(*, visible: QuerySet[Insight], markers: Markers) -> Prepared:
+    """The statement ranking the live insights of `visible` (a queryset scoped to the stand-in
+    `markers.number("project")`) by views in a window; run it with the project and
+    `trending_values(...)`.
 
     view_count = rolled-up days in the window + views still queued for the rollup (exact: the
     rollup moves views from one side to the other in a single transaction). unique_viewers and
     last_viewed_at come from the users' latest views: a user viewed since T exactly when their
-    latest view is at or after T. Ties: latest view, then id, descending.
+    latest view is at or after T. Ties: latest view, then id, descending. The last column counts
+    every ranked insight (for the page's `count`).
     """
-    start = trending_window_start(days=days, now=timezone.now())
-    ranked = _live(project, visible)
-    ranked_sql, ranked_params = queryset_sql(ranked.values("id"), prefix="ranked")
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            WITH viewers AS (
-                SELECT viewed.insight_id, count(*) AS unique_viewers, max(viewed.last_viewed_at) AS last_viewed_at
-                FROM {_VIEWED} AS viewed
-                WHERE viewed.project_id = %(project)s AND viewed.last_viewed_at >= %(start)s
-                  AND viewed.insight_id IN ({ranked_sql})
-                GROUP BY viewed.insight_id
-            ), views AS (
-                SELECT insight_id, sum(views) AS views FROM (
-                    SELECT insight_id, views FROM {_DAILY}
-                    WHERE project_id = %(project)s AND day >= %(first_day)s
-                    UNION ALL
-                    SELECT insight_id, count(*) FROM {_PENDING}
-                    WHERE project_id = %(project)s AND viewed_at >= %(start)s
-                    GROUP BY insight_id
-                ) AS counted
+    ranked_sql, ranked_params = queryset_sql(visible.filter(deleted=False).values("id"), prefix="ranked")
+    return prepare_sql(
+        f"""
+        WITH viewers AS (
+            SELECT viewed.insight_id, count(*) AS unique_viewers, max(viewed.last_viewed_at) AS last_viewed_at
+            FROM {_VIEWED} AS viewed
+            WHERE viewed.project_id = %(project)s AND viewed.last_viewed_at >= %(start)s
+              AND viewed.insight_id IN ({ranked_sql})
+            GROUP BY viewed.insight_id
+        ), views AS (
+            SELECT insight_id, sum(views) AS views FROM (
+                SELECT insight_id, views FROM {_DAILY}
+                WHERE project_id = %(project)s AND day >= %(first_day)s
+                UNION ALL
+                SELECT insight_id, count(*) FROM {_PENDING}
+                WHERE project_id = %(project)s AND viewed_at >= %(start)s
                 GROUP BY insight_id
-            )
-            SELECT viewers.insight_id, coalesce(views.views, 0), viewers.unique_viewers, viewers.last_viewed_at,
-                   count(*) OVER ()
-            FROM viewers LEFT JOIN views ON views.insight_id = viewers.insight_id
-            ORDER BY 2 DESC, viewers.last_viewed_at DESC, viewers.insight_id DESC
-            LIMIT %(limit)s OFFSET %(offset)s
-            """,
-            {
-                "project": project.id,
-                "start": start,
-                "first_day": start.date(),
-                "limit": limit,
-                "offset": offset,
-                **ranked_params,
-            },
+            ) AS counted
+            GROUP BY insight_id
         )
-        fetched = cursor.fetchall()
-    if not fetched and offset:
-        return TrendingPage(total=trending_count(ranked=ranked, start=start), rows=[])
+        SELECT viewers.insight_id, coalesce(views.views, 0), viewers.unique_viewers, viewers.last_viewed_at,
+               count(*) OVER ()
+        FROM viewers LEFT JOIN views ON views.insight_id = viewers.insight_id
+        ORDER BY 2 DESC, viewers.last_viewed_at DESC, viewers.insight_id DESC
+        LIMIT %(limit)s OFFSET %(offset)s
+        """,
+        {**ranked_params, "project": markers.number("project")},
+        markers,
+        columns=("insight_id", "view_count", "unique_viewers", "last_viewed_at", "total"),
+        holes=("start", "first_day", "limit", "offset"),
+    )
+
+
+def trending_values(*, start: datetime, limit: int, offset: int) -> dict[str, Any]:
+    """The values of a run of `trending_ranking` for the window from `start`."""
+    return {"start": start, "first_day": start.date(), "limit": limit, "offset": offset}
+
+
+def trending_page(rows: list[Any], *, offset: int, count: Callable[[], int]) -> TrendingPage:
+    """A page of the ranking from its rows; past the end (no rows at an offset) `count()` says how
+    many are ranked."""
+    if not rows and offset:
+        return TrendingPage(total=count(), rows=[])
     return TrendingPage(
-        total=fetched[0][4] if fetched else 0,
-        rows=[TrendingRow(int(row[0]), int(row[1]), int(row[2]), row[3]) for row in fetched],
+        total=rows[0].total if rows else 0,
+        rows=[
+            TrendingRow(int(r.insight_id), int(r.view_count), int(r.unique_viewers), r.last_viewed_at)
+            for r in rows
+        ],
     )
 
 

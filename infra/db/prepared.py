@@ -16,6 +16,7 @@ lists of integers and strings do).
 from __future__ import annotations
 
 import collections
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -133,6 +134,36 @@ def prepare(
         converters=converters,
         row_type=collections.namedtuple("Row", renamed),
     )
+
+
+def prepare_sql(
+    sql: str,
+    params: dict[str, Any],
+    markers: Markers,
+    *,
+    columns: tuple[str, ...],
+    holes: tuple[str, ...] = (),
+) -> Prepared:
+    """A hand-written statement with named parameters (`%(name)s`), prepared as `prepare` prepares a
+    queryset's: parameter values that are `markers`' stand-ins, and the parameters named in `holes`,
+    are filled in by each run; rows are named `columns` (values as psycopg returns them)."""
+    positional: list[Any] = []
+
+    def place(match: re.Match[str]) -> str:
+        if match.group() == "%%":
+            return "%%"
+        name = match.group(1)
+        positional.append(_Hole(name) if name in holes else _hole(params[name], markers))
+        return "%s"
+
+    compiled = _NAMED.sub(place, sql)
+    _refuse_baked_markers(compiled, tuple(positional), markers)
+    return Prepared(
+        sql=compiled, params=tuple(positional), converters=(), row_type=collections.namedtuple("Row", columns)
+    )
+
+
+_NAMED = re.compile(r"%%|%\((\w+)\)s")
 
 
 def _hole(param: Any, markers: Markers) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.decorators import action
@@ -16,7 +17,15 @@ from insights.api.base import InsightViewSetBase
 from insights.api.serializers import InsightBasicSerializer
 from insights.selectors import insight_rows
 from viewtracking.api.serializers import TrendingInsightSerializer, TrendingQuerySerializer, ViewedSerializer
-from viewtracking.selectors import insights_annotate_recent_viewers, my_last_viewed, trending_rank
+from viewtracking.selectors import (
+    insights_annotate_recent_viewers,
+    my_last_viewed,
+    trending_count,
+    trending_page,
+    trending_ranking,
+    trending_values,
+    trending_window_start,
+)
 from viewtracking.services import views_record
 
 TAGS = ["insights"]
@@ -95,8 +104,16 @@ class InsightViewActions(InsightViewSetBase):
         params = TrendingQuerySerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         days, limit, offset = (params.validated_data[name] for name in ("days", "limit", "offset"))
-        page = trending_rank(
-            project=self.project, days=days, limit=limit, offset=offset, visible=self.get_project_queryset()
+        start = trending_window_start(days=days, now=timezone.now())
+        ranking = self.prepared(
+            "trending ranking", lambda scoped: trending_ranking(visible=scoped.lean, markers=scoped.markers)
+        )
+        page = trending_page(
+            self.run(ranking, **trending_values(start=start, limit=limit, offset=offset)),
+            offset=offset,
+            count=lambda: trending_count(
+                ranked=self.get_project_queryset().filter(deleted=False), start=start
+            ),
         )
         ranked = {row.insight_id: row for row in page.rows}
         found = self.insights_by_id(
