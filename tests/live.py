@@ -248,13 +248,15 @@ def queries_waiting_on_events() -> int:
         ).fetchone()[0]
 
 
-def coalesced_executions() -> list[int]:
+def coalesced_executions(redis_url: str | None = None) -> list[int]:
     """How many requests wait right now for each running coalesced execution, in every process of
-    servers on the suite's Redis (a waiter that a killed process left behind belongs to an execution
-    whose lock has lapsed, and is not counted)."""
+    servers on the suite's Redis, or on the Redis at `redis_url` (a waiter that a killed process left
+    behind belongs to an execution whose lock has lapsed, and is not counted)."""
+    import redis
+
     from infra.redis import redis_client
 
-    client = redis_client()
+    client = redis.Redis.from_url(redis_url) if redis_url else redis_client()
     waiting = []
     for lock in client.scan_iter("coalesce:*:lock"):
         token = client.get(lock)
@@ -263,9 +265,9 @@ def coalesced_executions() -> list[int]:
     return sorted(count for count in waiting if count)
 
 
-def coalesced_waiters() -> int:
+def coalesced_waiters(redis_url: str | None = None) -> int:
     """Requests waiting right now for the answer of a running coalesced execution."""
-    return sum(coalesced_executions())
+    return sum(coalesced_executions(redis_url))
 
 
 def in_threads(*calls: Any) -> tuple[list[threading.Thread], list[Any]]:

@@ -45,25 +45,30 @@ class Page:
     def requests(self) -> list[str]:
         return list(self.sent.values())
 
-    def send(self, method: str, **params: Any) -> dict[str, Any]:
-        return self.browser.send(method, session_id=self.session_id, **params)
+    # A page answers DevTools on its main thread, only between its scripts: on a loaded machine a page
+    # like Redoc's keeps it busy for tens of seconds. The page's deadlines only bound a hang.
+    def send(self, method: str, *, timeout: float = 120, **params: Any) -> dict[str, Any]:
+        return self.browser.send(method, session_id=self.session_id, timeout=timeout, **params)
 
-    def navigate(self, url: str, timeout: float = 30) -> None:
+    def navigate(self, url: str, timeout: float = 120) -> None:
         self.browser.events.clear()
         self.send("Page.navigate", url=url)
         self.browser.wait_for(lambda event: event.get("method") == "Page.loadEventFired", timeout=timeout)
 
-    def evaluate(self, expression: str) -> Any:
-        answer = self.send("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
+    def evaluate(self, expression: str, timeout: float = 120) -> Any:
+        answer = self.send(
+            "Runtime.evaluate", timeout=timeout, expression=expression, returnByValue=True, awaitPromise=True
+        )
         if "exceptionDetails" in answer:
             raise DevToolsError(f"{expression}: {answer['exceptionDetails']}")
         return answer["result"].get("value")
 
-    def wait_until(self, expression: str, timeout: float = 30) -> Any:
-        """Poll a JavaScript expression until it is truthy; return its value."""
+    def wait_until(self, expression: str, timeout: float = 120) -> Any:
+        """Poll a JavaScript expression until it is truthy; return its value. Each evaluation may take
+        what is left of the deadline (it waits for the page's scripts to yield)."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = self.evaluate(expression)
+        while (left := deadline - time.monotonic()) > 0:
+            value = self.evaluate(expression, timeout=left)
             if value:
                 return value
             time.sleep(0.1)

@@ -4,7 +4,6 @@ real worker process."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import timedelta
 
@@ -159,6 +158,9 @@ def test_celery_task_outcomes_are_counted_for_every_task(stack):
 
     wait_until(lambda: outcome("no.such.task", "unknown") > before["unknown"], what="the unknown task")
     wait_until(lambda: outcome("insights.execute_query", "failure") > before["failure"], what="the failure")
+    wait_until(
+        lambda: outcome("viewtracking.rollup_views", "success") > before["success"], what="the success"
+    )
     assert outcome("viewtracking.rollup_views", "success") == before["success"] + 1
     assert outcome("insights.execute_query", "failure") == before["failure"] + 1
 
@@ -179,8 +181,20 @@ def test_rollup_lag_is_the_age_of_the_oldest_view_not_rolled_up(stack, project, 
 
 def test_metrics_of_the_web_processes_and_the_worker_are_served_together(stack, owner_key, project):
     http(f"{stack.url}/api/projects/{project.id}/insights/", key=owner_key)
+    before = sample_value(
+        stack, "insights_celery_tasks_total", task="viewtracking.prune_views", outcome="success"
+    )
     stack.send_task("viewtracking.prune_views").get(timeout=30)
-    time.sleep(0.1)
+    # The worker counts the outcome just after storing the result that get() returns.
+    wait_until(
+        lambda: (
+            sample_value(
+                stack, "insights_celery_tasks_total", task="viewtracking.prune_views", outcome="success"
+            )
+            > before
+        ),
+        what="the task's outcome counted",
+    )
 
     names = {
         family.name

@@ -63,8 +63,9 @@ def test_a_waiting_request_gives_its_slot_to_another_request_meanwhile(one_slot)
     factory = RequestFactory()
     waiter = threading.Thread(target=lambda: WorkSlotsMiddleware(waits)(factory.get("/slow")))
     waiter.start()
+    # Read the process's slots once per check: the condition must not see two different objects.
     wait_until(
-        lambda: slots._slots is not None and slots._slots.free == 1, what="the waiter to give its slot"
+        lambda: (made := slots._slots) is not None and made.free == 1, what="the waiter to give its slot"
     )
     answer = WorkSlotsMiddleware(works)(factory.get("/cheap"))  # the only slot serves it meanwhile
     released.set()

@@ -135,7 +135,10 @@ def test_twenty_waiters_on_a_process_with_a_four_connection_pool_all_get_their_a
         with events_table_locked():
             threads, replies = in_threads(*[lambda: small.call("GET", url, key=keys["owner"])] * 20)
             wait_until(lambda: queries_waiting_on_events() == 1, what="the leader's query")
-            time.sleep(1.5)  # longer than a request would wait for a pooled connection
+            wait_until(lambda: coalesced_waiters() == 20, timeout=60, what="all twenty waiting")
+            # All twenty wait: now longer than a request would wait for a pooled connection (the
+            # window under test, not a guess at how long something takes).
+            time.sleep(1.5)
         join(threads)
 
     assert [reply.status for reply in replies] == [200] * 20

@@ -15,7 +15,6 @@ from __future__ import annotations
 import io
 import json
 import threading
-import time
 from dataclasses import dataclass
 
 import pytest
@@ -26,7 +25,13 @@ from accounts.models import OrganizationMembership, PersonalAPIKey, Project, Use
 from accounts.services import personal_api_key_create
 from insights.models import Insight, InsightAccessOverride
 from tagging.models import TaggedItem
-from tests.live import events_table_locked, live_server, queries_waiting_on_events, wait_until
+from tests.live import (
+    coalesced_waiters,
+    events_table_locked,
+    live_server,
+    queries_waiting_on_events,
+    wait_until,
+)
 from tests.reliability.conftest import PASSWORD, Secret
 from tests.reliability.processes import Caller
 from tests.reliability.routes import Route, every_route, samples
@@ -284,10 +289,19 @@ def test_callers_who_may_not_see_an_insight_never_follow_its_coalesced_execution
         leader = threading.Thread(target=ask, args=("owner",))
         leader.start()
         wait_until(lambda: queries_waiting_on_events() == 1, what="the leader's query")
-        others = [threading.Thread(target=ask, args=(name,)) for name in keys if name != "owner"]
+        readers = ("teammate read-only", "viewer")
+        followers = [threading.Thread(target=ask, args=(name,)) for name in readers]
+        refused = [
+            threading.Thread(target=ask, args=(name,)) for name in keys if name not in {"owner", *readers}
+        ]
+        others = followers + refused
         for thread in others:
             thread.start()
-        time.sleep(0.5)
+        # The refused are answered while the lock holds (a caller stuck behind it, in an execution
+        # of its own or following, is still running: its status below says so); the readers join.
+        for thread in refused:
+            thread.join(60)
+        wait_until(lambda: coalesced_waiters() == 1 + len(readers), timeout=60, what="the readers following")
         waiting = queries_waiting_on_events()
     for thread in [leader, *others]:
         thread.join(30)

@@ -31,7 +31,9 @@ pytestmark = [pytest.mark.live, pytest.mark.slow]
 
 VIEWERS, LISTERS = 4, 2
 BURST = 16  # two gunicorn processes of eight threads
-OUTAGE_SECONDS = 4
+# Long enough that psycopg's doubling reconnect waits (1, 3, 7, 15 s after the crash) would leave a
+# process without a connection for seconds after PostgreSQL is back (infra/db/base.py).
+OUTAGE_SECONDS = 6
 CLIENT_TIMEOUT = 30.0
 # During the outage every answer must come well inside the client's timeout (the pool timeout is 2 s).
 FAIL_FAST_SECONDS = 4.0

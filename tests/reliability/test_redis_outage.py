@@ -16,7 +16,14 @@ import pytest
 
 from accounts.models import Organization
 from accounts.services import personal_api_key_create
-from tests.live import events_table_locked, live_server, queries_waiting_on_events, redis_server, wait_until
+from tests.live import (
+    coalesced_waiters,
+    events_table_locked,
+    live_server,
+    queries_waiting_on_events,
+    redis_server,
+    wait_until,
+)
 from tests.reliability.conftest import PASSWORD
 from tests.reliability.processes import Caller, celery_worker, redis_on_port, redis_port
 from tests.reliability.routes import INSIGHT_QUERY, every_route, samples
@@ -131,16 +138,19 @@ def test_every_route_answers_without_redis_and_everything_recovers_when_it_retur
     # Redis returns on the same port: nothing is restarted.
     with redis_on_port(redis_port(redis.url), tmp_path):
         back_at = time.monotonic()
-        wait_until(lambda: api("GET", "/_ready").status == 200, timeout=10, what="readiness")
+        # The deadlines only bound a hang; how soon each came back is reported below.
+        wait_until(lambda: api("GET", "/_ready").status == 200, timeout=60, what="readiness")
         ready_after = time.monotonic() - back_at
-        wait_until(lambda: api("GET", compute).headers["X-Coalesced"] == "leader", timeout=10,
+        wait_until(lambda: api("GET", compute).headers["X-Coalesced"] == "leader", timeout=60,
                    what="coalescing")  # fmt: skip
         coalescing_after = time.monotonic() - back_at
         wait_until(lambda: not api("POST", generate, body={"query": INSIGHT_QUERY}).json()["fallback"],
-                   timeout=20, what="the model through the worker")  # fmt: skip
+                   timeout=60, what="the model through the worker")  # fmt: skip
         model_after = time.monotonic() - back_at
         cached = [api("POST", query, body={"query": INSIGHT_QUERY}).json()["is_cached"] for _ in range(2)]
-        roles = concurrent_roles(server.url, key, compute, callers=4)
+        roles = concurrent_roles(
+            server.url, key, compute, callers=4, redis_url=f"{redis.url.rsplit('/', 1)[0]}/0"
+        )
 
     assert cached[1] is True  # the results cache serves again
     assert roles == {"leader": 1, "follower": 3}  # identical requests run once again
@@ -151,9 +161,10 @@ def test_every_route_answers_without_redis_and_everything_recovers_when_it_retur
     print("redis outage:", report, statuses)
 
 
-def concurrent_roles(url: str, key: str, path: str, *, callers: int) -> Counter:
+def concurrent_roles(url: str, key: str, path: str, *, callers: int, redis_url: str) -> Counter:
     """X-Coalesced of `callers` identical requests sent while a lock on the events table holds the
-    leader's query in PostgreSQL, so that they overlap."""
+    leader's query in PostgreSQL, so that they overlap (`redis_url`: the server's cache Redis, where
+    the waiters are seen)."""
     replies: list = [None] * callers
 
     def call(index: int) -> None:
@@ -165,7 +176,7 @@ def concurrent_roles(url: str, key: str, path: str, *, callers: int) -> Counter:
         wait_until(lambda: queries_waiting_on_events() == 1, what="the leader's query")
         for thread in threads[1:]:
             thread.start()
-        time.sleep(0.5)  # every follower has arrived and waits
+        wait_until(lambda: coalesced_waiters(redis_url) == callers, timeout=60, what="every caller waiting")
     for thread in threads:
         thread.join(30)
     assert [reply.status for reply in replies] == [200] * callers
