@@ -105,7 +105,7 @@ class InsightAccessActions(InsightViewSetBase):
         return "insight:write" if self.action == "access_controls_update" else super().required_scope()
 
     def _controlled_insight(self, *, change: bool) -> Any:
-        insight = self.get_object(self.get_project_queryset())
+        insight = self.get_object()
         if change and not (self.caller.is_admin or insight.created_by_id == self.caller.user_id):
             raise exceptions.PermissionDenied(
                 "Only the insight's creator and the organization's admins may change its access controls."

@@ -40,11 +40,11 @@ class InsightViewSetBase(ProjectScopedViewSet):
         """Everything the insight shapes show, in the statement that loads the insights."""
         return insights_shown().all()
 
-    def get_object(self, queryset: QuerySet[Any] | None = None, *, restoring: bool = False) -> Any:
-        """The URL's insight (by id or short_id) from `queryset`: by default `get_queryset()`, with
-        everything the insight shapes show; a lean one when only its existence or a column counts.
-        A soft-deleted insight is not found, except by the PATCH that restores it (`restoring`)."""
-        queryset = self.get_queryset() if queryset is None else queryset
+    def get_object(self, *, restoring: bool = False) -> Any:
+        """The URL's insight (by id or short_id) if the caller may see it, with their level and
+        nothing the shapes show (answers are written from `insights_by_id` rows). A soft-deleted
+        insight is not found, except by the PATCH that restores it (`restoring`)."""
+        queryset = self.get_project_queryset()
         insight = insight_lookup(
             queryset=queryset if restoring else queryset.filter(deleted=False),
             id_or_short_id=self.kwargs[self.lookup_field],
@@ -99,8 +99,8 @@ class InsightViewSetBase(ProjectScopedViewSet):
 
 @functools.cache
 def insights_shown() -> QuerySet[Insight]:
-    """All insights with what their shapes show (creators, tags, dashboards, latest view), built
-    once per process: building the annotations costs more than cloning them (`.all()`), and this
-    queryset itself is never evaluated, only its clones."""
-    queryset = Insight.objects.select_related("created_by", "last_modified_by")
+    """All insights with what their shapes show (tags, dashboards, latest view; the creators are
+    columns of `insight_rows`), built once per process: building the annotations costs more than
+    cloning them (`.all()`), and this queryset itself is never evaluated, only its clones."""
+    queryset = Insight.objects.all()
     return insights_annotate_dashboards(insights_annotate_tags(insights_annotate_last_viewed_at(queryset)))

@@ -57,8 +57,6 @@ from viewtracking.api.actions import InsightViewActions
 TAGS = ["insights"]
 # The result fields of an insight whose query this service cannot run.
 NO_RESULTS = {"results": None, "is_cached": False, "last_refresh": None, "query_status": None}
-# `{id}` takes a numeric id or a short_id.
-ID_LOOKUP_REGEX = r"[A-Za-z0-9]+"
 
 
 class InsightViewSet(
@@ -234,7 +232,7 @@ class InsightViewSet(
     )
     @action(detail=True, methods=["get"], url_path="activity", required_scopes=["insight:read"])
     def activity(self, request: Request, project_id: str, pk: str) -> Response:
-        insight = self.get_object(self.get_project_queryset())
+        insight = self.get_object()
         return self._activity_page(ActivityLog.objects.filter(project=self.project, insight=insight))
 
     @extend_schema(

@@ -132,18 +132,20 @@ def test_the_writer_follows_drfs_rules_for_absent_null_and_time_zones(zone):
     assert (written[0]["default"], written[0]["nullable"], written[1]["at"]) == ("fallback", None, None)
 
 
-def test_a_prepared_statement_runs_with_each_requests_values(make_insight, project, stranger_project, owner):
-    ours = make_insight(name="ours")
-    theirs = make_insight(name="theirs", in_project=stranger_project)
+def test_a_prepared_statement_runs_with_each_requests_values_and_keeps_its_fixed_ones(
+    make_insight, project, stranger_project
+):
+    ours = make_insight(name="tracked")
+    make_insight(name="other")  # the fixed value (the name) holds on every run
+    theirs = make_insight(name="tracked", in_project=stranger_project)
     markers = Markers()
     statement = prepare(
-        Insight.objects.filter(project_id=markers.number("project"), name__startswith="t").values_list("id"),
+        Insight.objects.filter(project_id=markers.number("project"), name="tracked").values_list("id"),
         markers,
     )
 
+    assert [row.id for row in statement.rows(project=project.id)] == [ours.id]
     assert [row.id for row in statement.rows(project=stranger_project.id)] == [theirs.id]
-    assert statement.rows(project=project.id) == []
-    assert ours.name == "ours"
 
 
 def test_a_stand_in_the_statement_inlines_is_refused(db):
