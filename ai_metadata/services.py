@@ -22,8 +22,8 @@ from kombu.exceptions import OperationalError as BrokerUnavailable
 from accounts.models import Project
 from ai_metadata.naming import heuristic_metadata
 from ai_metadata.providers import HEURISTIC, provider_for
-from apikit.errors import DomainError
 from infra import slots
+from infra.errors import DomainError
 from infra.redis import cache_get, cache_set
 from infra.replies import Reply
 from insights.query_nodes import query_fingerprint, query_parse

@@ -41,8 +41,8 @@ from django.conf import settings
 from django.db import connection
 from rest_framework import exceptions
 
-from apikit.errors import DomainError, SharedWorkError
 from infra import slots, wakeups
+from infra.errors import DomainError, PublishedError
 from infra.metrics import COALESCING_WAIT
 from infra.redis import redis_client
 
@@ -426,7 +426,7 @@ def _answer(payload: dict[str, Any]) -> Outcome | None:
     """A published answer as this waiter's own: the shared body, a re-raised error of the work, or
     None (a 4xx of the leader's alone)."""
     if "error" in payload:
-        raise SharedWorkError(payload["error"])
+        raise PublishedError(payload["error"])
     return Outcome(payload["status"], payload["body"]) if payload["shared"] else None
 
 

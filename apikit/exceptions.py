@@ -1,8 +1,10 @@
 """The one error envelope: `{"type", "code", "detail", "attr"}` for every error the service returns.
 
 DRF errors are formatted by drf-exceptions-hog (the library PostHog uses, so the wire format is the
-same). Database and Redis failures are mapped to 400/503 rather than a bare 500, and Django-level
-errors (unknown URL, server error) use the same envelope through the `handler*` views.
+same). The service's own errors (infra.errors.DomainError) become HTTP here and nowhere else.
+Database and Redis failures are mapped to 400/503 rather than a bare 500, and Django-level errors
+(unknown URL, server error) use the same envelope through the `handler*` views. Every 503 says when to
+retry (`Retry-After`).
 """
 
 from __future__ import annotations
@@ -20,9 +22,13 @@ from exceptions_hog import exception_handler as hog_exception_handler
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
-from apikit.errors import DomainError
+from infra.errors import DomainError
 
 logger = logging.getLogger(__name__)
+
+
+# Seconds a client should wait before retrying a 503 that does not say itself.
+RETRY_UNAVAILABLE_SECONDS = 2
 
 
 class ServiceUnavailable(exceptions.APIException):
@@ -30,6 +36,7 @@ class ServiceUnavailable(exceptions.APIException):
     default_detail = "A backing service is unavailable; try again shortly."
     default_code = "service_unavailable"
     default_type = "server_error"
+    wait = RETRY_UNAVAILABLE_SECONDS
 
 
 class RequestTooLarge(exceptions.APIException):
@@ -56,7 +63,7 @@ def exception_handler(exc: BaseException, context: dict[str, Any] | None = None)
     if isinstance(exc, DomainError):  # the one place a domain error becomes HTTP
         if exc.status >= 500:
             logger.error("Service error while serving a request: %s", exc.detail)
-        exc = exc.as_api_exception()
+        exc = as_api_exception(exc)
     elif isinstance(exc, RequestDataTooBig):
         exc = RequestTooLarge(
             f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes."
@@ -65,7 +72,8 @@ def exception_handler(exc: BaseException, context: dict[str, Any] | None = None)
         # The database refused a value (e.g. a NUL character) that validation let through.
         logger.warning("DataError turned into a 400: %s", exc)
         exc = InvalidInput()
-    elif isinstance(exc, OperationalError | InterfaceError | redis.exceptions.ConnectionError):
+    elif isinstance(exc, OperationalError | InterfaceError | redis.exceptions.RedisError):
+        # Unreachable, or too slow to answer (a Redis timeout): the service, not the request, failed.
         exception_reporter(exc, context)
         exc = ServiceUnavailable()
     response = hog_exception_handler(exc, context)
@@ -74,11 +82,28 @@ def exception_handler(exc: BaseException, context: dict[str, Any] | None = None)
     # exceptions_hog drops the headers DRF's own handler would set.
     if auth_header := getattr(exc, "auth_header", None):
         response["WWW-Authenticate"] = auth_header
-    if isinstance(exc, exceptions.Throttled):
-        wait: float | None = exc.wait  # type: ignore[attr-defined]  # set by Throttled(); not in the stubs
-        if wait is not None:
-            response["Retry-After"] = str(max(1, math.ceil(wait)))
+    wait: float | None = getattr(exc, "wait", None)  # Throttled's, ServiceUnavailable's, a DomainError's
+    if wait is None and response.status_code == status.HTTP_503_SERVICE_UNAVAILABLE:
+        wait = RETRY_UNAVAILABLE_SECONDS
+    if wait is not None and response.status_code in (429, 503):
+        response["Retry-After"] = str(max(1, math.ceil(wait)))
     return response
+
+
+def as_api_exception(error: DomainError) -> exceptions.APIException:
+    """The DRF exception a domain error's envelope is written from."""
+    api_error: exceptions.APIException
+    if error.attr is not None:  # drf-exceptions-hog names a field of a ValidationError only
+        api_error = exceptions.ValidationError({error.attr: [error.detail]}, code=error.code)
+    elif error.status == 429:
+        api_error = exceptions.Throttled(wait=error.retry_after)
+        api_error.detail = exceptions.ErrorDetail(error.detail, code=error.code)
+    else:
+        api_error = exceptions.APIException(error.detail, code=error.code)
+        api_error.wait = error.retry_after  # type: ignore[attr-defined]  # read above for Retry-After
+    api_error.status_code = error.status
+    api_error.exception_type = error.type  # type: ignore[attr-defined]  # read by drf-exceptions-hog
+    return api_error
 
 
 def _envelope(status_code: int, type_: str, code: str, detail: str) -> JsonResponse:

@@ -38,8 +38,8 @@ from django.db import connection
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from accounts.models import Project
-from apikit.errors import DomainError
 from infra import wakeups
+from infra.errors import DomainError
 from infra.lanes import Lane, TurnAbandoned
 from infra.metrics import QUERY_LANE_REJECTIONS, QUERY_LANE_WAIT
 from infra.redis import redis_client

@@ -25,7 +25,7 @@ from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from accounts.models import Project
-from apikit.errors import DomainError
+from infra.errors import DomainError
 from infra.metrics import QUERY_RUNTIME
 from infra.redis import cache_get, cache_get_many, cache_set_many, redis_client
 from insights.query_nodes import (

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from django.db import connection
 
-from apikit.errors import DomainError
+from infra.errors import DomainError
 from insights.models import Event
 from insights.query_nodes import ActionsNode, EventsNode, PropertyFilter, PropertyGroup, TrendsQuery
 

@@ -3,8 +3,10 @@ its status, code, type and field, and when to retry."""
 
 from __future__ import annotations
 
-from apikit.errors import DomainError
+import redis
+
 from apikit.exceptions import exception_handler
+from infra.errors import DomainError
 
 
 class NameTaken(DomainError):
@@ -58,3 +60,30 @@ def test_a_throttling_domain_error_says_when_to_retry():
         "lane_full",
     )
     assert response["Retry-After"] == "3"
+
+
+class WorkersGone(DomainError):
+    status = 503
+    code = "workers_gone"
+    type = "server_error"
+
+
+def test_every_503_says_when_to_retry_whether_or_not_its_error_knows():
+    knows = WorkersGone()
+    knows.retry_after = 7
+    responses = [exception_handler(error, {}) for error in (knows, WorkersGone())]
+
+    assert [(r.status_code, r.data["code"], r["Retry-After"]) for r in responses] == [
+        (503, "workers_gone", "7"),
+        (503, "workers_gone", "2"),
+    ]
+
+
+def test_a_redis_that_times_out_answers_503_service_unavailable_never_500():
+    response = exception_handler(redis.exceptions.TimeoutError("Timeout reading from socket"), {})
+
+    assert (response.status_code, response.data["code"], response["Retry-After"]) == (
+        503,
+        "service_unavailable",
+        "2",
+    )
