@@ -10,6 +10,8 @@ provider).
 from __future__ import annotations
 
 import logging
+import time
+import uuid
 from contextlib import suppress
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -24,12 +26,13 @@ from ai_metadata.naming import heuristic_metadata
 from ai_metadata.providers import HEURISTIC, provider_for
 from infra import slots
 from infra.errors import DomainError
+from infra.records import DeadlinePassed, Record, RedisLost
 from infra.redis import cache_get, cache_set
-from infra.replies import Reply
 from insights.query_nodes import query_fingerprint, query_parse
 
 logger = logging.getLogger(__name__)
 GENERATE_TASK = "ai_metadata.generate_metadata"  # ai_metadata/tasks.py; sent by name
+REPLY_TTL_SECONDS = 300
 
 
 class AIProcessingNotApproved(DomainError):
@@ -85,23 +88,31 @@ def suggestion_from_provider(*, project_id: int, provider: str, query: dict[str,
         return Suggestion(**heuristic_metadata(node), provider=HEURISTIC, fallback=True)
 
 
+def suggestion_reply(reply_id: str) -> Record:
+    """Where a worker's suggestion for a waiting request goes (field `suggestion`)."""
+    return Record(f"reply:{reply_id}", ttl=REPLY_TTL_SECONDS)
+
+
 def _on_worker(*, project_id: int, provider: str, query: dict[str, Any]) -> Suggestion | None:
     deadline = settings.AI_METADATA_DEADLINE_SECONDS
-    reply = Reply.new()
+    reply_id = uuid.uuid4().hex
     try:
         pending = celery_app.send_task(
             GENERATE_TASK,
-            kwargs={"project_id": project_id, "provider": provider, "query": query, "reply_id": reply.id},
+            kwargs={"project_id": project_id, "provider": provider, "query": query, "reply_id": reply_id},
             expires=deadline,
             retry=False,
-            ignore_result=True,  # the reply comes through `reply`, not Celery's result backend
+            ignore_result=True,  # the reply comes through its record, not Celery's result backend
         )
         with slots.waiting():
-            answer = reply.wait(deadline)
-    except (BrokerUnavailable, redis.exceptions.RedisError):
+            # A reply needs Redis to arrive: without it, fall back at once rather than hold on.
+            answer = suggestion_reply(reply_id).wait(
+                lambda reply: reply.json("suggestion"), deadline=time.monotonic() + deadline, hold_on=0
+            )
+    except (BrokerUnavailable, redis.exceptions.RedisError, RedisLost):
         logger.warning("Broker unreachable; metadata falls back to the heuristic", exc_info=True)
         return None
-    if answer is None:
+    except DeadlinePassed:
         logger.warning("Metadata task %s missed its %ss deadline", pending.id, deadline)
         with suppress(BrokerUnavailable, redis.exceptions.RedisError):
             pending.revoke()

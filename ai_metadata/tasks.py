@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
 from celery import shared_task
 
-from ai_metadata.services import suggestion_from_provider
-from infra.replies import Reply
+from ai_metadata.services import suggestion_from_provider, suggestion_reply
 
 logger = logging.getLogger(__name__)
 
@@ -19,4 +19,4 @@ def generate_metadata(*, project_id: int, provider: str, query: dict[str, Any], 
     up to its deadline. No retries: a late answer is worth nothing, the request falls back to the
     heuristic."""
     suggestion = suggestion_from_provider(project_id=project_id, provider=provider, query=query)
-    Reply(reply_id).send(suggestion.as_json())
+    suggestion_reply(reply_id).update({"suggestion": json.dumps(suggestion.as_json())})

@@ -1,12 +1,11 @@
-"""Coalescing for result requests: identical concurrent requests run once, whatever the crowd
-(docs/queries.md, docs/workload-isolation.md). The protocol itself is apikit/coalescer.py.
+"""What HTTP knows of coalescing (docs/queries.md#coalescing): when a request arrived, what makes two
+requests identical, and the `X-Coalesced` header. The protocol itself is infra/executions.py, and
+insights/results.py uses it for result requests, after each request's own checks.
 
-`CoalescingMiddleware` notes when each eligible request arrived, derives its key — the project and
-the normalised request, without `client_query_id` and `session_id` — and stamps the response with
-`X-Coalesced`. A view calls `CoalescedResultMixin.coalesced()` only after the request's own
-authentication, permission, scope and object checks have passed, so a follower is checked like any
-request and an invisible object is a 404 for it, never the leader's body. If Redis cannot be
-reached, the request runs on its own (`X-Coalesced: off`).
+`CoalescingMiddleware` notes when each request arrived, keys the requests of the actions a view
+lists in `coalesced_actions` (before the view reads the body), and stamps the response with the role
+the view gave it (`leader`, `follower`, or `off`: nothing shared). The key is the project and the
+normalised request, without `client_query_id` and `session_id`.
 """
 
 from __future__ import annotations
@@ -14,15 +13,12 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
-from rest_framework.response import Response
-
-from apikit.coalescer import Coalescer, Produce, Waiter
-from infra.metrics import COALESCING_OUTCOMES
 
 HEADER = "X-Coalesced"
 # Per-request identifiers that must not split otherwise identical requests.
@@ -32,7 +28,7 @@ PROJECTS, ENVIRONMENTS = "/api/projects/", "/api/environments/"
 
 
 class CoalescingMiddleware:
-    """Keys eligible requests (views list them in `coalesced_actions`) and labels their responses."""
+    """Notes each request's arrival, keys the requests that may be coalesced, labels their answers."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -49,13 +45,32 @@ class CoalescingMiddleware:
         view_class = getattr(view_func, "cls", None)
         action = (getattr(view_func, "actions", None) or {}).get((request.method or "").lower())
         if action and action in getattr(view_class, "coalesced_actions", ()):
-            request.coalescing_key = coalescing_key(request)  # type: ignore[attr-defined]
+            request.coalescing_key = key_of(request)  # type: ignore[attr-defined]
 
 
 def coalescing_key(request: HttpRequest) -> str:
+    """The key the middleware gave a request of a coalesced action."""
+    key: str = request.coalescing_key  # type: ignore[attr-defined]
+    return key
+
+
+def arrived(request: HttpRequest) -> float:
+    """When the request arrived (time.monotonic())."""
+    return getattr(request, "arrived", time.monotonic())
+
+
+def label(request: HttpRequest, role: str) -> None:
+    """Say in `X-Coalesced` what the request was: leader, follower or off."""
+    request.coalescing_role = role  # type: ignore[attr-defined]
+
+
+def key_of(request: HttpRequest) -> str:
     """The request minus what differs between identical requests: method, path (which names the
     project; `/api/environments/` is the same route as `/api/projects/`), query parameters and JSON
-    body, each without client_query_id and session_id."""
+    body, each without client_query_id and session_id. With COALESCING_ENABLED off, every request's
+    key is its own."""
+    if not settings.COALESCING_ENABLED:
+        return "coalesce:{" + uuid.uuid4().hex + "}"
     params = sorted(
         (name, value)
         for name, values in request.GET.lists()
@@ -73,29 +88,3 @@ def coalescing_key(request: HttpRequest) -> str:
         path = PROJECTS + path.removeprefix(ENVIRONMENTS)
     canonical = json.dumps([request.method, path, params, body], sort_keys=True, default=str)
     return "coalesce:{" + hashlib.sha256(canonical.encode()).hexdigest() + "}"
-
-
-class CoalescedResultMixin:
-    """For views whose result requests may be shared. Set `coalesced_actions` on the view."""
-
-    coalesced_actions: tuple[str, ...] = ()
-
-    def uncoalesced(self, body: Any) -> Response:
-        """An answer with nothing to compute (a fresh cache hit), so nothing to share."""
-        self.request._request.coalescing_role = "off"  # type: ignore[attr-defined]
-        COALESCING_OUTCOMES.labels(role="off").inc()
-        return Response(body)
-
-    def coalesced(self, produce: Produce, *, waiter: Waiter, stop: Callable[[str], None]) -> Response:
-        """Run `produce` once for every identical request waiting at the same time; `stop(id)` stops
-        an execution nobody waits for any more. Raises CallerCancelled or TurnNotReached."""
-        request = self.request._request  # type: ignore[attr-defined]
-        key = getattr(request, "coalescing_key", None)
-        if key is None or not settings.COALESCING_ENABLED:
-            status, body = produce(None)
-            role = "off"
-        else:
-            status, body, role = Coalescer(key, stop=stop).run(produce, waiter=waiter)
-        COALESCING_OUTCOMES.labels(role=role).inc()
-        request.coalescing_role = "leader" if role == "takeover" else role  # leader|follower|off
-        return Response(body, status=status)

@@ -99,7 +99,7 @@ HEADERS: dict[str, dict[str, Any]] = {
         "schema": {"type": "string"},
     },
     "Retry-After": {
-        "description": "Seconds to wait before retrying (the budget's window, or the query lane's queue bound).",
+        "description": "Seconds to wait before retrying (the budget's window, the query lane's queue bound, or how soon a part that is unavailable may be back).",
         "required": True,
         "schema": {"type": "integer", "minimum": 1},
     },
@@ -266,7 +266,7 @@ class AutoSchema(openapi.AutoSchema):
         headers["X-Request-ID"] = HEADERS["X-Request-ID"]
         if status == "401":
             headers["WWW-Authenticate"] = HEADERS["WWW-Authenticate"]
-        if status == "429":
+        if status in ("429", "503"):
             headers["Retry-After"] = HEADERS["Retry-After"]
         if status == "200" and getattr(self.view, "action", None) in getattr(
             self.view, "coalesced_actions", ()

@@ -51,3 +51,12 @@ class PublishedError(DomainError):
         self.status = published["status"]  # type: ignore[misc]
         self.type = published["type"]  # type: ignore[misc]
         self.retry_after = published.get("retry_after")
+
+
+class Unavailable(DomainError):
+    """A part of the service the request needs is unavailable: 503, retried after `retry_after`
+    seconds (the exception handler writes a default when a subclass knows no better)."""
+
+    status = 503
+    code = "service_unavailable"
+    type = "server_error"

@@ -10,10 +10,13 @@ only that tenant's turns. The state lives in Redis, so the limit holds across pr
 - `lane:{<lane>:<tenant>}:arrivals` counter behind the arrival numbers
 - `lane:<lane>:tenants`             set of tenants with turns running or waiting (for metrics)
 
-Every ticket, waiting or running, holds a lease its holder renews; a holder that dies stops renewing
-and its ticket is dropped at the next decision, so a dead process never blocks a queue for longer
-than one lease. A released turn is announced on the wake-up channel `wake:lane:<lane>:<tenant>`.
+A turn is a ticket: `take()` waits until the ticket runs; whoever holds the turn then — the process
+that took it, or one it handed the work to — renews its lease (`renew()`) and gives it back
+(`release()`). A ticket whose lease lapses (its holder died) is dropped at the next decision, so a
+dead process blocks a queue for at most one lease. A released turn wakes the tenant's queue.
 (The braces are Redis Cluster hash tags: a tenant's keys live on one node, as its scripts need.)
+
+Without Redis, `LocalLane` bounds the turns of one process alone.
 """
 
 from __future__ import annotations
@@ -21,14 +24,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 
-from infra import wakeups
+from infra import records, wakeups
 from infra.redis import as_text, redis_client
 
 logger = logging.getLogger(__name__)
@@ -38,7 +41,7 @@ RENEW_SECONDS = 1.0
 
 # Decide whether `ticket` may run now: drop lapsed tickets, queue the ticket if new, renew its lease,
 # and grant it a turn if fewer than `limit` run and no earlier ticket waits beyond the free turns.
-# Returns {1, 0} when granted, else {0, n}: n turns must end before this ticket's.
+# Returns 1 when granted, else 0.
 _ACQUIRE = """
 local running, waiting, leases, arrivals = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local ticket, limit, lease = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -51,30 +54,27 @@ for _, gone in ipairs(redis.call('zrangebyscore', leases, '-inf', now)) do
 end
 if redis.call('zscore', running, ticket) then
     redis.call('zadd', running, now + lease, ticket)
-    return {1, 0}
+    return 1
 end
 if not redis.call('zscore', waiting, ticket) then
     redis.call('zadd', waiting, redis.call('incr', arrivals), ticket)
 end
 redis.call('zadd', leases, now + lease, ticket)
-local position = redis.call('zrank', waiting, ticket)
-local free = limit - redis.call('zcard', running)
-if position < free then
+if redis.call('zrank', waiting, ticket) < limit - redis.call('zcard', running) then
     redis.call('zrem', waiting, ticket)
     redis.call('zrem', leases, ticket)
     redis.call('zadd', running, now + lease, ticket)
-    return {1, 0}
+    return 1
 end
-return {0, position + 1 - math.max(free, 0)}
+return 0
 """
 
-# Extend a running ticket's lease; 0 when the ticket no longer runs (its lease lapsed meanwhile).
+# Extend a running ticket's lease (nothing if it no longer runs).
 _RENEW = """
 local clock = redis.call('time')
 local now = clock[1] * 1000 + math.floor(clock[2] / 1000)
 return redis.call('zadd', KEYS[1], 'XX', 'CH', now + tonumber(ARGV[2]), ARGV[1])
 """
-
 
 # Every lane of the process by name, for metrics.
 LANES: dict[str, Lane] = {}
@@ -82,13 +82,6 @@ LANES: dict[str, Lane] = {}
 
 class TurnAbandoned(Exception):
     """The ticket stopped waiting for its turn because its holder no longer wants it."""
-
-
-@dataclass(frozen=True)
-class Queued:
-    """What a ticket that waits learns: how many turns must end before it runs."""
-
-    ahead: int
 
 
 @dataclass(frozen=True)
@@ -111,53 +104,60 @@ class Lane:
     def channel(self, tenant: str) -> str:
         return wakeups.channel(f"lane:{self.name}:{tenant}")
 
-    @contextmanager
-    def turn(
+    def take(
         self,
         tenant: str,
+        ticket: str,
         *,
         abandoned: Callable[[], bool],
-        also_wake_on: Sequence[str] = (),
-        on_queued: Callable[[Queued], None] | None = None,
-    ) -> Iterator[float]:
-        """Wait for a turn of `tenant` and hold it for the block; yields the seconds waited.
-
-        `abandoned()` is asked whenever the waiter wakes (a turn ended, one of `also_wake_on`
-        fired, or a lease renewal is due); once it is true the ticket leaves the queue and
-        TurnAbandoned is raised. `on_queued` is told each time the ticket's place changes.
-        Redis errors propagate: without Redis there is no lane.
-        """
-        ticket = uuid.uuid4().hex
+        also_wake_on: list[str],
+        deadline: float | None = None,
+    ) -> float:
+        """Wait until `ticket` runs; the seconds waited. `abandoned()` is asked whenever the waiter
+        wakes (a turn ended, one of `also_wake_on` fired, or its lease is due): once it is true the
+        ticket leaves the queue and TurnAbandoned is raised. records.DeadlinePassed at `deadline`,
+        records.RedisLost when Redis stays away: the ticket leaves the queue first."""
         keys = self._keys(tenant)
         client = redis_client()
         acquire = client.register_script(_ACQUIRE)
         arrived = time.monotonic()
         client.sadd(f"lane:{self.name}:tenants", tenant)
-        last_place: int | None = None
-        with wakeups.WAKEUPS.watching([self.channel(tenant), *also_wake_on]) as woken:
-            try:
-                while True:
-                    woken.clear()
-                    granted, ahead = acquire(
-                        keys=keys, args=[ticket, self._limit(), int(LEASE_SECONDS * 1000)]
-                    )
-                    if granted:
-                        break
-                    if abandoned():
-                        raise TurnAbandoned
-                    if on_queued is not None and ahead != last_place:
-                        on_queued(Queued(int(ahead)))
-                    last_place = ahead
-                    woken.wait(RENEW_SECONDS)
-            except BaseException:
-                self._leave(client, keys, ticket, tenant)
-                raise
-        waited = time.monotonic() - arrived
-        with self._renewing(client, keys[0], ticket):
-            try:
-                yield waited
-            finally:
-                self._leave(client, keys, ticket, tenant)
+
+        def granted() -> bool | None:
+            if acquire(keys=keys, args=[ticket, self._limit(), int(LEASE_SECONDS * 1000)]):
+                return True
+            if abandoned():
+                raise TurnAbandoned
+            return None
+
+        try:
+            records.wait(
+                granted,
+                channels=[self.channel(tenant), *also_wake_on],
+                deadline=deadline,
+                poll=RENEW_SECONDS,  # each read renews the waiting ticket's lease
+            )
+        except BaseException:
+            self.release(tenant, ticket)
+            raise
+        return time.monotonic() - arrived
+
+    def renew(self, pipeline: Any, tenant: str, ticket: str) -> None:
+        """Extend a running ticket's lease, on `pipeline` (its holder renews it with its own lease)."""
+        pipeline.eval(_RENEW, 1, self._keys(tenant)[0], ticket, int(LEASE_SECONDS * 1000))
+
+    def release(self, tenant: str, ticket: str) -> None:
+        """Give the turn (or the place in the queue) back, and wake the queue. Never raises: a ticket
+        that cannot be released lapses with its lease."""
+        keys = self._keys(tenant)
+        try:
+            pipe = redis_client().pipeline()
+            for key in keys[:3]:
+                pipe.zrem(key, ticket)
+            wakeups.wake(self.channel(tenant), pipeline=pipe)
+            pipe.execute()
+        except redis.exceptions.RedisError:
+            logger.warning("Could not leave lane %s; the ticket's lease lapses by itself", self.name)
 
     def states(self) -> list[LaneState]:
         """Every tenant with turns running or waiting; tenants found idle are forgotten."""
@@ -179,33 +179,34 @@ class Lane:
         slot = f"lane:{{{self.name}:{tenant}}}"
         return [f"{slot}:running", f"{slot}:waiting", f"{slot}:leases", f"{slot}:arrivals"]
 
-    def _leave(self, client: redis.Redis, keys: list[str], ticket: str, tenant: str) -> None:
-        """Give the turn (or the place in the queue) back, and wake the queue."""
-        try:
-            pipe = client.pipeline()
-            pipe.zrem(keys[0], ticket)
-            pipe.zrem(keys[1], ticket)
-            pipe.zrem(keys[2], ticket)
-            wakeups.wake(self.channel(tenant), pipeline=pipe)
-            pipe.execute()
-        except redis.exceptions.RedisError:
-            logger.warning("Could not leave lane %s; the ticket's lease lapses by itself", self.name)
+
+class LocalLane:
+    """A lane of this process alone, for when Redis (and so the shared lane) is away: at most
+    `limit()` turns of a tenant and `total()` turns in all at a time, the others waiting in turn."""
+
+    def __init__(self, *, limit: Callable[[], int], total: Callable[[], int]) -> None:
+        self._limit = limit
+        self._total = total
+        self._changed = threading.Condition()
+        self._running: dict[str, int] = {}
 
     @contextmanager
-    def _renewing(self, client: redis.Redis, running: str, ticket: str) -> Iterator[None]:
-        """Renew the running ticket's lease in the background for the block's duration."""
-        done = threading.Event()
-        renew = client.register_script(_RENEW)
-
-        def loop() -> None:
-            while not done.wait(RENEW_SECONDS):
-                try:
-                    renew(keys=[running], args=[ticket, int(LEASE_SECONDS * 1000)])
-                except redis.exceptions.RedisError:
-                    logger.warning("Could not renew a turn of lane %s", self.name)
-
-        threading.Thread(target=loop, name=f"lane-{ticket[:8]}", daemon=True).start()
+    def turn(self, tenant: str, *, deadline: float) -> Iterator[None]:
+        """Hold a turn of `tenant` for the block; records.DeadlinePassed if none came by `deadline`."""
+        with self._changed:
+            while (
+                self._running.get(tenant, 0) >= self._limit() or sum(self._running.values()) >= self._total()
+            ):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise records.DeadlinePassed
+                self._changed.wait(remaining)
+            self._running[tenant] = self._running.get(tenant, 0) + 1
         try:
             yield
         finally:
-            done.set()
+            with self._changed:
+                self._running[tenant] -= 1
+                if not self._running[tenant]:
+                    del self._running[tenant]
+                self._changed.notify_all()

@@ -36,6 +36,11 @@ QUERY_RUNTIME = Histogram(
     ["kind"],
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
 )
+QUERY_EXECUTIONS = Counter(
+    "insights_query_executions_total",
+    "Query statements run in the database, by outcome: computed, or failed (timed out, cancelled, errored).",
+    ["outcome"],
+)
 QUERY_CANCELLATIONS = Counter(
     "insights_query_cancellations_total",
     "Cancel requests by effect: waiter (one request stopped waiting), backend (the database work stopped).",
@@ -109,7 +114,7 @@ def metrics_registry(*, shared_state: bool = True) -> CollectorRegistry:
     does not)."""
     registry = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        multiprocess.MultiProcessCollector(registry)
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # untyped in prometheus_client
     else:
         registry.register(_ThisProcess())
     if shared_state:

@@ -96,7 +96,7 @@ class Wakeups:
     def _listen(self) -> None:
         while True:
             try:
-                subscription = redis_client().pubsub()
+                subscription = redis_client().pubsub()  # type: ignore[no-untyped-call]  # untyped in redis-py's stubs
                 subscription.psubscribe(f"{PREFIX}*")
                 try:
                     while True:

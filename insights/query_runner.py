@@ -1,16 +1,13 @@
 """Running query nodes: the results cache, refresh modes, the statement timeout, cancellation.
 
 Results are cached in Redis per (project, normalised query). `blocking` answers from the cache while
-it is fresh and computes otherwise; `force_blocking` always computes; `force_cache` never computes.
-(`async` is handled by the API layer with a Celery task.) A computation runs under its own
-statement timeout and records its PostgreSQL backend pid under its execution key, so a cancel can
-stop exactly that statement from any process.
+it is fresh and computes otherwise; `force_blocking` always computes; `force_cache` never computes
+(`query_cached`). A computation (`query_compute`) runs under its own statement timeout; who runs it,
+and when, is insights/results.py's business.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
 import time
 from collections.abc import Iterable
@@ -19,15 +16,14 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-import redis
 from django.conf import settings
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from accounts.models import Project
 from infra.errors import DomainError
-from infra.metrics import QUERY_RUNTIME
-from infra.redis import cache_get, cache_get_many, cache_set_many, redis_client
+from infra.metrics import QUERY_EXECUTIONS, QUERY_RUNTIME
+from infra.redis import cache_get, cache_get_many, cache_set_many
 from insights.query_nodes import (
     AnyQueryNode,
     InvalidQuery,
@@ -136,88 +132,57 @@ def query_check_runnable(node: AnyQueryNode) -> TrendsQuery:
     return source
 
 
-def query_run(
-    *, project: Project, node: AnyQueryNode, refresh: RefreshMode, execution_key: str | None = None
-) -> QueryOutcome:
-    """Answer a query node from the cache or by computing it, per the refresh mode."""
-    source = query_check_runnable(node)
-    fingerprint = query_results_fingerprint(node)
-    key = _results_key(project.id, fingerprint)
-    if refresh != "force_blocking":
-        cached = cache_get(key)
-        if cached is not None and (refresh == "force_cache" or _fresh(cached, source)):
-            return QueryOutcome(cached["results"], cached["last_refresh"], True, project.timezone)
-        if refresh == "force_cache":
-            return QueryOutcome(None, None, False, project.timezone)
-    started = time.monotonic()
-    computed_at = timezone.now()
-    results = query_compute(project=project, source=source, now=computed_at, execution_key=execution_key)
-    QUERY_RUNTIME.labels(kind=source.kind).observe(time.monotonic() - started)
-    cached = {"results": results, "last_refresh": computed_at.isoformat(), "date_to": _date_to(source)}
-    refreshed_key = query_refreshed_key(project_id=project.id, fingerprint=fingerprint)
-    cache_set_many({key: cached, refreshed_key: cached["last_refresh"]}, timeout=CACHE_SECONDS)
-    return QueryOutcome(results, computed_at.isoformat(), False, project.timezone)
-
-
-def query_fresh_cached(*, project: Project, node: AnyQueryNode) -> QueryOutcome | None:
-    """The cached result if it is still fresh, without computing anything."""
+def query_cached(*, project: Project, node: AnyQueryNode, refresh: RefreshMode) -> QueryOutcome | None:
+    """The result the refresh mode lets a request answer without computing, or None (compute it):
+    a fresh cached result for `blocking` and `async`; whatever is cached for `force_cache`, which never
+    computes (no results: an empty outcome); nothing for `force_blocking` and `force_async`."""
+    if refresh in ("force_blocking", "force_async"):
+        return None
     source = query_check_runnable(node)
     cached = cache_get(query_cache_key(project_id=project.id, node=node))
-    if cached is None or not _fresh(cached, source):
-        return None
-    return QueryOutcome(cached["results"], cached["last_refresh"], True, project.timezone)
+    if cached is not None and (refresh == "force_cache" or _fresh(cached, source)):
+        return QueryOutcome(cached["results"], cached["last_refresh"], True, project.timezone)
+    if refresh == "force_cache":
+        return QueryOutcome(None, None, False, project.timezone)
+    return None
 
 
-def query_compute(
-    *, project: Project, source: TrendsQuery, now: datetime, execution_key: str | None = None
-) -> list[dict[str, Any]]:
-    """Run the SQL under the query timeout. With an execution key, the backend pid is published
-    under it while the statement runs, so `query_stop` can cancel it from anywhere."""
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT set_config('statement_timeout', %s, true), pg_backend_pid()",
-                           [str(settings.QUERY_TIMEOUT_MS)])  # fmt: skip
-            backend_pid = cursor.fetchone()[1]
-        if execution_key:
-            _publish_backend(execution_key, backend_pid)
-        try:
-            return trends_run(source, project_id=project.id, tz=ZoneInfo(project.timezone), now=now)
-        except OperationalError as exc:
-            if getattr(exc.__cause__, "sqlstate", None) != QUERY_CANCELED:
-                raise
-            if "statement timeout" in str(exc):
-                raise QueryTimedOut from exc
-            raise QueryCancelled from exc
-        finally:
-            if execution_key:
-                _forget_backend(execution_key)
-
-
-def query_stop(execution_key: str) -> bool:
-    """Cancel the statement running for this execution, if any (pg_cancel_backend)."""
+def query_compute(*, project: Project, node: AnyQueryNode) -> QueryOutcome:
+    """Run the query's SQL under QUERY_TIMEOUT_MS and cache its results: the one way a query runs
+    (on a query worker, or in the web process when Redis is away). Raises QueryTimedOut, and
+    QueryCancelled when its statement is cancelled."""
+    source = query_check_runnable(node)
+    fingerprint = query_results_fingerprint(node)
+    started = time.monotonic()
+    computed_at = timezone.now()
     try:
-        raw = redis_client().get(f"{execution_key}:backend")
-    except redis.exceptions.RedisError:
-        return False
-    if raw is None:
-        return False
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_cancel_backend(%s)", [int(raw)])
-        return bool(cursor.fetchone()[0])
-
-
-def _publish_backend(execution_key: str, pid: int) -> None:
-    try:
-        redis_client().set(
-            f"{execution_key}:backend", pid, ex=max(60, settings.QUERY_TIMEOUT_MS // 1000 + 60)
-        )
-    except redis.exceptions.RedisError:
-        logger.warning("Could not record backend of %s; it cannot be cancelled", execution_key)
-
-
-def _forget_backend(execution_key: str) -> None:
-    with contextlib.suppress(redis.exceptions.RedisError):
-        redis_client().delete(f"{execution_key}:backend")
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT set_config('statement_timeout', %s, true)", [str(settings.QUERY_TIMEOUT_MS)]
+            )
+            results = trends_run(
+                source, project_id=project.id, tz=ZoneInfo(project.timezone), now=computed_at
+            )
+    except OperationalError as exc:
+        QUERY_EXECUTIONS.labels(outcome="failed").inc()
+        if getattr(exc.__cause__, "sqlstate", None) != QUERY_CANCELED:
+            raise
+        if "statement timeout" in str(exc):
+            raise QueryTimedOut from exc
+        raise QueryCancelled from exc
+    QUERY_EXECUTIONS.labels(outcome="computed").inc()
+    QUERY_RUNTIME.labels(kind=source.kind).observe(time.monotonic() - started)
+    last_refresh = computed_at.isoformat()
+    cache_set_many(
+        {
+            _results_key(project.id, fingerprint): {
+                "results": results, "last_refresh": last_refresh, "date_to": _date_to(source),
+            },
+            query_refreshed_key(project_id=project.id, fingerprint=fingerprint): last_refresh,
+        },
+        timeout=CACHE_SECONDS,
+    )  # fmt: skip
+    return QueryOutcome(results, last_refresh, False, project.timezone)
 
 
 def _fresh(cached: dict[str, Any], source: TrendsQuery) -> bool:
@@ -231,48 +196,3 @@ def _fresh(cached: dict[str, Any], source: TrendsQuery) -> bool:
 def _date_to(source: TrendsQuery) -> str | None:
     date_to = source.dateRange.date_to if source.dateRange else None
     return date_to if date_to and not date_to.startswith("-") else None
-
-
-# --- Asynchronous runs (refresh=async): status kept in Redis, work done by a Celery task ------------
-
-STATUS_TTL_SECONDS = 3600
-INTERRUPTED = "The query was interrupted before it finished; run it again."
-
-
-def query_status_key(project_id: int, query_id: str) -> str:
-    return f"query-status:{project_id}:{query_id}"
-
-
-def query_status_get(*, project_id: int, query_id: str) -> dict[str, Any] | None:
-    """The status of an asynchronous run. One whose dispatching process stopped before it finished
-    (its lease lapsed) is reported failed, so a client never polls an orphan for an hour."""
-    pipe = redis_client().pipeline()
-    pipe.get(query_status_key(project_id, query_id))
-    pipe.exists(query_status_lease_key(project_id, query_id))
-    raw, alive = pipe.execute()
-    if raw is None:
-        return None
-    status = json.loads(raw)
-    if not status["complete"] and not alive:
-        status.update(complete=True, error=True, error_message=INTERRUPTED)
-    return status
-
-
-def query_status_lease_key(project_id: int, query_id: str) -> str:
-    """Renewed by the process dispatching the run for as long as it runs."""
-    return f"{query_status_key(project_id, query_id)}:alive"
-
-
-def query_status_set(*, project_id: int, query_id: str, **fields: Any) -> dict[str, Any]:
-    status = {
-        "id": query_id,
-        "complete": False,
-        "error": False,
-        "error_message": None,
-        "results": None,
-        **fields,
-    }
-    redis_client().set(
-        query_status_key(project_id, query_id), json.dumps(status, default=str), ex=STATUS_TTL_SECONDS
-    )
-    return status

@@ -1,4 +1,4 @@
-"""Celery tasks of the insights app: query runs, on the `queries` queue of the query workers."""
+"""Celery tasks of the insights app: computing executions, on QUERY_QUEUE (the query workers)."""
 
 from __future__ import annotations
 
@@ -6,18 +6,15 @@ from typing import Any
 
 from celery import shared_task
 
-from insights.query_execution import query_run_perform
-from insights.query_runner import RefreshMode
+from insights.query_workers import COMPUTE_TASK, execution_compute
 
 
-# Acknowledged when done, so a query worker holds no more runs than it computes (no run waits in one
-# worker's buffer while another worker is free). A run whose worker dies is not redelivered: its
-# dispatcher sees the lapsed lease and answers 503, and a redelivery would find the run `lost`.
-@shared_task(name="insights.execute_query", acks_late=True, reject_on_worker_lost=False, ignore_result=True)
-def execute_query(
-    *, run_id: str, project_id: int, query: dict[str, Any], refresh: RefreshMode, execution_id: str
-) -> None:
-    """Compute one query run of the query lane (insights/query_execution.py)."""
-    query_run_perform(
-        run_id=run_id, project_id=project_id, query=query, refresh=refresh, execution_id=execution_id
-    )
+# Acknowledged as it starts, never redelivered: an execution whose worker dies is settled through its
+# lease (its waiters answer 503), and a redelivery would find it settled and skip it. (Acknowledging
+# when done would also crash the worker whenever Redis drops its connection mid-run: kombu 5.7 then
+# restores unacknowledged messages through the connection it has just closed.) Workers fetch a task
+# only when a process is free (CELERY_WORKER_DISABLE_PREFETCH), so none waits in a busy worker.
+@shared_task(name=COMPUTE_TASK, acks_late=False, ignore_result=True)
+def compute_execution(*, execution_id: str, project_id: int, query: dict[str, Any]) -> None:
+    """Compute one execution of a result request (insights/query_workers.py)."""
+    execution_compute(execution_id=execution_id, project_id=project_id, query=query)

@@ -1,5 +1,5 @@
-"""Liveness (`/_health`: the process answers), readiness (`/_ready`: PostgreSQL and Redis answer),
-and Prometheus metrics (`/metrics`)."""
+"""Liveness (`/_health`: the process answers), readiness (`/_ready`: PostgreSQL and Redis answer, and
+a query worker is alive), and Prometheus metrics (`/metrics`)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from infra.metrics import metrics_registry
+from insights.query_workers import query_workers_alive
 
 logger = logging.getLogger(__name__)
 
@@ -20,7 +21,7 @@ def health(request: HttpRequest) -> JsonResponse:
 
 
 def ready(request: HttpRequest) -> JsonResponse:
-    checks = {"postgres": _check_postgres(), "redis": _check_redis()}
+    checks = {"postgres": _check_postgres(), "redis": _check_redis(), "query_workers": _check_query_workers()}
     ok = all(checks.values())
     return JsonResponse(
         {
@@ -47,6 +48,15 @@ def _check_redis() -> bool:
         return True
     except Exception:
         logger.warning("Readiness: Redis unreachable", exc_info=True)
+        return False
+
+
+def _check_query_workers() -> bool:
+    """Whether any query worker is alive: without one no query can run (unknown without Redis)."""
+    try:
+        return bool(query_workers_alive())
+    except Exception:
+        logger.warning("Readiness: query workers unknown (Redis unreachable)", exc_info=True)
         return False
 
 

@@ -170,6 +170,9 @@ CELERY_RESULT_EXPIRES = 3600
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A worker takes a task only when one of its processes is free: no task waits in a busy worker's
+# buffer while another worker is idle.
+CELERY_WORKER_DISABLE_PREFETCH = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Sending a task subscribes to its result in Redis; with Redis down Celery's default policy retries for
 # about 20 s before giving up. Callers fall back at once instead (metadata: the heuristic; async
@@ -189,7 +192,7 @@ CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {
 # Query runs go to the query workers (`celery worker -Q queries`), the lane's bounded capacity; every
 # other task to the default queue. Deployments that share a broker give each its own QUERY_QUEUE.
 QUERY_QUEUE = env_str("QUERY_QUEUE", "queries")
-CELERY_TASK_ROUTES = {"insights.execute_query": {"queue": QUERY_QUEUE}}
+CELERY_TASK_ROUTES = {"insights.compute_execution": {"queue": QUERY_QUEUE}}
 CELERY_BEAT_SCHEDULE = {
     "rollup-views": {
         "task": "viewtracking.rollup_views",
@@ -281,14 +284,23 @@ SPECTACULAR_SETTINGS = {
 # --- Queries, coalescing and the query lane (docs/queries.md, docs/workload-isolation.md) --------------------------------------------
 # Bounds one query run in the database; never the wait for its turn.
 QUERY_TIMEOUT_MS = env_int("QUERY_TIMEOUT_MS", 30_000, minimum=100)
-# Query runs of one project running at once (insights/query_execution.py); the others queue in
-# arrival order, each request for at most QUERY_QUEUE_TIMEOUT_SECONDS before a 429.
+# Executions of one project running at once (insights/results.py); the others queue in arrival
+# order, each request for at most QUERY_QUEUE_TIMEOUT_SECONDS before a 429.
 QUERY_CONCURRENCY_PER_PROJECT = env_int("QUERY_CONCURRENCY_PER_PROJECT", 2, minimum=1)
 QUERY_QUEUE_TIMEOUT_SECONDS = env_float("QUERY_QUEUE_TIMEOUT_SECONDS", 30.0, minimum=0.1)
-# Identical concurrent result requests run once; the leader renews its lock every heartbeat and a
-# follower takes over when the lock lapses (two heartbeats).
+# A query no query worker takes within this while none is alive answers 503 query_workers_unavailable.
+QUERY_PICKUP_TIMEOUT_SECONDS = env_float("QUERY_PICKUP_TIMEOUT_SECONDS", 5.0, minimum=0.1)
+# A query worker renews its presence every third of this; one missing this long counts as gone.
+QUERY_WORKER_LEASE_SECONDS = env_float("QUERY_WORKER_LEASE_SECONDS", 3.0, minimum=0.3)
+# Identical concurrent result requests run once; whoever drives an execution renews its lease every
+# heartbeat, and a waiter takes over when the lease lapses (two heartbeats).
 COALESCING_ENABLED = env_bool("COALESCING_ENABLED", True)
 COALESCING_HEARTBEAT_SECONDS = env_float("COALESCING_HEARTBEAT_SECONDS", 1.0, minimum=0.05)
+# How long a waiting request holds on while Redis is unreachable before it answers 503.
+REDIS_OUTAGE_SECONDS = env_float("REDIS_OUTAGE_SECONDS", 15.0, minimum=0.5)
+# Without Redis a web process computes queries itself: at most this many at once (each holds a pooled
+# connection, so the pool keeps WEB_WORK_SLOTS connections for everything else).
+QUERY_LOCAL_CONCURRENCY = max(1, env_int("DATABASE_POOL_MAX_SIZE", 16, minimum=1) - WEB_WORK_SLOTS)
 
 # --- AI metadata suggestions (docs/insight-actions.md#generate_metadata) --------------------------------------------------------------
 AI_PROVIDER = env_choice("AI_PROVIDER", "heuristic", ("heuristic", "openai", "anthropic"))

@@ -162,7 +162,7 @@ def http_status(url: str, headers: dict[str, str] | None = None) -> int | None:
 
 def wait_ready(base_url: str, watched: Sequence[Watched], timeout: float = 90.0) -> None:
     deadline = time.monotonic() + timeout
-    while http_status(f"{base_url}/_ready") != 200:  # 503 while PostgreSQL or Redis is unreachable
+    while http_status(f"{base_url}/_ready") != 200:  # 503 until PostgreSQL, Redis and a query worker answer
         check_alive(watched)
         if time.monotonic() > deadline:
             raise stack.StackError(f"{base_url}/_ready did not answer 200 within {timeout:.0f}s.")

@@ -18,7 +18,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +104,8 @@ def celery_worker(
         [sys.executable, "-m", "celery", "-A", "insights_api", "worker", "--pool", pool, "--concurrency",
          str(concurrency), "--queues", queues, "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "INFO",
          "-n", f"{name}-{os.getpid()}-{random.randrange(10**6)}@%h"],
-        env=environment, stdout=log.open("w"), stderr=subprocess.STDOUT,
+        # A process group of its own: a test may stop or kill the worker and its pool at once.
+        env=environment, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     try:
         _wait_for(
@@ -113,11 +114,12 @@ def celery_worker(
         yield process
     finally:
         if process.poll() is None:
+            os.killpg(process.pid, signal.SIGCONT)  # a test may have left it stopped
             process.terminate()
             try:
                 process.wait(15)
             except subprocess.TimeoutExpired:
-                process.kill()
+                os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
 
 
@@ -128,6 +130,7 @@ class LiveServer:
     log: Path
     query_worker: subprocess.Popen | None = None
     query_worker_log: Path | None = None
+    environment: dict[str, str] = field(default_factory=dict)  # what its processes run with
 
     def call(
         self, method: str, path: str, *, key: str | None = None, body: Any = None, timeout: float = 30
@@ -217,7 +220,9 @@ def live_server(
              "--graceful-timeout", "2"],
             env=environment, stdout=log.open("w"), stderr=subprocess.STDOUT,
         )  # fmt: skip
-        server = LiveServer(f"http://127.0.0.1:{port}", process, log, query_worker, query_worker_log)
+        server = LiveServer(
+            f"http://127.0.0.1:{port}", process, log, query_worker, query_worker_log, environment
+        )
         try:
             _wait_for(lambda: server.call("GET", "/_health", timeout=1).status == 200, f"gunicorn ({log})")
             yield server
@@ -249,20 +254,37 @@ def queries_waiting_on_events() -> int:
 
 
 def coalesced_executions(redis_url: str | None = None) -> list[int]:
-    """How many requests wait right now for each running coalesced execution, in every process of
-    servers on the suite's Redis, or on the Redis at `redis_url` (a waiter that a killed process left
-    behind belongs to an execution whose lock has lapsed, and is not counted)."""
+    """How many requests wait right now for each live coalesced execution (infra/executions.py), in
+    every process of servers on the suite's Redis, or on the Redis at `redis_url` (waiters that a
+    killed process left behind belong to an execution whose lease has lapsed, and are not counted)."""
     import redis
 
     from infra.redis import redis_client
 
     client = redis.Redis.from_url(redis_url) if redis_url else redis_client()
     waiting = []
-    for lock in client.scan_iter("coalesce:*:lock"):
-        token = client.get(lock)
-        if token is not None:
-            waiting.append(client.scard(f"{lock.decode().removesuffix(':lock')}:{token.decode()}:waiters"))
+    for key in client.scan_iter("coalesce:{*}", count=1000):  # coalescing keys, not executions' own keys
+        current = client.hget(key, "current")
+        if current is not None and client.exists(current + b":lease"):
+            waiting.append(client.scard(current + b":waiters"))
     return sorted(count for count in waiting if count)
+
+
+def query_executions(server: LiveServer) -> int:
+    """Query statements run so far by the server's processes (web and query workers), from /metrics:
+    the server must share a PROMETHEUS_MULTIPROC_DIR with its query worker."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = server.call("GET", "/metrics").content.decode()
+    return int(
+        sum(
+            sample.value
+            for family in text_string_to_metric_families(text)
+            if family.name == "insights_query_executions"
+            for sample in family.samples
+            if sample.name == "insights_query_executions_total"
+        )
+    )
 
 
 def coalesced_waiters(redis_url: str | None = None) -> int:

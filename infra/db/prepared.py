@@ -19,10 +19,12 @@ import collections
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from django.db import connection
 from django.db.models import QuerySet
+
+M = TypeVar("M")  # a stand-in value
 
 _FIRST_MARKER = -(2**62)  # far outside any id, count or limit
 
@@ -45,10 +47,10 @@ class Markers:
         """A stand-in for a list of integers (an `= ANY(%s)` parameter)."""
         return list(self._mark(name, lambda n: (_FIRST_MARKER - n,)))
 
-    def _mark(self, name: str, make: Callable[[int], Any]) -> Any:
-        for value, known in self.names.items():
+    def _mark(self, name: str, make: Callable[[int], M]) -> M:
+        for marked, known in self.names.items():
             if known == name:
-                return value
+                return cast(M, marked)  # made by `make` when the name was first marked
         value = make(len(self.names))
         self.names[value] = name
         return value
@@ -93,7 +95,8 @@ class Prepared:
             converters=(),
             row_type=_Count,
         ).rows(**values)
-        return rows[0].count
+        count: int = rows[0].count
+        return count
 
 
 _Count = collections.namedtuple("_Count", ["count"])

@@ -11,20 +11,21 @@ from rest_framework.response import Response
 
 from accounts.api.authentication import request_user
 from accounts.api.viewsets import ProjectScopedViewSet
-from apikit.coalescing import CoalescedResultMixin
+from apikit.coalescing import label
 from apikit.schema import error_response
-from insights.api.results import LANE_DOCS, RESULT_ERRORS, result_response
+from insights.api.result_routes import RESULT_DOCS, RESULT_ERRORS, result_request
 from insights.api.serializers import QueryResponseSerializer, QueryRunSerializer, QueryStatusSerializer
 from insights.cancellation import query_cancel
 from insights.models import Insight
 from insights.query_nodes import InvalidQuery, query_parse
-from insights.query_runner import query_check_runnable, query_status_get
+from insights.query_runner import query_check_runnable
+from insights.results import query_status, result_answer
 
 TAGS = ["query"]
 QUERY_ID = re.compile(r"^[0-9a-f]{32}$")  # a `query_status.id`
 
 
-class QueryViewSet(CoalescedResultMixin, ProjectScopedViewSet):
+class QueryViewSet(ProjectScopedViewSet):
     scope_object = "insight"
     queryset = Insight.objects.none()  # no model of its own; the base viewset still scopes by project
     serializer_class = QueryRunSerializer  # what OPTIONS describes (DRF's metadata needs one)
@@ -43,7 +44,7 @@ class QueryViewSet(CoalescedResultMixin, ProjectScopedViewSet):
             "one entry per series and breakdown value with `label`, `count`, `data`, `days`, `labels` and "
             "`breakdown_value`. Results are cached per normalised query; `refresh` decides when to "
             "compute. Identical concurrent requests run once (`X-Coalesced: leader|follower|off`). A "
-            "cancel of `client_query_id` ends this request with 400 `query_cancelled`." + LANE_DOCS
+            "cancel of `client_query_id` ends this request with 400 `query_cancelled`." + RESULT_DOCS
         ),
         request=QueryRunSerializer,
         responses={
@@ -70,12 +71,13 @@ class QueryViewSet(CoalescedResultMixin, ProjectScopedViewSet):
         except InvalidQuery as exc:
             raise exceptions.ValidationError({"query": [str(exc)]}) from None
         query_check_runnable(node)  # an UnsupportedQuery is the caller's 400
-        return result_response(
-            self,
-            node=node,
-            refresh=payload.validated_data["refresh"],
-            client_query_id=payload.validated_data.get("client_query_id"),
+        answer = result_answer(
+            result_request(request, project=self.project, node=node, params=payload.validated_data),
             render=lambda fields: fields,
+        )
+        label(request._request, answer.role)
+        return Response(
+            answer.body, status=status.HTTP_202_ACCEPTED if answer.started else status.HTTP_200_OK
         )
 
     @extend_schema(
@@ -89,9 +91,7 @@ class QueryViewSet(CoalescedResultMixin, ProjectScopedViewSet):
     )
     def retrieve(self, request: Request, project_id: str, query_id: str) -> Response:
         found = (
-            query_status_get(project_id=self.project.id, query_id=query_id)
-            if QUERY_ID.match(query_id)
-            else None
+            query_status(project_id=self.project.id, query_id=query_id) if QUERY_ID.match(query_id) else None
         )
         if found is None:
             raise exceptions.NotFound("Query not found.")

@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from accounts.api.authentication import request_user
 from accounts.api.viewsets import Scoped
 from ai_metadata.api.actions import InsightMetadataActions
-from apikit.coalescing import CoalescedResultMixin
+from apikit.coalescing import label
 from apikit.pagination import LimitOffsetPagination
 from apikit.schema import error_response
 from infra.db.prepared import Prepared, prepare
@@ -26,7 +26,7 @@ from insights.access import LEVEL
 from insights.api.access_actions import InsightAccessActions
 from insights.api.base import InsightViewSetBase
 from insights.api.cancel_actions import InsightCancelActions
-from insights.api.results import LANE_DOCS, RESULT_ERRORS, result_response
+from insights.api.result_routes import RESULT_DOCS, RESULT_ERRORS, result_request
 from insights.api.serializers import (
     ActivityLogSerializer,
     InsightListItemSerializer,
@@ -42,6 +42,7 @@ from insights.editing import insight_create_with_tags, insight_update_with_tags
 from insights.models import AccessLevel, ActivityLog, Insight
 from insights.query_nodes import AnyQueryNode, InvalidQuery, query_parse
 from insights.query_runner import query_check_runnable
+from insights.results import result_answer
 from insights.selectors import (
     InsightFilters,
     activity_list,
@@ -60,7 +61,6 @@ NO_RESULTS = {"results": None, "is_cached": False, "last_refresh": None, "query_
 
 
 class InsightViewSet(
-    CoalescedResultMixin,
     InsightViewActions,
     InsightTagActions,
     InsightMetadataActions,
@@ -71,7 +71,7 @@ class InsightViewSet(
     """Insights: CRUD, listing and activity here; the six insight actions come from the mixins
     (tagging's, viewtracking's and ai_metadata's own, and insights' cancel and access controls)."""
 
-    coalesced_actions = ("retrieve",)
+    coalesced_actions = ("retrieve",)  # identical concurrent retrieves compute once (insights/results.py)
     serializer_class = InsightSerializer
 
     @extend_schema(
@@ -128,7 +128,7 @@ class InsightViewSet(
             "with its query's results under `result` (TrendsQuery insights; other kinds answer "
             "`result: null`). `refresh` works as on the query route. Identical concurrent requests run "
             "once (`X-Coalesced`), each caller's access checked first. A cancel of `client_query_id` ends "
-            "this request with 400 `query_cancelled`." + LANE_DOCS
+            "this request with 400 `query_cancelled`." + RESULT_DOCS
         ),
         parameters=[InsightRetrieveQuerySerializer],
         responses={
@@ -156,19 +156,16 @@ class InsightViewSet(
             return {**self.render_insights(rows, results_known=True)[0], **_as_insight_result(results)}
 
         if node is None:  # a kind this service cannot run: nothing to compute or share
-            return self.uncoalesced(with_results(NO_RESULTS | {"timezone": self.project.timezone}))
-        response = result_response(
-            self,
-            node=node,
-            refresh=params.validated_data["refresh"],
-            client_query_id=params.validated_data.get("client_query_id"),
+            label(request._request, "off")
+            return Response(with_results(NO_RESULTS | {"timezone": self.project.timezone}))
+        answer = result_answer(
+            result_request(request, project=self.project, node=node, params=params.validated_data),
             render=with_results,
-            started_status=status.HTTP_200_OK,  # an insight is answered whether or not its results are ready
         )
-        if isinstance(response.data, dict) and "id" in response.data:
-            # A body shared by a coalesced leader carries the leader's level: each caller gets its own.
-            response.data = {**response.data, **caller_access_fields(found.user_access_level)}
-        return response
+        label(request._request, answer.role)
+        # A body rendered for another waiter of the same execution carries their level: each caller
+        # gets its own. (An insight is answered whether or not an asynchronous run of it started.)
+        return Response({**answer.body, **caller_access_fields(found.user_access_level)})
 
     @extend_schema(
         summary="Create an insight",

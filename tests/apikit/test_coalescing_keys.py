@@ -6,13 +6,13 @@ import json
 
 from django.test import RequestFactory
 
-from apikit.coalescing import coalescing_key
+from apikit.coalescing import key_of
 
 factory = RequestFactory()
 
 
 def post(path: str, body: dict) -> str:
-    return coalescing_key(factory.post(path, json.dumps(body), content_type="application/json"))
+    return key_of(factory.post(path, json.dumps(body), content_type="application/json"))
 
 
 def test_client_query_id_and_session_id_do_not_split_identical_requests():
@@ -21,17 +21,17 @@ def test_client_query_id_and_session_id_do_not_split_identical_requests():
     assert post(
         "/api/projects/1/query/", {"query": query, "client_query_id": "a", "session_id": "s1"}
     ) == post("/api/projects/1/query", {"session_id": "s2", "query": query, "client_query_id": "b"})
-    assert coalescing_key(
+    assert key_of(
         factory.get("/api/projects/1/insights/5/", {"client_query_id": "x", "refresh": "blocking"})
-    ) == (coalescing_key(factory.get("/api/projects/1/insights/5", {"refresh": "blocking"})))
+    ) == (key_of(factory.get("/api/projects/1/insights/5", {"refresh": "blocking"})))
 
 
 def test_anything_else_does_split_them():
-    base = coalescing_key(factory.get("/api/projects/1/insights/5/", {"refresh": "blocking"}))
+    base = key_of(factory.get("/api/projects/1/insights/5/", {"refresh": "blocking"}))
 
-    assert base != coalescing_key(factory.get("/api/projects/2/insights/5/", {"refresh": "blocking"}))
-    assert base != coalescing_key(factory.get("/api/projects/1/insights/5/", {"refresh": "force_blocking"}))
-    assert base != coalescing_key(
+    assert base != key_of(factory.get("/api/projects/2/insights/5/", {"refresh": "blocking"}))
+    assert base != key_of(factory.get("/api/projects/1/insights/5/", {"refresh": "force_blocking"}))
+    assert base != key_of(
         factory.get("/api/projects/1/insights/5/", {"refresh": "blocking", "format": "csv"})
     )
     assert post("/api/projects/1/query/", {"query": {"kind": "TrendsQuery"}}) != post(
@@ -43,7 +43,7 @@ def test_the_environments_alias_is_the_same_request_as_the_projects_route():
     query = {"query": {"kind": "TrendsQuery"}}
 
     assert post("/api/environments/1/query/", query) == post("/api/projects/1/query/", query)
-    assert coalescing_key(factory.get("/api/environments/1/insights/5", {"refresh": "blocking"})) == (
-        coalescing_key(factory.get("/api/projects/1/insights/5/", {"refresh": "blocking"}))
+    assert key_of(factory.get("/api/environments/1/insights/5", {"refresh": "blocking"})) == (
+        key_of(factory.get("/api/projects/1/insights/5/", {"refresh": "blocking"}))
     )
     assert post("/api/environments/2/query/", query) != post("/api/projects/1/query/", query)

@@ -162,7 +162,7 @@ def test_each_container_runs_a_command_this_repository_provides(services, docker
     assert commands["query-worker"][commands["query-worker"].index("--queues") + 1] == "queries"
     from django.conf import settings
 
-    assert settings.CELERY_TASK_ROUTES == {"insights.execute_query": {"queue": "queries"}}
+    assert settings.CELERY_TASK_ROUTES == {"insights.compute_execution": {"queue": "queries"}}
     assert "--scale" in (ROOT / "docker-compose.yml").read_text()  # the file says how to scale
 
 

@@ -102,7 +102,7 @@ def test_a_celery_task_logs_the_request_id_of_the_request_that_enqueued_it(stack
 
     task_lines = [line for line in stack.worker_lines(queries=True) if line.get("request_id") == request_id]
     assert started.status == 202
-    assert {line["task_name"] for line in task_lines} == {"insights.execute_query"}
+    assert {line["task_name"] for line in task_lines} == {"insights.compute_execution"}
     assert all(line["task_id"] for line in task_lines)
 
 
@@ -148,21 +148,23 @@ def test_celery_task_outcomes_are_counted_for_every_task(stack):
 
     before = {
         "success": outcome("viewtracking.rollup_views", "success"),
-        "failure": outcome("insights.execute_query", "failure"),
+        "failure": outcome("insights.compute_execution", "failure"),
         "unknown": outcome("no.such.task", "unknown"),
     }
 
     stack.send_task("viewtracking.rollup_views").get(timeout=30)
-    stack.send_task("insights.execute_query")  # missing its arguments: fails on the worker
+    stack.send_task("insights.compute_execution")  # missing its arguments: fails on the worker
     stack.send_task("no.such.task")
 
     wait_until(lambda: outcome("no.such.task", "unknown") > before["unknown"], what="the unknown task")
-    wait_until(lambda: outcome("insights.execute_query", "failure") > before["failure"], what="the failure")
+    wait_until(
+        lambda: outcome("insights.compute_execution", "failure") > before["failure"], what="the failure"
+    )
     wait_until(
         lambda: outcome("viewtracking.rollup_views", "success") > before["success"], what="the success"
     )
     assert outcome("viewtracking.rollup_views", "success") == before["success"] + 1
-    assert outcome("insights.execute_query", "failure") == before["failure"] + 1
+    assert outcome("insights.compute_execution", "failure") == before["failure"] + 1
 
 
 def test_rollup_lag_is_the_age_of_the_oldest_view_not_rolled_up(stack, project, owner, make_insight):

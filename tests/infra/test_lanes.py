@@ -4,13 +4,14 @@ and a waiter that dies or gives up never holds a place (docs/workload-isolation.
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
 import pytest
 
-from infra import lanes
+from infra import lanes, records
 from infra.lanes import Lane, TurnAbandoned
 from infra.redis import redis_client
 from tests.live import wait_until
@@ -33,22 +34,24 @@ class Holder:
     def __init__(self, lane: Lane, tenant: str, granted: list[str], name: str) -> None:
         self.release = threading.Event()
         self.give_up = threading.Event()
-        self.places: list[int] = []
         self.outcome: str | None = None
         self.thread = threading.Thread(target=self._run, args=(lane, tenant, granted, name), daemon=True)
 
     def _run(self, lane: Lane, tenant: str, granted: list[str], name: str) -> None:
+        ticket = uuid.uuid4().hex
         try:
-            with lane.turn(
-                tenant,
-                abandoned=self.give_up.is_set,
-                on_queued=lambda queued: self.places.append(queued.ahead),
-            ):
-                granted.append(name)
-                self.release.wait(30)
-            self.outcome = "ran"
+            lane.take(tenant, ticket, abandoned=self.give_up.is_set, also_wake_on=[])
         except TurnAbandoned:
             self.outcome = "abandoned"
+            return
+        granted.append(name)
+        self.release.wait(30)
+        lane.release(tenant, ticket)
+        self.outcome = "ran"
+
+
+def queued(lane: Lane, tenant: str) -> int:
+    return next((state.waiting for state in lane.states() if state.tenant == tenant), 0)
 
 
 @contextmanager
@@ -58,8 +61,11 @@ def holders(lane: Lane, tenant: str, names: list[str], granted: list[str]) -> It
     with ExitStack() as stack:
         for name in names:
             holder = Holder(lane, tenant, granted, name)
+            places = queued(lane, tenant)
             holder.thread.start()
-            wait_until(lambda h=holder, n=name: n in granted or bool(h.places), what=f"{name} to queue")
+            wait_until(
+                lambda n=name, p=places: n in granted or queued(lane, tenant) > p, what=f"{name} to queue"
+            )
             started[name] = holder
         stack.callback(lambda: [h.release.set() for h in started.values()])
         yield started
@@ -71,7 +77,7 @@ def test_at_most_the_limit_run_and_the_others_get_their_turns_in_arrival_order(l
     granted: list[str] = []
     with holders(lane, "p1", ["a", "b", "c", "d"], granted) as running:
         assert granted == ["a", "b"]
-        assert running["c"].places[0] == 1 and running["d"].places[0] == 2  # turns that must end first
+        assert queued(lane, "p1") == 2
         running["a"].release.set()
         wait_until(lambda: granted == ["a", "b", "c"], what="c's turn")
         running["b"].release.set()
@@ -93,6 +99,31 @@ def test_a_waiter_that_gives_up_leaves_its_place_to_the_next(lane):
         running["a"].release.set()
         wait_until(lambda: granted == ["a", "b", "d"], what="d's turn")
     assert lane.states()[0].waiting == 0
+
+
+def test_a_turn_taken_in_one_place_is_renewed_and_given_back_by_another(lane):
+    """The driver of a query takes its turn; the query worker that runs it renews and releases it."""
+    assert lane.take("p1", "run-1", abandoned=lambda: False, also_wake_on=[]) >= 0
+    seconds, micros = redis_client().time()
+    pipe = redis_client().pipeline()
+    lane.renew(pipe, "p1", "run-1")
+    pipe.execute()
+    renewed_until = redis_client().zscore(lane._keys("p1")[0], "run-1")
+    lane.release("p1", "run-1")
+
+    assert (
+        renewed_until >= seconds * 1000 + micros // 1000 + lanes.LEASE_SECONDS * 1000
+    )  # from the renewal on
+
+    assert lane.states() == [lanes.LaneState("p1", 0, 0)]
+
+
+def test_a_waiter_past_its_deadline_leaves_the_queue(lane):
+    granted: list[str] = []
+    with holders(lane, "p1", ["a", "b"], granted):
+        with pytest.raises(records.DeadlinePassed):
+            lane.take("p1", "late", abandoned=lambda: False, also_wake_on=[], deadline=time.monotonic() + 0.3)
+        assert queued(lane, "p1") == 0
 
 
 def test_a_dead_holders_turn_returns_when_its_lease_lapses(lane):

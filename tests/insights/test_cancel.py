@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 
+from infra.executions import Execution
 from infra.wakeups import WAKEUPS
 from insights.cancellation import query_registration
 
@@ -26,7 +27,8 @@ def running(project, owner):
             project_id=(in_project or project).id,
             user_id=(user or owner).id,
             client_query_id=client_query_id,
-            execution_id=str(uuid.uuid4()),
+            execution=Execution(f"coalesce:{{{uuid.uuid4().hex}}}:run"),
+            waiter="the-request",
         )
 
     return register
@@ -35,7 +37,7 @@ def running(project, owner):
 def test_cancelling_a_running_query_answers_true_and_marks_it(cancel, running):
     with running("dash-1") as registration:
         response = cancel({"client_query_id": "dash-1"})
-        cancelled = registration.is_cancelled()
+        cancelled = registration.cancelled()
 
     assert response.status_code == 201
     assert response.json() == {"cancelled": True}
@@ -57,7 +59,7 @@ def test_nothing_running_answers_false(cancel):
 def test_cancel_is_idempotent(cancel, running):
     with running("twice") as registration:
         answers = [cancel({"client_query_id": "twice"}).json() for _ in range(2)]
-        assert registration.is_cancelled()
+        assert registration.cancelled()
 
     assert answers == [{"cancelled": True}, {"cancelled": True}]
     assert cancel({"client_query_id": "twice"}).json() == {"cancelled": False}  # it has finished
@@ -66,7 +68,7 @@ def test_cancel_is_idempotent(cancel, running):
 def test_a_prefix_never_matches(cancel, running):
     with running("report-2024") as registration:
         answer = cancel({"client_query_id": "report"}).json()
-        untouched = not registration.is_cancelled()
+        untouched = not registration.cancelled()
 
     assert answer == {"cancelled": False}
     assert untouched
@@ -75,7 +77,7 @@ def test_a_prefix_never_matches(cancel, running):
 def test_another_users_query_is_never_touched(cancel, running, teammate):
     with running("shared-name", user=teammate) as registration:
         answer = cancel({"client_query_id": "shared-name"}).json()
-        untouched = not registration.is_cancelled()
+        untouched = not registration.cancelled()
 
     assert answer == {"cancelled": False}
     assert untouched
@@ -87,7 +89,7 @@ def test_a_query_in_another_project_is_never_touched(cancel, running, org):
     other = Project.objects.create(organization=org, name="Other")
     with running("same-id", in_project=other) as registration:
         answer = cancel({"client_query_id": "same-id"}).json()
-        untouched = not registration.is_cancelled()
+        untouched = not registration.cancelled()
 
     assert answer == {"cancelled": False}
     assert untouched
@@ -112,7 +114,7 @@ def test_delete_on_the_query_route_cancels_as_posthogs_newer_frontend_does(
     with running("dash::a1b2") as mine, running("dash::a1b2", user=teammate) as theirs:
         response = owner_api.delete(f"{url}dash::a1b2/")
         again = owner_api.delete(f"{url}dash::a1b2")
-        cancelled = (mine.is_cancelled(), theirs.is_cancelled())
+        cancelled = (mine.cancelled(), theirs.cancelled())
 
     assert (response.status_code, again.status_code) == (204, 204)
     assert cancelled == (True, False)

@@ -11,13 +11,13 @@ import os
 import signal
 import time
 from collections import Counter
-from datetime import timedelta
 
 import pytest
-from django.utils import timezone
 
+from infra.records import Renewal
 from infra.redis import redis_client
-from insights.models import Event
+from insights.query_workers import QUERY_LANE
+from tests.insights.conftest import BUSY_QUERY
 from tests.live import (
     coalesced_executions,
     coalesced_waiters,
@@ -32,14 +32,7 @@ from tests.live import (
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
 
-QUERY = {
-    "kind": "InsightVizNode",
-    "source": {
-        "kind": "TrendsQuery",
-        "series": [{"kind": "EventsNode", "event": "$pageview"}],
-        "dateRange": {"date_from": "-1d"},
-    },
-}
+QUERY = BUSY_QUERY
 
 
 @pytest.fixture(scope="module")
@@ -64,13 +57,8 @@ def one_request_per_process(tmp_path_factory, django_db_setup, django_db_blocker
 
 
 @pytest.fixture
-def insight_path(project, make_insight):
-    Event.objects.bulk_create(
-        [Event(project=project, timestamp=timezone.now() - timedelta(minutes=n), event="$pageview", distinct_id=f"u{n}")
-         for n in range(5)]
-    )  # fmt: skip
-    insight = make_insight(name="Busy", query=QUERY)
-    return f"/api/projects/{project.id}/insights/{insight.id}/"
+def insight_path(project, busy_insight):
+    return f"/api/projects/{project.id}/insights/{busy_insight.id}/"
 
 
 def dropped(call):
@@ -195,29 +183,49 @@ def test_a_cancel_with_nobody_else_waiting_stops_the_query_in_the_database_withi
     assert replies[0].status == 400 and replies[0].json()["code"] == "query_cancelled"
 
 
-def test_a_follower_takes_over_when_the_leaders_process_dies(one_request_per_process, keys, insight_path):
+def test_a_follower_takes_over_when_the_leaders_process_dies(
+    one_request_per_process, keys, insight_path, project
+):
+    """The leader drives the execution until a query worker claims it; here it waits for its project's
+    turn (the test holds both), dies, and its follower leads a new execution within two heartbeats."""
     server = one_request_per_process
     url = f"{insight_path}?refresh=force_blocking"
-    with events_table_locked():
+    tenant = str(project.id)
+    held = ["held-1", "held-2"]  # the project's two turns
+    for ticket in held:
+        QUERY_LANE.take(tenant, ticket, abandoned=lambda: False, also_wake_on=[])
+
+    def renew() -> None:
+        pipe = redis_client().pipeline()
+        for ticket in held:
+            QUERY_LANE.renew(pipe, tenant, ticket)
+        pipe.execute()
+
+    renewing = Renewal(renew, interval=1, name="the test's turns").start()
+    try:
         leader, _ = in_threads(lambda: dropped(lambda: server.call("GET", url, key=keys["owner"])))
-        wait_until(lambda: queries_waiting_on_events() == 1, what="the leader's query")
-        follower, replies = in_threads(lambda: server.call("GET", url, key=keys["teammate"]))
+        wait_until(lambda: coalesced_waiters() == 1, what="the leader waiting for its turn")
+        follower, replies = in_threads(lambda: server.call("GET", url, key=keys["teammate"], timeout=60))
         wait_until(lambda: coalesced_waiters() == 2, what="the follower waiting")
-        [lock] = [key for key in redis_client().scan_iter("coalesce:*:lock")]
-        leader_pid = int(redis_client().get(lock).decode().split("-")[0])
+        [execution] = [key for key in redis_client().scan_iter("coalesce:{*}:*:lease")]
+        leader_pid = int(redis_client().get(execution).split(b"-")[0])
         os.kill(leader_pid, signal.SIGKILL)
         killed_at = time.monotonic()
+
+        def leaders() -> set[int]:  # each read once per check: a lease may lapse between two reads
+            found = (redis_client().get(lease) for lease in redis_client().scan_iter("coalesce:{*}:*:lease"))
+            return {int(holder.split(b"-")[0]) for holder in found if holder is not None}
+
         # Within two heartbeats (0.25 s each here) the follower leads a new execution of its own.
-
-        def holder() -> int | None:
-            value = redis_client().get(lock)  # read once per check: the lock may go between two reads
-            return None if value is None else int(value.split(b"-")[0])
-
-        wait_until(lambda: holder() not in (None, leader_pid), timeout=2, what="a new leader")
+        wait_until(lambda: leaders() - {leader_pid}, timeout=3, what="a new leader")
         took_over_after = time.monotonic() - killed_at
+    finally:
+        renewing.stop()
+        for ticket in held:
+            QUERY_LANE.release(tenant, ticket)
     join(follower + leader)
 
-    assert took_over_after < 1
+    assert took_over_after < 1  # the lease (two heartbeats) and a read (half a heartbeat)
     assert replies[0].status == 200 and replies[0].json()["result"][0]["count"] == 5
 
 

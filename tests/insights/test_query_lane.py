@@ -19,8 +19,10 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
+from infra.records import Renewal
+from infra.redis import redis_client
 from insights.models import Event
-from insights.query_execution import QUERY_LANE
+from insights.query_workers import QUERY_LANE
 from tests.live import (
     coalesced_waiters,
     database_url,
@@ -173,11 +175,14 @@ def test_the_query_timeout_bounds_the_run_never_the_wait_for_a_turn(
     long for its turn, then runs (well within its timeout) and answers."""
     settings.QUERY_CONCURRENCY_PER_PROJECT = 1
     with serve(tmp_path, QUERY_CONCURRENCY_PER_PROJECT="1", QUERY_TIMEOUT_MS="1000") as server:
-        with QUERY_LANE.turn(str(project.id), abandoned=lambda: False):
-            sent = time.monotonic()
-            waiting, reply = in_threads(run_query(server, project, keys["owner"], 1))
-            wait_until(lambda: lane_of(project) == (1, 1), what="the request queued for its turn")
-            wait_until(lambda: time.monotonic() - sent > 1.5, what="longer than the query timeout")
+        QUERY_LANE.take(str(project.id), "held-by-the-test", abandoned=lambda: False, also_wake_on=[])
+        renewing = Renewal(lambda: renew_held(project), interval=1, name="the test's turn").start()
+        sent = time.monotonic()
+        waiting, reply = in_threads(run_query(server, project, keys["owner"], 1))
+        wait_until(lambda: lane_of(project) == (1, 1), what="the request queued for its turn")
+        wait_until(lambda: time.monotonic() - sent > 1.5, what="longer than the query timeout")
+        renewing.stop()
+        QUERY_LANE.release(str(project.id), "held-by-the-test")
         join(waiting)
 
     assert reply[0].status == 200 and reply[0].seconds > 1.5
@@ -246,6 +251,12 @@ def test_when_a_query_worker_dies_mid_run_its_waiters_answer_503_and_the_next_ru
 
     assert [(reply.status, reply.json()["code"]) for reply in replies] == [(503, "service_unavailable")] * 3
     assert again.status == 200 and again.json()["result"][0]["count"] == 5
+
+
+def renew_held(project) -> None:
+    pipe = redis_client().pipeline()
+    QUERY_LANE.renew(pipe, str(project.id), "held-by-the-test")
+    pipe.execute()
 
 
 def children(pid: int) -> list[int]:

@@ -9,11 +9,21 @@ def test_health_answers_without_credentials(api):
     assert api.get("/_health").json() == {"status": "ok"}
 
 
-def test_ready_checks_postgres_and_redis(api):
+def test_ready_answers_503_naming_the_query_workers_when_none_is_alive(api, settings):
+    settings.QUERY_QUEUE = "a-queue-no-worker-serves"
+    response = api.get("/_ready")
+
+    assert response.status_code == 503
+    assert response.json()["checks"] == {"postgres": "ok", "redis": "ok", "query_workers": "down"}
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_ready_checks_postgres_redis_and_that_a_query_worker_is_alive(celery_worker, api):
     response = api.get("/_ready")
 
     assert response.status_code == 200
-    assert response.json()["checks"] == {"postgres": "ok", "redis": "ok"}
+    assert response.json()["checks"] == {"postgres": "ok", "redis": "ok", "query_workers": "ok"}
 
 
 def test_metrics_expose_coalescing_and_query_counters(api, owner_api, project):
@@ -25,6 +35,7 @@ def test_metrics_expose_coalescing_and_query_counters(api, owner_api, project):
 
     text = api.get("/metrics").content.decode()
 
-    assert 'insights_coalescing_requests_total{role="leader"}' in text
+    assert 'insights_coalescing_requests_total{role="off"}' in text  # computed inline: a test's transaction
+    assert 'insights_query_executions_total{outcome="computed"}' in text
     assert "insights_query_runtime_seconds_count" in text
     assert "insights_coalescing_wait_seconds_bucket" in text
