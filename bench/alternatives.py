@@ -129,9 +129,12 @@ def compare(
         for design in DESIGNS:
             stack.say(f"bench: {design.name}")
             with running(design, services, scratch, env, stack.ROOT if design.lane else before) as url:
+                lister = isolation.Lister(
+                    Client(url, world.second_key), f"/api/projects/{world.project}/insights/?limit=5"
+                )
                 crowd = isolation.crowd(
                     url, [world.key, world.second_key], world.events_project, size=200, days=days,
-                    executions=lambda: statements.calls_matching(isolation.EXECUTION_PATTERN),
+                    executions=lambda: statements.calls_matching(isolation.EXECUTION_PATTERN), lister=lister,
                 )  # fmt: skip
                 storm = isolation.storm(
                     url, world.key, world.events_project, days=days, lister_key=world.second_key,

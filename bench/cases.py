@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import statistics
 import subprocess
@@ -355,12 +356,19 @@ def bench_isolation(
     )
     statements = Statements(world.database_url)
     with web(services, scratch, env) as server:
-        stack.say("bench: 200 identical slow queries at once")
-        crowd = isolation.crowd(
-            server.url, [world.key, world.second_key], world.events_project, size=200, days=ISOLATION_DAYS,
-            executions=lambda: statements.calls_matching(isolation.EXECUTION_PATTERN),
-            cpu=lambda: cpu_seconds(server.pid),
-        )  # fmt: skip
+        lister = isolation.Lister(
+            Client(server.url, world.second_key), f"/api/projects/{world.project}/insights/?limit=5"
+        )
+        lister.run_for(2)  # warm-up
+        idle = isolation.p95(lister.run_for(10))
+        crowds = []
+        for size in (200, 1000):
+            stack.say(f"bench: {size} identical slow queries at once, while another project lists insights")
+            crowds.append(isolation.crowd(
+                server.url, [world.key, world.second_key], world.events_project, size=size, days=ISOLATION_DAYS,
+                executions=lambda: statements.calls_matching(isolation.EXECUTION_PATTERN),
+                cpu=lambda: cpu_seconds(server.pid), lister=lister,
+            ))  # fmt: skip
         stack.say("bench: 20 different slow queries at once while another project lists insights")
         storm = isolation.storm(
             server.url, world.key, world.events_project, days=ISOLATION_DAYS, lister_key=world.second_key,
@@ -372,12 +380,7 @@ def bench_isolation(
         )
     loaded_ms, idle_ms, slowest_ms = storm.load_p95 * 1000, storm.idle_p95 * 1000, storm.load_max * 1000
     return [
-        Figure("crowd: 200 identical force_blocking queries from two users, executions", crowd.executions, "",
-               "= 1", crowd.executions == 1 and crowd.all_ok,
-               f"answers: {isolation.statuses(crowd.answers)}; {BEFORE['crowd']}"),
-        Figure("crowd: wall time / one run", crowd.ratio, "x", "≤ 1.2", crowd.ratio <= 1.2,
-               f"{crowd.wall:.2f} s vs {crowd.single:.2f} s; the 200 requests' own handling: "
-               f"{crowd.cpu:.2f} CPU-s in gunicorn"),
+        *[figure for crowd in crowds for figure in _crowd_figures(crowd, idle)],
         Figure("storm: 20 different slow queries of one project at once, answers", storm.wall, "s",
                "200, or 429 with Retry-After", storm.only_200_or_429,
                f"{isolation.statuses(storm.answers)} in {storm.wall:.1f} s; {BEFORE['storm']}"),
@@ -388,6 +391,25 @@ def bench_isolation(
         Figure("two projects' slow queries at once: both make progress", max(two.first_answers), "s",
                "both answered early", two.both_progress,
                f"{two.summary()}; the second project holds {copied:,} events"),
+    ]  # fmt: skip
+
+
+def _crowd_figures(crowd: isolation.CrowdResult, idle: float) -> list[Figure]:
+    """A crowd's executions, its wall time against one run, and another project's list meanwhile."""
+    size = f"crowd of {crowd.size}"
+    loaded, slowest = isolation.p95(crowd.listed), max(crowd.listed, default=math.nan)
+    return [
+        Figure(f"{size} identical force_blocking queries from two users: executions", crowd.executions, "",
+               "= 1", crowd.executions == 1 and crowd.all_ok,
+               f"answers: {isolation.statuses(crowd.answers)}" + (f"; {BEFORE['crowd']}" if crowd.size == 200 else "")),
+        Figure(f"{size}: wall time / one run", crowd.ratio, "x", "≤ 1.2", crowd.ratio <= 1.2,
+               f"{crowd.wall:.2f} s vs {crowd.single:.2f} s; the requests' own handling: "
+               f"{crowd.cpu:.2f} CPU-s in gunicorn"),
+        Figure(f"{size}: another project's list, p95 loaded / idle", loaded / idle, "x", "≤ 5",
+               loaded / idle <= 5 and not crowd.lister_failures,
+               f"{loaded * 1000:.0f} ms vs {idle * 1000:.0f} ms idle, {len(crowd.listed)} lists" + _failed(crowd.lister_failures)),
+        Figure(f"{size}: another project's slowest list", slowest * 1000, "ms", "≤ 250 ms",
+               slowest <= 0.25 and not crowd.lister_failures),
     ]  # fmt: skip
 
 

@@ -3,7 +3,8 @@
 Three scenarios, each against a running server, with nothing but HTTP and PostgreSQL's own
 statistics (pg_stat_statements counts query executions from the database's side):
 
-- `crowd`: N identical `force_blocking` runs of one slow query from two users at the same moment.
+- `crowd`: N identical `force_blocking` runs of one slow query from two users at the same moment,
+  while a user of another project lists insights every 100 ms.
 - `storm`: twenty different slow queries of one project at once (a heavy dashboard refreshed),
   while a user of another project lists insights every 100 ms.
 - `two_projects`: two projects send their slow queries at the same moment; when does each get
@@ -99,6 +100,8 @@ class CrowdResult:
     wall: float
     single: float
     cpu: float  # CPU seconds the server spent on the crowd
+    listed: list[float]  # another project's list latencies during the crowd
+    lister_failures: Counter
 
     @property
     def ratio(self) -> float:
@@ -117,11 +120,12 @@ def crowd(
     size: int,
     days: int,
     executions: Callable[[], int],
+    lister: Lister,
     cpu: Callable[[], float] = lambda: 0.0,
 ) -> CrowdResult:
-    """`size` identical force_blocking runs from the callers of `keys` (in turn), at the same moment;
-    compared with one run alone. `executions()` reads how many query executions completed so far,
-    `cpu()` the server's CPU seconds so far."""
+    """`size` identical force_blocking runs from the callers of `keys` (in turn), at the same moment,
+    while `lister` lists another project's insights; compared with one run alone. `executions()`
+    reads how many query executions completed so far, `cpu()` the server's CPU seconds so far."""
     path, body = f"/api/projects/{project}/query/", run_body(slow_query(days))
     alone = Client(url, keys[0])
     single = statistics.median(alone.timed("POST", path, body) for _ in range(2))
@@ -129,8 +133,12 @@ def crowd(
     # Warm the server up first: the callers' connections and the server's pools for `size` requests.
     at_once([functools.partial(caller.call, "GET", "/_health") for caller in callers])
     before, cpu_before = executions(), cpu()
+    listing = lister.start()
     wall, answers = at_once([functools.partial(caller.call, "POST", path, body) for caller in callers])
-    return CrowdResult(size, executions() - before, answers, wall, single, cpu() - cpu_before)
+    listed = lister.stop(listing)
+    return CrowdResult(
+        size, executions() - before, answers, wall, single, cpu() - cpu_before, listed, lister.failures
+    )
 
 
 # --- storm ---------------------------------------------------------------------------------------
@@ -157,6 +165,7 @@ class Lister:
     def start(self) -> threading.Thread:
         self._stop.clear()
         self.latencies = []
+        self.failures = Counter()
         thread = threading.Thread(target=self._until_stopped, daemon=True)
         thread.start()
         return thread
