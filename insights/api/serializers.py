@@ -18,6 +18,7 @@ from apikit.fields import (
     StrictBooleanField,
     StrictCharField,
 )
+from insights.access import LEVEL, activity_changes_shown
 from insights.api.query_schema import query_node_components
 from insights.cancellation import CLIENT_QUERY_ID
 from insights.models import AccessLevel, ActivityLog, Dashboard, Insight
@@ -360,6 +361,14 @@ class ActivityLogSerializer(serializers.ModelSerializer):
 
     def get_item_id(self, entry: ActivityLog) -> str:
         return str(entry.insight_id)
+
+    def to_representation(self, entry: ActivityLog) -> dict[str, Any]:
+        # The caller's level on the entry's insight comes with the entry (`activity_list`); without
+        # it, the entry is shown as to someone who is not an editor.
+        shown = super().to_representation(entry)
+        level = getattr(entry, LEVEL, None)
+        shown["detail"]["changes"] = activity_changes_shown(shown["detail"]["changes"], level=level)
+        return shown
 
 
 def ClientQueryIdField(**kwargs: Any) -> StrictCharField:

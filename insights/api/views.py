@@ -55,6 +55,11 @@ from tagging.normalization import normalize_tags
 from viewtracking.api.actions import InsightViewActions
 
 TAGS = ["insights"]
+# Who sees what of an access-control change in the activity log (docs/access-control.md).
+ACTIVITY_ACCESS_DOCS = (
+    "A change of the access controls (field `access_controls`) is shown whole to the insight's editors; "
+    "anyone else sees that the access changed, with `before` and `after` null: no members, no levels."
+)
 # The result fields of an insight whose query this service cannot run.
 NO_RESULTS = {"results": None, "is_cached": False, "last_refresh": None, "query_status": None}
 
@@ -226,7 +231,10 @@ class InsightViewSet(
 
     @extend_schema(
         summary="Activity of one insight",
-        description="The insight's activity log, newest first: who changed which fields, with before and after values.",
+        description=(
+            "The insight's activity log, newest first: who changed which fields, with before and after values. "
+            + ACTIVITY_ACCESS_DOCS
+        ),
         responses={200: ActivityLogSerializer(many=True)},
         tags=TAGS,
     )
@@ -237,14 +245,16 @@ class InsightViewSet(
 
     @extend_schema(
         summary="Activity of all insights",
-        description="The activity log of every insight in the project, newest first.",
+        description=(
+            "The activity log of every insight in the project the caller may see, newest first. "
+            + ACTIVITY_ACCESS_DOCS
+        ),
         responses={200: ActivityLogSerializer(many=True)},
         tags=TAGS,
     )
     @action(detail=False, methods=["get"], url_path="activity", required_scopes=["insight:read"])
     def all_activity(self, request: Request, project_id: str) -> Response:
-        visible = self.get_project_queryset().values("id")
-        return self._activity_page(ActivityLog.objects.filter(project=self.project, insight_id__in=visible))
+        return self._activity_page(ActivityLog.objects.filter(project=self.project))
 
     def _update(self, request: Request, *, replace: bool) -> Response:
         data = request.data if isinstance(request.data, dict) else {}
@@ -296,7 +306,9 @@ class InsightViewSet(
         return rows[0]
 
     def _activity_page(self, queryset: QuerySet[ActivityLog]) -> Response:
-        page = self.paginate_queryset(activity_list(queryset=queryset))
+        """A page of the entries of `queryset` on insights the caller may see, each as their level on
+        its insight lets them see it (docs/access-control.md)."""
+        page = self.paginate_queryset(activity_list(queryset=queryset, visible=self.get_project_queryset()))
         return self.get_paginated_response(ActivityLogSerializer(page, many=True).data)
 
     def _filters(self, params: dict[str, Any]) -> InsightFilters:
