@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from django.core.validators import RegexValidator
-from drf_spectacular.extensions import OpenApiSerializerFieldExtension
+from drf_spectacular.extensions import OpenApiSerializerExtension, OpenApiSerializerFieldExtension
 from drf_spectacular.plumbing import ResolvedComponent
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -63,7 +63,7 @@ def _validate_query(value: Any) -> Any:
 
 
 class InsightWriteSerializer(serializers.Serializer):
-    """Body of create, PUT and PATCH. Every field is optional."""
+    """Body of create and PATCH. Every field is optional (a PATCH with none changes nothing)."""
 
     name = StrictCharField(max_length=400, allow_null=True, allow_blank=True, required=False)
     derived_name = StrictCharField(max_length=400, allow_null=True, allow_blank=True, required=False)
@@ -97,6 +97,22 @@ class InsightWriteSerializer(serializers.Serializer):
         if missing:
             raise serializers.ValidationError(f"Dashboard {missing[0]} does not exist in this project.")
         return wanted
+
+
+class InsightReplaceSerializer(InsightWriteSerializer):
+    """Body of PUT: the insight's fields, at least one of them (omitted ones reset to their defaults;
+    a body naming none of them, an empty one say, is a 400 rather than a wipe)."""
+
+
+class InsightReplaceSerializerSchema(OpenApiSerializerExtension):
+    """The schema says what PUT refuses: an object with no property (the view refuses one without
+    any of the insight's fields, unknown keys being ignored)."""
+
+    target_class = InsightReplaceSerializer
+
+    def map_serializer(self, auto_schema: Any, direction: str) -> dict[str, Any]:
+        schema: dict[str, Any] = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        return {**schema, "minProperties": 1}
 
 
 @extend_schema_field(

@@ -31,6 +31,7 @@ from insights.api.serializers import (
     ActivityLogSerializer,
     InsightListItemSerializer,
     InsightListQuerySerializer,
+    InsightReplaceSerializer,
     InsightRetrieveQuerySerializer,
     InsightRetrieveSerializer,
     InsightSerializer,
@@ -207,7 +208,7 @@ class InsightViewSet(
             "defaults. `deleted` changes only when given. A body without any of the insight's fields (an "
             "empty one, say) is a 400, never a wipe. A soft-deleted insight answers 404."
         ),
-        request=InsightWriteSerializer,
+        request=InsightReplaceSerializer,
         responses={200: InsightSerializer},
         tags=TAGS,
     )
@@ -220,7 +221,8 @@ class InsightViewSet(
             "Changes only the given fields. `tags` replaces the whole set (normalised); `dashboards` "
             "replaces the placements; `deleted: true` soft-deletes and `deleted: false` restores (the one "
             "request a soft-deleted insight answers; to any other it is a 404). Each change is written to "
-            "the activity log. (DELETE is not allowed: soft-delete instead.)"
+            "the activity log; an empty body (`{}`) changes nothing and answers the insight as it is. "
+            "(DELETE is not allowed: soft-delete instead.)"
         ),
         request=InsightWriteSerializer,
         responses={200: InsightSerializer},
@@ -266,7 +268,8 @@ class InsightViewSet(
             raise exceptions.ValidationError(
                 "PUT replaces the insight and needs its fields in the body; to change some of them, use PATCH."
             )
-        payload = InsightWriteSerializer(data=request.data, context=self.get_serializer_context())
+        body = InsightReplaceSerializer if replace else InsightWriteSerializer
+        payload = body(data=request.data, context=self.get_serializer_context())
         payload.is_valid(raise_exception=True)
         insight_update_with_tags(
             project=self.project,
