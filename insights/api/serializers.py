@@ -25,7 +25,7 @@ from insights.models import AccessLevel, ActivityLog, Dashboard, Insight
 from insights.query_nodes import InvalidQuery, query_parse
 from insights.query_runner import REFRESH_MODES
 from insights.selectors import INSIGHT_TYPES, ORDER_CHOICES
-from tagging.fields import MAX_TAGS, TagListField
+from tagging.api.fields import MAX_TAGS, TagListField
 from tagging.normalization import MAX_TAG_LENGTH
 
 MAX_DASHBOARDS = 100

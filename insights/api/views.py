@@ -26,6 +26,7 @@ from insights.access import LEVEL
 from insights.api.access_actions import InsightAccessActions
 from insights.api.base import InsightViewSetBase
 from insights.api.cancel_actions import InsightCancelActions
+from insights.api.editing import insight_create_with_tags, insight_update_with_tags
 from insights.api.results import LANE_DOCS, RESULT_ERRORS, result_response
 from insights.api.serializers import (
     ActivityLogSerializer,
@@ -39,7 +40,6 @@ from insights.api.serializers import (
     caller_access_fields,
 )
 from insights.dates import parse_date_param
-from insights.editing import insight_create_with_tags, insight_update_with_tags
 from insights.models import AccessLevel, ActivityLog, Insight
 from insights.query_nodes import AnyQueryNode, InvalidQuery, query_parse
 from insights.query_runner import query_check_runnable
