@@ -8,6 +8,10 @@ from rest_framework_csv.renderers import CSVRenderer
 
 # A spreadsheet evaluates a cell starting with one of these as a formula (OWASP "CSV injection").
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+# The paginated envelope (apikit/pagination.py, and any route that builds one by hand): its rows are
+# the `results`, the rest goes into headers.
+ENVELOPE = frozenset({"count", "next", "previous", "results"})
+TOTAL_COUNT = "X-Total-Count"
 
 
 def escape_cell(value: Any) -> Any:
@@ -18,10 +22,25 @@ def escape_cell(value: Any) -> Any:
     return value
 
 
+def is_page(data: Any) -> bool:
+    """Whether a body is a page of a paginated list: exactly the envelope's keys, `results` a list."""
+    return isinstance(data, dict) and data.keys() == ENVELOPE and isinstance(data["results"], list)
+
+
+def page_link_header(page: dict[str, Any]) -> str | None:
+    """RFC 8288 links to the neighbouring pages (`rel="next"`, `rel="prev"`), those there are."""
+    links = [
+        f'<{page[key]}>; rel="{rel}"' for key, rel in (("next", "next"), ("previous", "prev")) if page[key]
+    ]
+    return ", ".join(links) or None
+
+
 class SafeCSVRenderer(CSVRenderer):
     """djangorestframework-csv's flattening (a list → one row per element, an object → one row,
     nested keys → `a.0.b` columns, header = sorted union of keys), with formula cells escaped and a
-    download file name derived from the route."""
+    download file name derived from the route. A page of a paginated list is one row per result:
+    its `count` goes into `X-Total-Count` and its `next`/`previous` into a `Link` header, so every
+    paginated route, whoever adds it, exports rows a spreadsheet can use."""
 
     def tablize(self, data: Any, header: Any = None, labels: Any = None):
         # Header cells too: column names come from JSON keys, and a stored query's keys are user input.
@@ -34,6 +53,12 @@ class SafeCSVRenderer(CSVRenderer):
         view = renderer_context.get("view")
         if response is not None:
             response["Content-Disposition"] = f'attachment; filename="{_file_name(view, response)}"'
+        if is_page(data):
+            if response is not None:
+                response[TOTAL_COUNT] = str(data["count"])
+                if links := page_link_header(data):
+                    response["Link"] = links
+            data = data["results"]
         if data == []:
             # No rows and no columns: an empty header line. (An empty body would make DRF drop the
             # Content-Type, and the client could not tell it from a body-less answer.)

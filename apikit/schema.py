@@ -1,5 +1,5 @@
-"""OpenAPI generation: the error envelope, every status code an operation can answer, the CSV
-alternative, response headers, API key security with scopes, and strict docs.
+"""OpenAPI generation: the error envelope, every status code an operation can answer, in JSON and
+in CSV, response headers, API key security with scopes, and strict docs.
 
 Every operation must carry an explicit summary and description (`@extend_schema`); the AutoSchema
 here refuses to fall back to a docstring, so a mixin's docstring can never leak into the docs.
@@ -33,6 +33,8 @@ from drf_spectacular.drainage import warn
 from drf_spectacular.plumbing import ResolvedComponent
 from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import serializers
+
+from apikit.renderers import ENVELOPE
 
 ERROR_TYPES = [
     "validation_error",
@@ -75,11 +77,16 @@ ERROR_RESPONSES: dict[int, OpenApiResponse] = {
     503: error_response("PostgreSQL or Redis is unreachable; retry shortly."),
 }
 
-# CSV is an alternative representation chosen by `?format=csv`, described on that parameter rather
-# than as a second media type of every response: a JSON client's success type stays the JSON body.
+# CSV is a second representation of every answer, chosen by `?format=csv`. Each response documents it
+# as `text/csv` beside `application/json`, with the same schema: the data the CSV flattens (one row per
+# element of a list, or of a page's `results`). JSON comes first, and a client generator that types a
+# response as the union of its media types gets the JSON type unchanged.
+CSV_MEDIA_TYPE = "text/csv"
 CSV_DESCRIPTION = (
     "`json` (default), or `csv`: the same answer as `text/csv` — the JSON body flattened to one row per "
-    "list element (one row for an object), nested keys as dotted columns (`results.0.id`), header = "
+    "list element (one row for an object; a page of a paginated list gives one row per element of "
+    "`results`, its `count` in the `X-Total-Count` header and its `next`/`previous` in a `Link` header "
+    'with `rel="next"`/`rel="prev"`), nested keys as dotted columns (`created_by.email`), header = '
     "sorted union of keys; cells starting with `=`, `+`, `-` or `@` escaped with a leading `'`; "
     "`Content-Disposition` names a file."
 )
@@ -114,6 +121,17 @@ HEADERS: dict[str, dict[str, Any]] = {
         "required": False,
         "schema": {"type": "string"},
     },
+    "X-Total-Count": {
+        "description": "With `?format=csv`: the page's `count`, the number of rows of the whole list.",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 0},
+    },
+    "Link": {
+        "description": 'With `?format=csv`: the neighbouring pages, `<url>; rel="next"` and `<url>; rel="prev"` '
+        "(RFC 8288), those there are (the page's `next` and `previous`).",
+        "required": False,
+        "schema": {"type": "string"},
+    },
 }
 
 
@@ -127,7 +145,7 @@ SCOPED_AUTH_SCHEME = "PersonalAPIKeyAuth"
 
 class AutoSchema(openapi.AutoSchema):
     """Insists on explicit summaries and descriptions, documents each operation's API key scope and
-    every status code it can answer, describes the CSV alternative on `format`, and names enums for SDKs.
+    every status code it can answer in JSON and in CSV, and names enums for SDKs.
 
     `@extend_schema(summary=..., description=...)` overrides `get_summary`/`get_description`, so the
     methods below run only for an operation without them: they warn (which fails the schema test)
@@ -153,6 +171,8 @@ class AutoSchema(openapi.AutoSchema):
                 f"The same operation as under `/api/projects/{{project_id}}/`: `environments` is the name "
                 f"PostHog's frontend gives a project's routes.\n\n{operation['description']}"
             )
+        if method == "PUT" and "requestBody" in operation:
+            operation["requestBody"]["required"] = True  # a replacement needs what it replaces with
         self._document_scope(operation)
         self._document_errors(operation, path)
         self._document_parameters(operation)
@@ -256,12 +276,18 @@ class AutoSchema(openapi.AutoSchema):
                     parameter["allowEmptyValue"] = True
 
     def _document_response(self, status: str, response: dict[str, Any]) -> None:
-        """The JSON body only (`format` describes CSV), and the headers the response carries."""
+        """Both representations of the body (JSON first), and the headers the response carries."""
         content = response.get("content", {})
-        csv = content.pop("text/csv", None) is not None
-        if status == "414":  # gunicorn's own answer carries none of the app's headers
+        if status == "414":  # gunicorn's own answer: JSON whatever was asked for, none of the app's headers
+            response["content"] = {"application/json": content["application/json"]}
             response.pop("headers", None)
             return
+        if "application/json" in content:
+            schema = content["application/json"]["schema"]
+            response["content"] = {
+                "application/json": content["application/json"],
+                CSV_MEDIA_TYPE: {"schema": schema},
+            }
         headers = response.setdefault("headers", {})
         headers["X-Request-ID"] = HEADERS["X-Request-ID"]
         if status == "401":
@@ -272,8 +298,17 @@ class AutoSchema(openapi.AutoSchema):
             self.view, "coalesced_actions", ()
         ):
             headers["X-Coalesced"] = HEADERS["X-Coalesced"]
-        if csv and status.startswith("2"):
+        if content and status.startswith("2"):
             headers["Content-Disposition"] = HEADERS["Content-Disposition"]
+            if self._is_page(content.get("application/json", {}).get("schema", {})):
+                headers["X-Total-Count"] = HEADERS["X-Total-Count"]
+                headers["Link"] = HEADERS["Link"]
+
+    def _is_page(self, schema: dict[str, Any]) -> bool:
+        """Whether a body schema is a paginated envelope (`{"count", "next", "previous", "results"}`)."""
+        name = schema.get("$ref", "").rpartition("/")[2]
+        component = self.registry._components.get((name, ResolvedComponent.SCHEMA))
+        return component is not None and set(component.schema.get("properties", {})) == ENVELOPE
 
     def _operation_name(self) -> str:
         return f"{self.view.__class__.__name__}.{getattr(self.view, 'action', None) or self.method.lower()}"

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from django.utils import timezone
 
 from accounts.models import OrganizationMembership, Project, User
-from insights.editing import insight_create_with_tags, insight_update_with_tags
+from insights.api.editing import insight_create_with_tags, insight_update_with_tags
 from insights.events import events_copy, events_generate
 from insights.models import Dashboard, Insight
 from tagging.services import tags_bulk_update

@@ -23,6 +23,8 @@ from insights.models import AccessLevel, ActivityLog, Insight, InsightAccessOver
 
 # Named after the field every insight shape carries.
 LEVEL = "user_access_level"
+# The activity log's field for a change of the access controls.
+ACCESS_CONTROLS = "access_controls"
 
 
 def insights_visible(queryset: QuerySet[Any], caller: Caller) -> QuerySet[Any]:
@@ -93,7 +95,7 @@ def access_controls_set(
         unique_fields=["insight", "user"],
         update_fields=["access_level"],
     )
-    change = FieldChange("access_controls", before.as_json(), controls.as_json())
+    change = FieldChange(ACCESS_CONTROLS, before.as_json(), controls.as_json())
     activity_log_write(
         [
             activity_entry(
@@ -106,3 +108,15 @@ def access_controls_set(
         ]
     )
     return controls
+
+
+def activity_changes_shown(changes: list[dict[str, Any]], *, level: str | None) -> list[dict[str, Any]]:
+    """An activity entry's changes as a caller whose level on its insight is `level` may see them:
+    an editor sees them whole; anyone else sees that the access controls changed, with `before` and
+    `after` null, since who was given which level is for the insight's editors to know."""
+    if level == AccessLevel.EDITOR:
+        return changes
+    return [
+        {**change, "before": None, "after": None} if change.get("field") == ACCESS_CONTROLS else change
+        for change in changes
+    ]

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib.postgres.expressions import ArraySubquery
-from django.db.models import Count, F, OuterRef, Q, QuerySet
+from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import JSONObject
 
 from accounts.selectors import user_basic_json
@@ -186,5 +186,12 @@ def insight_rows(
     return prepare(rows, markers, rename=rename, limit=limit, offset=offset)
 
 
-def activity_list(*, queryset: QuerySet[ActivityLog]) -> QuerySet[ActivityLog]:
-    return queryset.select_related("user").order_by("-created_at", "-id")
+def activity_list(*, queryset: QuerySet[ActivityLog], visible: QuerySet[Any]) -> QuerySet[ActivityLog]:
+    """The entries of `queryset` on the insights of `visible` (the caller's, as `insights_visible`
+    gives them), newest first, each carrying the caller's level on its insight as
+    `user_access_level`: what the caller may see of an entry depends on it (`activity_changes_shown`)."""
+    level = visible.filter(id=OuterRef("insight_id")).values(LEVEL)[:1]
+    entries: QuerySet[ActivityLog] = queryset.filter(insight_id__in=visible.values("id")).annotate(
+        **{LEVEL: Subquery(level)}
+    )
+    return entries.select_related("user").order_by("-created_at", "-id")

@@ -1,7 +1,7 @@
 """Writes to insights and their dashboard tiles. Each logs its changes to the activity log.
 
 Tags and views live in other apps; the API layer combines those writes with these in one transaction
-(see insights/editing.py).
+(see insights/api/editing.py).
 """
 
 from __future__ import annotations

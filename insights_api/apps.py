@@ -8,4 +8,7 @@ class InsightsApiConfig(AppConfig):
     verbose_name = "Insights API"
 
     def ready(self) -> None:
-        from apikit import schema  # noqa: F401  registers the schema's extensions
+        # The schema's extensions register themselves on import: the wiring imports them, so that no
+        # app's domain (an AppConfig is one) imports an HTTP layer.
+        from accounts.api import schema as accounts_schema  # noqa: F401  the authentication schemes
+        from apikit import schema  # noqa: F401

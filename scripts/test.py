@@ -2,7 +2,9 @@
 
 Both servers live in a fresh temporary directory that is deleted afterwards. Arguments are passed to
 pytest, and the exit status is pytest's. The Celery worker that integration tests need is started by
-a pytest fixture; INSIGHTS_TEST_STACK=1 tells the tests that real services are up.
+a pytest fixture; INSIGHTS_TEST_STACK=1 tells the tests that real services are up, and `CI` (passed
+through; .ci/run sets it) that nothing may skip (tests/missing.py). As root, a missing Chromium is
+installed for the browser tests, or the run fails.
 """
 
 from __future__ import annotations
@@ -62,25 +64,29 @@ def browser_tests_selected(args: Sequence[str], env: Mapping[str, str]) -> bool:
 
 
 def ensure_chromium(args: Sequence[str], env: Mapping[str, str]) -> None:
-    """apt-get install Debian's `chromium` for the docs-in-a-browser tests: as root, when it is
-    missing and those tests will run. Without it (not root) they are skipped, saying why."""
-    if any(shutil.which(name) for name in CHROMIUM_BINARIES) or not stack.IS_ROOT:
+    """apt-get install Debian's `chromium` for the docs-in-a-browser tests, when they will run and it
+    is missing: as root, or fail (a StackError stops `make test`). Not as root, the tests themselves
+    skip saying what to install, and fail saying it in CI (tests/missing.py)."""
+    if any(shutil.which(name) for name in CHROMIUM_BINARIES) or not browser_tests_selected(args, env):
         return
-    if not browser_tests_selected(args, env):
+    if not stack.IS_ROOT:
+        stack.warn(
+            "Chromium is not installed: the browser tests will skip (fail in CI); apt-get install chromium"
+        )
         return
     stack.say("Chromium is not installed; installing Debian's chromium for the browser tests (once)...")
     started = time.monotonic()
     apt_env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    try:
-        stack.run_checked(["apt-get", "update", "-q"], what="apt-get update", env=apt_env)
-        stack.run_checked(
-            ["apt-get", "install", "-y", "-q", "--no-install-recommends", "chromium"],
-            what="apt-get install chromium",
-            env=apt_env,
+    stack.run_checked(["apt-get", "update", "-q"], what="apt-get update", env=apt_env)
+    stack.run_checked(
+        ["apt-get", "install", "-y", "-q", "--no-install-recommends", "chromium"],
+        what="apt-get install chromium (the browser tests need it)",
+        env=apt_env,
+    )
+    if not any(shutil.which(name) for name in CHROMIUM_BINARIES):
+        raise stack.StackError(
+            f"apt-get installed chromium, yet none of {', '.join(CHROMIUM_BINARIES)} is on PATH"
         )
-    except stack.StackError as error:  # the browser tests then skip; everything else still runs
-        stack.warn(f"could not install chromium, the browser tests will be skipped: {error}")
-        return
     stack.say(f"chromium installed in {time.monotonic() - started:.1f}s")
 
 

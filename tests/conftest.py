@@ -29,6 +29,9 @@ from tagging.services import insight_tags_set
 from tests.live import celery_worker as celery_worker_process
 from tests.llm_stub import LLMStub, start_llm_stub
 
+# In CI a skip is a failure (tests/missing.py).
+from tests.missing import pytest_runtest_makereport  # noqa: F401
+
 
 @pytest.fixture(autouse=True)
 def _fresh_cache() -> Iterator[None]:

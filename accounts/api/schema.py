@@ -1,6 +1,6 @@
 """How the OpenAPI schema describes the two ways to authenticate (accounts.api.authentication).
 drf-spectacular finds these extensions by their target class once this module is imported
-(AccountsConfig.ready); the classes are named by path, as importing them here would import DRF's
+(InsightsApiConfig.ready, in the wiring); the classes are named by path, as importing them here would import DRF's
 views while DRF's settings import the classes."""
 
 from __future__ import annotations

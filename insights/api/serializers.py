@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from django.core.validators import RegexValidator
-from drf_spectacular.extensions import OpenApiSerializerFieldExtension
+from drf_spectacular.extensions import OpenApiSerializerExtension, OpenApiSerializerFieldExtension
 from drf_spectacular.plumbing import ResolvedComponent
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -18,13 +18,14 @@ from apikit.fields import (
     StrictBooleanField,
     StrictCharField,
 )
+from insights.access import LEVEL, activity_changes_shown
 from insights.api.query_schema import query_node_components
 from insights.cancellation import CLIENT_QUERY_ID
 from insights.models import AccessLevel, ActivityLog, Dashboard, Insight
 from insights.query_nodes import InvalidQuery, query_parse
 from insights.query_runner import REFRESH_MODES
 from insights.selectors import INSIGHT_TYPES, ORDER_CHOICES
-from tagging.fields import MAX_TAGS, TagListField
+from tagging.api.fields import MAX_TAGS, TagListField
 from tagging.normalization import MAX_TAG_LENGTH
 
 MAX_DASHBOARDS = 100
@@ -62,7 +63,7 @@ def _validate_query(value: Any) -> Any:
 
 
 class InsightWriteSerializer(serializers.Serializer):
-    """Body of create, PUT and PATCH. Every field is optional."""
+    """Body of create and PATCH. Every field is optional (a PATCH with none changes nothing)."""
 
     name = StrictCharField(max_length=400, allow_null=True, allow_blank=True, required=False)
     derived_name = StrictCharField(max_length=400, allow_null=True, allow_blank=True, required=False)
@@ -96,6 +97,22 @@ class InsightWriteSerializer(serializers.Serializer):
         if missing:
             raise serializers.ValidationError(f"Dashboard {missing[0]} does not exist in this project.")
         return wanted
+
+
+class InsightReplaceSerializer(InsightWriteSerializer):
+    """Body of PUT: the insight's fields, at least one of them (omitted ones reset to their defaults;
+    a body naming none of them, an empty one say, is a 400 rather than a wipe)."""
+
+
+class InsightReplaceSerializerSchema(OpenApiSerializerExtension):
+    """The schema says what PUT refuses: an object with no property (the view refuses one without
+    any of the insight's fields, unknown keys being ignored)."""
+
+    target_class = InsightReplaceSerializer
+
+    def map_serializer(self, auto_schema: Any, direction: str) -> dict[str, Any]:
+        schema: dict[str, Any] = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        return {**schema, "minProperties": 1}
 
 
 @extend_schema_field(
@@ -360,6 +377,14 @@ class ActivityLogSerializer(serializers.ModelSerializer):
 
     def get_item_id(self, entry: ActivityLog) -> str:
         return str(entry.insight_id)
+
+    def to_representation(self, entry: ActivityLog) -> dict[str, Any]:
+        # The caller's level on the entry's insight comes with the entry (`activity_list`); without
+        # it, the entry is shown as to someone who is not an editor.
+        shown = super().to_representation(entry)
+        level = getattr(entry, LEVEL, None)
+        shown["detail"]["changes"] = activity_changes_shown(shown["detail"]["changes"], level=level)
+        return shown
 
 
 def ClientQueryIdField(**kwargs: Any) -> StrictCharField:

@@ -26,11 +26,13 @@ from insights.access import LEVEL
 from insights.api.access_actions import InsightAccessActions
 from insights.api.base import InsightViewSetBase
 from insights.api.cancel_actions import InsightCancelActions
+from insights.api.editing import insight_create_with_tags, insight_update_with_tags
 from insights.api.result_routes import RESULT_DOCS, RESULT_ERRORS, result_request
 from insights.api.serializers import (
     ActivityLogSerializer,
     InsightListItemSerializer,
     InsightListQuerySerializer,
+    InsightReplaceSerializer,
     InsightRetrieveQuerySerializer,
     InsightRetrieveSerializer,
     InsightSerializer,
@@ -38,7 +40,6 @@ from insights.api.serializers import (
     caller_access_fields,
 )
 from insights.dates import parse_date_param
-from insights.editing import insight_create_with_tags, insight_update_with_tags
 from insights.models import AccessLevel, ActivityLog, Insight
 from insights.query_nodes import AnyQueryNode, InvalidQuery, query_parse
 from insights.query_runner import query_check_runnable
@@ -56,6 +57,11 @@ from tagging.normalization import normalize_tags
 from viewtracking.api.actions import InsightViewActions
 
 TAGS = ["insights"]
+# Who sees what of an access-control change in the activity log (docs/access-control.md).
+ACTIVITY_ACCESS_DOCS = (
+    "A change of the access controls (field `access_controls`) is shown whole to the insight's editors; "
+    "anyone else sees that the access changed, with `before` and `after` null: no members, no levels."
+)
 # The result fields of an insight whose query this service cannot run.
 NO_RESULTS = {"results": None, "is_cached": False, "last_refresh": None, "query_status": None}
 
@@ -199,7 +205,7 @@ class InsightViewSet(
             "defaults. `deleted` changes only when given. A body without any of the insight's fields (an "
             "empty one, say) is a 400, never a wipe. A soft-deleted insight answers 404."
         ),
-        request=InsightWriteSerializer,
+        request=InsightReplaceSerializer,
         responses={200: InsightSerializer},
         tags=TAGS,
     )
@@ -212,7 +218,8 @@ class InsightViewSet(
             "Changes only the given fields. `tags` replaces the whole set (normalised); `dashboards` "
             "replaces the placements; `deleted: true` soft-deletes and `deleted: false` restores (the one "
             "request a soft-deleted insight answers; to any other it is a 404). Each change is written to "
-            "the activity log. (DELETE is not allowed: soft-delete instead.)"
+            "the activity log; an empty body (`{}`) changes nothing and answers the insight as it is. "
+            "(DELETE is not allowed: soft-delete instead.)"
         ),
         request=InsightWriteSerializer,
         responses={200: InsightSerializer},
@@ -223,7 +230,10 @@ class InsightViewSet(
 
     @extend_schema(
         summary="Activity of one insight",
-        description="The insight's activity log, newest first: who changed which fields, with before and after values.",
+        description=(
+            "The insight's activity log, newest first: who changed which fields, with before and after values. "
+            + ACTIVITY_ACCESS_DOCS
+        ),
         responses={200: ActivityLogSerializer(many=True)},
         tags=TAGS,
     )
@@ -234,14 +244,16 @@ class InsightViewSet(
 
     @extend_schema(
         summary="Activity of all insights",
-        description="The activity log of every insight in the project, newest first.",
+        description=(
+            "The activity log of every insight in the project the caller may see, newest first. "
+            + ACTIVITY_ACCESS_DOCS
+        ),
         responses={200: ActivityLogSerializer(many=True)},
         tags=TAGS,
     )
     @action(detail=False, methods=["get"], url_path="activity", required_scopes=["insight:read"])
     def all_activity(self, request: Request, project_id: str) -> Response:
-        visible = self.get_project_queryset().values("id")
-        return self._activity_page(ActivityLog.objects.filter(project=self.project, insight_id__in=visible))
+        return self._activity_page(ActivityLog.objects.filter(project=self.project))
 
     def _update(self, request: Request, *, replace: bool) -> Response:
         data = request.data if isinstance(request.data, dict) else {}
@@ -253,7 +265,8 @@ class InsightViewSet(
             raise exceptions.ValidationError(
                 "PUT replaces the insight and needs its fields in the body; to change some of them, use PATCH."
             )
-        payload = InsightWriteSerializer(data=request.data, context=self.get_serializer_context())
+        body = InsightReplaceSerializer if replace else InsightWriteSerializer
+        payload = body(data=request.data, context=self.get_serializer_context())
         payload.is_valid(raise_exception=True)
         insight_update_with_tags(
             project=self.project,
@@ -293,7 +306,9 @@ class InsightViewSet(
         return rows[0]
 
     def _activity_page(self, queryset: QuerySet[ActivityLog]) -> Response:
-        page = self.paginate_queryset(activity_list(queryset=queryset))
+        """A page of the entries of `queryset` on insights the caller may see, each as their level on
+        its insight lets them see it (docs/access-control.md)."""
+        page = self.paginate_queryset(activity_list(queryset=queryset, visible=self.get_project_queryset()))
         return self.get_paginated_response(ActivityLogSerializer(page, many=True).data)
 
     def _filters(self, params: dict[str, Any]) -> InsightFilters:

@@ -8,7 +8,7 @@ from drf_spectacular.extensions import OpenApiSerializerExtension
 from rest_framework import serializers
 
 from apikit.fields import BigIntField
-from tagging.fields import TagListField
+from tagging.api.fields import TagListField
 
 BULK_MAX_IDS = 500
 BULK_MAX_PAIRS = 10_000

@@ -1,9 +1,12 @@
-"""`?format=csv` on every route: dotted columns, one row per element, formula cells escaped."""
+"""`?format=csv` on every route: dotted columns, one row per element (per result of a page, its count and
+links in headers), formula cells escaped."""
 
 from __future__ import annotations
 
 import csv
 import io
+import re
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -15,19 +18,62 @@ def rows(response) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(response.content.decode())))
 
 
-def test_a_paginated_list_is_one_row_with_dotted_columns(owner_api, insights_url, make_insight):
-    insight = make_insight(name="Signups", tags=["b", "a"])
+def test_a_paginated_list_is_one_row_per_result_with_dotted_columns(owner_api, insights_url, make_insight):
+    first = make_insight(name="Signups", tags=["b", "a"])
+    second = make_insight(name="Churn")
 
+    response = owner_api.get(insights_url, {"format": "csv", "order": "id"})
+
+    assert [(row["id"], row["name"]) for row in rows(response)] == [
+        (str(first.id), "Signups"),
+        (str(second.id), "Churn"),
+    ]
+    row = rows(response)[0]
+    assert (row["tags.0"], row["tags.1"], row["created_by.email"]) == ("a", "b", "owner@acme.test")
+    header = response.content.decode().splitlines()[0].split(",")
+    assert header == sorted(header) and "count" not in header and "results.0.id" not in header
+    assert response["X-Total-Count"] == "2" and not response.has_header("Link")
+
+
+def test_the_count_and_the_neighbouring_pages_go_into_headers(owner_api, insights_url, make_insight):
+    made = [make_insight(name=f"Insight {n}") for n in range(5)]
+
+    response = owner_api.get(insights_url, {"format": "csv", "order": "id", "limit": 2, "offset": 2})
+
+    assert [row["name"] for row in rows(response)] == ["Insight 2", "Insight 3"]
+    assert response["X-Total-Count"] == "5"
+    links = {rel: url for url, rel in re.findall(r'<([^>]+)>; rel="(\w+)"', response["Link"])}
+    assert {rel: parse_qs(urlsplit(url).query) for rel, url in links.items()} == {
+        "next": {"format": ["csv"], "limit": ["2"], "offset": ["4"], "order": ["id"]},
+        "prev": {"format": ["csv"], "limit": ["2"], "order": ["id"]},
+    }
+    following = owner_api.get(links["next"])
+    assert [row["id"] for row in rows(following)] == [str(made[4].id)]
+    assert following["X-Total-Count"] == "5" and following["Link"].endswith('; rel="prev"')
+
+
+def test_an_empty_page_is_an_empty_header_line_with_its_count(owner_api, insights_url):
     response = owner_api.get(insights_url, {"format": "csv"})
 
-    [row] = rows(response)
-    assert row["count"] == "1"
-    assert row["results.0.id"] == str(insight.id)
-    assert row["results.0.name"] == "Signups"
-    assert (row["results.0.tags.0"], row["results.0.tags.1"]) == ("a", "b")
-    assert row["results.0.created_by.email"] == "owner@acme.test"
-    header = response.content.decode().splitlines()[0].split(",")
-    assert header == sorted(header)
+    assert (response.content, response["X-Total-Count"]) == (b"\r\n", "0")
+
+
+def test_every_paginated_route_exports_one_row_per_result(owner_api, insights_url, make_insight):
+    insight = make_insight(name="Viewed")
+    owner_api.patch(f"{insights_url}{insight.id}/", {"description": "changed"}, format="json")
+    owner_api.post(f"{insights_url}viewed/", {"insight_ids": [insight.id]}, format="json")
+
+    pages = {
+        route: owner_api.get(f"{insights_url}{route}", {"format": "csv"})
+        for route in ("", "trending/", "activity/", f"{insight.id}/activity/")
+    }
+
+    for route, response in pages.items():
+        as_json = owner_api.get(f"{insights_url}{route}").json()
+        assert len(rows(response)) == len(as_json["results"]) > 0, route
+        assert response["X-Total-Count"] == str(as_json["count"]), route
+    assert [row["activity"] for row in rows(pages["activity/"])] == ["updated", "created"]
+    assert rows(pages["trending/"])[0]["view_count"] == "1"
 
 
 def test_a_retrieved_object_is_one_row(owner_api, insights_url, make_insight):
@@ -44,8 +90,8 @@ def test_formula_cells_are_escaped(owner_api, insights_url, make_insight, danger
 
     [row] = rows(owner_api.get(insights_url, {"format": "csv"}))
 
-    assert row["results.0.name"] == "'" + dangerous
-    assert row["results.0.description"] == "plain text"
+    assert row["name"] == "'" + dangerous
+    assert row["description"] == "plain text"
 
 
 def test_csv_names_a_sensible_file(owner_api, insights_url, make_insight):
@@ -81,7 +127,7 @@ def test_action_answers_are_csv_too(owner_api, insights_url, make_insight):
     )
     mine = rows(owner_api.get(f"{insights_url}my_last_viewed/", {"format": "csv"}))
 
-    assert trending["results.0.view_count"] == "1" and trending["results.0.tags.0"] == "'=cmd()"
+    assert trending["view_count"] == "1" and trending["tags.0"] == "'=cmd()"
     assert (bulk["updated.0.id"], bulk["updated.0.tags.0"], bulk["updated.0.tags.1"]) == (
         str(insight.id),
         "'=cmd()",

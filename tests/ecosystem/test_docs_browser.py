@@ -4,8 +4,9 @@ Chromium resolves no host name but 127.0.0.1, so the pages must render every ope
 service's own assets; the network log must show no request to anywhere else. Screenshots are saved
 under the pytest temporary directory (`docs-screenshots*/`, printed by each test).
 
-`make test` installs Debian's `chromium` when it runs as root and the package is missing
-(scripts/test.py); otherwise these tests are skipped with a reason.
+`make test` installs Debian's `chromium` when it runs as root and the package is missing, and fails
+if it cannot (scripts/test.py); without it these tests are skipped saying what to install, and in CI
+they fail saying it (tests/missing.py).
 """
 
 from __future__ import annotations
@@ -20,18 +21,17 @@ import yaml
 from tests.ecosystem.browser import Browser, Page, chromium, chromium_binary
 from tests.ecosystem.conftest import Stack
 from tests.live import http
+from tests.missing import missing
 
-BINARY = chromium_binary()
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.live,
-    pytest.mark.skipif(BINARY is None, reason="Chromium is not installed (make test installs it as root)"),
-]
+pytestmark = [pytest.mark.browser, pytest.mark.live]
 
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
-    with chromium(BINARY, tmp_path_factory.mktemp("chromium")) as running:
+    binary = chromium_binary()
+    if binary is None:
+        missing("Chromium", install="apt-get install chromium (`make test` does, when run as root)")
+    with chromium(binary, tmp_path_factory.mktemp("chromium")) as running:
         yield running
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.ecosystem.conftest import Stack
+from tests.missing import missing
 
 pytestmark = [pytest.mark.live, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -36,6 +37,11 @@ def run(
 @pytest.fixture(scope="module")
 def toolchain() -> Path:
     """build/typescript/ with the pinned packages installed (again only when the lockfile changed)."""
+    if not (shutil.which("node") and shutil.which("npm")):
+        missing(
+            "Node.js (22.18 or later, for the pinned @hey-api/openapi-ts) with npm",
+            install="your Node.js distribution's packages",
+        )
     WORKDIR.mkdir(parents=True, exist_ok=True)
     lock = (SOURCES / "package-lock.json").read_bytes()
     stamp = WORKDIR / ".installed"

@@ -285,3 +285,56 @@ def test_the_list_statement_count_stays_constant_for_a_member_with_overrides(
     with django_assert_num_queries(2):
         visible = reader.get(insights_url, {"limit": 200}).json()["results"]
     assert len(visible) == 1 + 34 + 33
+
+
+def _activity_texts(client, project, insight) -> dict[str, bytes]:
+    """Both activity routes under both prefixes, as JSON and as CSV: what each answers."""
+    texts = {}
+    for prefix in ("projects", "environments"):
+        base = f"/api/{prefix}/{project.id}/insights/"
+        for route in (f"{base}{insight.id}/activity/", f"{base}activity/"):
+            for format_ in ("json", "csv"):
+                response = client.get(route, {"format": format_})
+                assert response.status_code == 200, (route, response.content)
+                texts[f"{route}?format={format_}"] = response.content
+    return texts
+
+
+def test_an_access_change_in_the_activity_log_shows_members_and_levels_only_to_editors(
+    client_for, project, insights_url, make_insight, owner, teammate
+):
+    insight = make_insight(name="Payroll")
+    colleague = User.objects.create_user(email="cole@acme.test", password="x", first_name="Cole")
+    OrganizationMembership.objects.create(organization=project.organization, user=colleague)
+    controls = {
+        "access_level": "none",
+        "members": [
+            {"user_id": teammate.id, "access_level": "viewer"},
+            {"user_id": colleague.id, "access_level": "editor"},
+        ],
+    }
+    assert (
+        client_for(owner)
+        .put(f"{insights_url}{insight.id}/access_controls/", controls, format="json")
+        .status_code
+        == 200
+    )
+
+    as_viewer = _activity_texts(client_for(teammate), project, insight)
+    as_editor = _activity_texts(client_for(colleague), project, insight)
+
+    for route, text in as_viewer.items():
+        assert b"access_controls" in text, route  # that access changed
+        assert b"members" not in text and b"access_level" not in text, route  # not who got what
+    for route, text in as_editor.items():
+        assert b"members" in text, route
+    [change] = (
+        client_for(teammate)
+        .get(f"{insights_url}{insight.id}/activity/")
+        .json()["results"][0]["detail"]["changes"]
+    )
+    assert change == {
+        "type": "Insight", "action": "changed", "field": "access_controls", "before": None, "after": None
+    }  # fmt: skip
+    [whole] = client_for(colleague).get(f"{insights_url}activity/").json()["results"][0]["detail"]["changes"]
+    assert (whole["before"], whole["after"]) == ({"access_level": "editor", "members": []}, controls)

@@ -235,6 +235,21 @@ def test_a_patch_that_changes_nothing_logs_nothing(owner_api, insights_url, make
     assert ActivityLog.objects.filter(insight=insight).count() == 1  # only "created"
 
 
+@pytest.mark.parametrize("body", [{}, None], ids=["empty object", "no body"])
+def test_an_empty_patch_changes_nothing_and_answers_the_insight(owner_api, insights_url, make_insight, body):
+    insight = make_insight(name="Untouched", tags=["kept"])
+    before = owner_api.get(f"{insights_url}{insight.id}/", {"refresh": "force_cache"}).json()
+
+    response = owner_api.patch(
+        f"{insights_url}{insight.id}/", body, format="json" if body is not None else None
+    )
+
+    assert response.status_code == 200, response.content
+    assert (response.json()["name"], response.json()["tags"]) == ("Untouched", ["kept"])
+    assert response.json()["last_modified_at"] == before["last_modified_at"]
+    assert ActivityLog.objects.filter(insight=insight).count() == 1  # only "created"
+
+
 def test_project_activity_lists_every_insight_newest_first(owner_api, insights_url, make_insight):
     first = make_insight(name="First")
     second = make_insight(name="Second")

@@ -78,11 +78,54 @@ def test_no_operation_documents_an_error_it_cannot_answer(schema):
             assert not {"413", "415"} & set(operation["responses"]), name
 
 
-def test_every_described_body_is_json_and_csv_is_described_on_the_format_parameter(schema):
+def test_every_body_the_app_answers_is_documented_as_json_and_as_csv_with_one_schema(schema):
     for name, operation in operations(schema):
         for status, response in operation["responses"].items():
-            assert set(response.get("content", {})) <= {"application/json"}, (name, status)
+            content = response.get("content", {})
+            if status == "414":  # gunicorn's answer: JSON whatever was asked for
+                assert list(content) == ["application/json"], (name, status)
+            elif content:
+                # JSON first (a generator that takes one media type takes it), one schema for both.
+                assert list(content) == ["application/json", "text/csv"], (name, status)
+                assert content["text/csv"] == {"schema": content["application/json"]["schema"]}, (
+                    name,
+                    status,
+                )
     assert "text/csv" in schema["components"]["schemas"]["Format"]["description"]
+
+
+def test_a_pages_csv_documents_its_count_and_links_headers(schema):
+    envelopes = {
+        f"#/components/schemas/{name}"
+        for name in schema["components"]["schemas"]
+        if name.startswith("Paginated")
+    }
+    pages = 0
+    for name, operation in operations(schema):
+        for status, response in operation["responses"].items():
+            if not status.startswith("2") or "content" not in response:
+                continue
+            is_page = response["content"]["application/json"]["schema"].get("$ref") in envelopes
+            pages += is_page
+            assert "Content-Disposition" in response["headers"], (name, status)
+            assert {"X-Total-Count", "Link"} <= set(response["headers"]) if is_page else True, (name, status)
+            assert not {"X-Total-Count", "Link"} & set(response["headers"]) if not is_page else True, (
+                name,
+                status,
+            )
+    assert pages >= 8  # list, trending and the two activity routes, under both prefixes
+
+
+def test_put_needs_a_body_naming_a_field_and_patch_accepts_an_empty_one(schema):
+    components = schema["components"]["schemas"]
+    for prefix in ("projects", "environments"):
+        detail = schema["paths"][f"/api/{prefix}/{{project_id}}/insights/{{id}}/"]
+        put, patch = detail["put"]["requestBody"], detail["patch"]["requestBody"]
+        replace = components[put["content"]["application/json"]["schema"]["$ref"].rpartition("/")[2]]
+        update = components[patch["content"]["application/json"]["schema"]["$ref"].rpartition("/")[2]]
+        assert put["required"] is True and replace["minProperties"] == 1
+        assert not patch.get("required") and "minProperties" not in update and not update.get("required")
+        assert set(replace["properties"]) == set(update["properties"])
 
 
 def test_paths_take_the_ids_answers_give(schema):

@@ -21,11 +21,11 @@ from types import ModuleType
 from typing import Any
 
 import httpx
-import pytest
 import redis
 
 from tests import live
 from tests.live import RedisProcess, free_port
+from tests.missing import missing
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -126,7 +126,10 @@ def private_postgres() -> Iterator[PrivatePostgres]:
     stack = load_stack()
     bindir = stack.system_postgres_bindir()
     if bindir is None:  # `make test` installs it; a bare developer machine may lack it
-        pytest.skip("needs the system PostgreSQL binaries (/usr/lib/postgresql/*/bin)")
+        missing(
+            "PostgreSQL's server binaries (/usr/lib/postgresql/*/bin)",
+            install="apt-get install postgresql (`make test` does, when run as root)",
+        )
     # As root the `postgres` user must reach the data directory: /tmp, traversable.
     scratch = Path(tempfile.mkdtemp(prefix="insights-reliability-pg-", dir="/tmp"))
     scratch.chmod(0o711)

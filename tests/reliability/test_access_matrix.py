@@ -3,19 +3,24 @@ organization, each reaching the same insight with a different effective level.
 
 The insight's own level is `none`; a viewer and an editor hold overrides; its creator and an
 organization admin hold `none` overrides that their role outranks; one member has nothing and so gets
-`none`. Routes come from the URL resolver (tests/reliability/routes.py), both prefixes included, so a
-new route is swept without anyone listing it here. The expectations are docs/access-control.md's, written below as
-a table by route kind, never read from the code.
+`none`. The creator set these controls through the service, so the activity log holds the change.
+Routes come from the URL resolver (tests/reliability/routes.py), both prefixes included, so a
+new route is swept without anyone listing it here; every GET also as CSV. The expectations are
+docs/access-control.md's, written below as tables by route kind, never read from the code: each answer's
+status, and what its body shows of the insight and of its access controls.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import uuid
 
 import pytest
 
 from accounts.models import OrganizationMembership, User
-from insights.models import AccessLevel, Insight, InsightAccessOverride
+from insights.access import AccessControls, access_controls_set
+from insights.models import AccessLevel, Insight
 from tests.reliability.conftest import PASSWORD, Secret
 from tests.reliability.routes import Route, every_route, samples
 from viewtracking.services import views_record
@@ -27,6 +32,11 @@ pytestmark = pytest.mark.django_db
 CALLERS = ("none", "viewer", "editor", "creator", "admin")
 # What identifies the insight: never in an answer to a caller who may not see it.
 SECRET_FIELDS = ("name", "description", "short_id")
+# What names a member's level in an answer, JSON or CSV (`user_access_level`, the caller's own, is not).
+ACCESS_DETAILS = re.compile(rb"members|(?<!user_)access_level")
+# Routes whose answer shows the insight's access controls to its editors: the controls themselves, and
+# the activity log that records their change.
+SHOW_CONTROLS = {"insights-access-controls", "insights-activity", "insights-all-activity"}
 # Successes other than 200.
 SUCCESS = {
     ("insights-list", "POST"): 201,
@@ -45,17 +55,15 @@ def members(org, secret: Secret, project) -> dict[str, User]:
 
     cast = {name: join(name) for name in ("none", "viewer", "editor", "creator")}
     cast["admin"] = join("admin", OrganizationMembership.Level.ADMIN)
-    Insight.objects.filter(id=secret.insight.id).update(
-        access_level=AccessLevel.NONE, created_by=cast["creator"]
-    )
-    InsightAccessOverride.objects.bulk_create(
-        InsightAccessOverride(insight=secret.insight, user=cast[name], access_level=level)
-        for name, level in (
-            ("viewer", "viewer"),
-            ("editor", "editor"),
-            ("creator", "none"),
-            ("admin", "none"),
-        )
+    Insight.objects.filter(id=secret.insight.id).update(created_by=cast["creator"])
+    overrides = {"viewer": "viewer", "editor": "editor", "creator": "none", "admin": "none"}
+    access_controls_set(
+        insight=secret.insight,
+        user=cast["creator"],
+        controls=AccessControls(
+            AccessLevel.NONE, {cast[name].id: level for name, level in overrides.items()}
+        ),
+        request_id=uuid.uuid4(),
     )
     views_record(project=project, user=cast["admin"], insight_ids=[secret.insight.id])  # it trends
     return cast
@@ -77,6 +85,12 @@ def expected_status(route: Route, caller: str) -> int:
     return SUCCESS.get((route.name, route.method), 200)
 
 
+def shows_access_details(route: Route, caller: str, status: int) -> bool:
+    """docs/access-control.md: only the insight's editors see who holds which level on it; anyone
+    else sees at most that its access changed."""
+    return caller in ("editor", "creator", "admin") and route.name in SHOW_CONTROLS and status == 200
+
+
 def test_every_route_gives_each_access_level_exactly_what_spec_11_says(
     client_for, members, secret, path_values, owner
 ):
@@ -86,10 +100,13 @@ def test_every_route_gives_each_access_level_exactly_what_spec_11_says(
     failures, sent = [], 0
     for caller in CALLERS:
         client = client_for(members[caller])
-        for route in routes:
+        for route, format_ in [(route, "json") for route in routes] + [
+            (route, "csv") for route in routes if route.method == "GET"
+        ]:
             sample = catalogue[(route.name, route.method)]
+            query = sample.query + ("&" if sample.query else "?") + f"format={format_}"
             response = client.generic(
-                route.method, route.path(**path_values) + sample.query, json.dumps(sample.body) if sample.body is not None else "",
+                route.method, route.path(**path_values) + query, json.dumps(sample.body) if sample.body is not None else "",
                 content_type="application/json",
             )  # fmt: skip
             sent += 1
@@ -101,10 +118,15 @@ def test_every_route_gives_each_access_level_exactly_what_spec_11_says(
                 )
             if caller == "none" and any(text in response.content for text in hidden):
                 problems.append("shows the insight")
+            shows = bool(ACCESS_DETAILS.search(response.content))
+            if shows != shows_access_details(route, caller, response.status_code):
+                problems.append(
+                    f"{'shows' if shows else 'hides'} who holds which level: {response.content[:300]!r}"
+                )
             if caller in ("none", "viewer") and _changed(secret):
                 problems.append("changed the insight")
             if problems:
-                failures.append((caller, str(route), problems))
+                failures.append((caller, f"{route} ({format_})", problems))
     assert failures == [], f"{len(failures)} of {sent} calls"
     print(f"access matrix: {sent} calls by {len(CALLERS)} access levels, all as docs/access-control.md says")
 

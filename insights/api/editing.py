@@ -1,6 +1,7 @@
 """Insight writes that span apps — the insight itself, its tags, its creator's view — each in one
-transaction. With insights/api/, the one module of `insights` that may import the satellites
-(pyproject.toml's import contracts): the rest of `insights` knows none of them."""
+transaction. Composed here, in insights' HTTP layer, the one part of `insights` that may import the
+satellites (pyproject.toml's import contracts): their services import insights' domain, which knows
+none of them, so no package imports itself through another."""
 
 from __future__ import annotations
 
