@@ -16,8 +16,9 @@ ARGS ?=
 
 .PHONY: run test bench lint schema sdk clean
 
+# exec: the runner is make's own child, so it stops with make (a signal sent to make alone).
 run: $(STAMP)
-	@$(VENV)/bin/python scripts/run.py
+	@exec $(VENV)/bin/python scripts/run.py
 
 test: $(STAMP)
 	@$(VENV)/bin/python scripts/test.py $(ARGS)

@@ -1,10 +1,10 @@
 """Content-Security-Policy on every response (Django 5.2 has no built-in one).
 
 API answers are data, never pages: `default-src 'none'`, so a browser that renders one anyway (an
-error message echoing part of a URL, say) runs nothing and loads nothing. The two docs pages load
-only this service's own scripts, styles, images and fonts (Swagger UI's start-up script comes from a
-URL, see insights_api/docs.py); inline styles are allowed because both viewers set styles at run
-time, and Redoc builds its search index in a `blob:` worker. Either page may be framed by nobody.
+error message echoing part of a URL, say) runs nothing and loads nothing. The pages (`/` and the two
+docs viewers) load only this service's own scripts, styles, images and fonts (Swagger UI's start-up
+script comes from a URL, see insights_api/docs.py); inline styles are allowed because both viewers
+set styles at run time, and Redoc builds its search index in a `blob:` worker. No page may be framed.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ DOCS_POLICY = (
     "font-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; frame-ancestors 'none'; "
     "base-uri 'none'; form-action 'none'"
 )
-DOCS_PAGES = frozenset({"swagger-ui", "redoc"})  # URL names (insights_api/urls.py)
+DOCS_PAGES = frozenset({"swagger-ui", "redoc", "home"})  # URL names (insights_api/urls.py)
 
 
 class ContentSecurityPolicyMiddleware:

@@ -1,10 +1,13 @@
-"""Liveness (`/_health`: the process answers), readiness (`/_ready`: PostgreSQL and Redis answer, and
-a query worker is alive), and Prometheus metrics (`/metrics`)."""
+"""Liveness (`/_health`: the process answers), readiness (`/_ready`: PostgreSQL and Redis answer, a
+query worker is alive, and nothing holds it back — READINESS_HOLD_FILE), and Prometheus metrics
+(`/metrics`)."""
 
 from __future__ import annotations
 
 import logging
+import os
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -22,6 +25,8 @@ def health(request: HttpRequest) -> JsonResponse:
 
 def ready(request: HttpRequest) -> JsonResponse:
     checks = {"postgres": _check_postgres(), "redis": _check_redis(), "query_workers": _check_query_workers()}
+    if settings.READINESS_HOLD_FILE and os.path.exists(settings.READINESS_HOLD_FILE):
+        checks["started"] = False  # still being set up (make run seeding its demo data)
     ok = all(checks.values())
     return JsonResponse(
         {

@@ -240,6 +240,8 @@ EXCEPTIONS_HOG = {
 }
 
 PUBLIC_URL = env_str("PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+# While this file exists /_ready answers 503 (`make run` holds readiness while it seeds the demo data).
+READINESS_HOLD_FILE = env_str("READINESS_HOLD_FILE", "")
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Insights API",

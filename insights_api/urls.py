@@ -8,7 +8,7 @@ from accounts.api.views import LoginView, LogoutView, MeView
 from apikit.routers import OptionalSlashRouter
 from insights.api.query_views import QueryViewSet
 from insights.api.views import InsightViewSet
-from insights_api import health
+from insights_api import health, home
 from insights_api.docs import RedocView, SchemaView, SwaggerView
 
 # Project-scoped resources: /api/projects/{project_id}/<resource>/
@@ -17,6 +17,8 @@ project_router.register(r"insights", InsightViewSet, basename="insights")
 project_router.register(r"query", QueryViewSet, basename="query")
 
 urlpatterns = [
+    # What this is, for whoever opens the address: a page for browsers, JSON for API clients.
+    path("", home.home, name="home"),
     # Session authentication for the frontend, and the caller's identity.
     re_path(r"^api/login/?$", LoginView.as_view(), name="login"),
     re_path(r"^api/logout/?$", LogoutView.as_view(), name="logout"),

@@ -3,8 +3,9 @@
 Starts what the environment does not already provide (PostgreSQL unless DATABASE_URL is set, Redis
 unless REDIS_URL is set), keeping their data in /tmp/insights-api-<uid>/ across runs; migrates,
 collects static files, then runs a Celery worker, Celery beat and gunicorn. `.run/env` tells
-`manage.py` where the services are while this runs. Ctrl-C or SIGTERM stops everything, newest
-first, and exits 0; if a process dies on its own, everything is stopped and the exit status is 1.
+`manage.py` where the services are while this runs. Ctrl-C, or SIGINT or SIGTERM to `make` alone (this
+process then gets SIGTERM), stops everything, newest first, and exits 0; if a process dies on its
+own, everything is stopped and the exit status is 1.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -160,12 +162,14 @@ def http_status(url: str, headers: dict[str, str] | None = None) -> int | None:
         return None
 
 
-def wait_ready(base_url: str, watched: Sequence[Watched], timeout: float = 90.0) -> None:
+def wait_for(url: str, watched: Sequence[Watched], timeout: float = 90.0) -> None:
+    """Until `url` answers 200 (/_ready: PostgreSQL, Redis and a query worker answer, and seeding is
+    done), while every watched process keeps running."""
     deadline = time.monotonic() + timeout
-    while http_status(f"{base_url}/_ready") != 200:  # 503 until PostgreSQL, Redis and a query worker answer
+    while http_status(url) != 200:
         check_alive(watched)
         if time.monotonic() > deadline:
-            raise stack.StackError(f"{base_url}/_ready did not answer 200 within {timeout:.0f}s.")
+            raise stack.StackError(f"{url} did not answer 200 within {timeout:.0f}s.")
         time.sleep(0.2)
 
 
@@ -280,6 +284,7 @@ def serve(started: float) -> None:
 
 
 def start_and_watch(services: stack.ServiceStack, started: float) -> None:
+    make = stack.ParentWatch()
     stack.user_state_dir(STATE)
     lock_state_dir(services)
     port = web_port()  # fail before starting anything if PORT is taken
@@ -289,6 +294,13 @@ def start_and_watch(services: stack.ServiceStack, started: float) -> None:
     env.update(start_redis(services, watched))
     env["SECRET_KEY"] = secret_key()
     env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir())
+    # The schema's `servers` (Swagger's "try it out", generated clients) name the port really bound.
+    env.setdefault("PUBLIC_URL", f"http://127.0.0.1:{port}")
+    # Not ready until the demo data is seeded: /_ready answers 503 while this file exists.
+    hold = STATE / "starting"
+    hold.touch(mode=0o600)
+    services.callback(hold.unlink, missing_ok=True)
+    env["READINESS_HOLD_FILE"] = str(hold)
     # Readable lines in a terminal; production (and LOG_FORMAT=json here) writes one JSON object each.
     env.setdefault("LOG_FORMAT", "plain")
     write_run_env(env, services)
@@ -296,10 +308,15 @@ def start_and_watch(services: stack.ServiceStack, started: float) -> None:
     start_celery(services, env, watched)
     base_url = start_web(services, env, port, watched)
 
-    wait_ready(base_url, watched)
-    print_banner(base_url, demo_credentials(base_url, env), started)
+    wait_for(f"{base_url}/_health", watched)
+    demo = demo_credentials(base_url, env)  # seeds the demo project on a first start
+    hold.unlink()
+    wait_for(f"{base_url}/_ready", watched)
+    print_banner(base_url, demo, started)
     while True:
         check_alive(watched)
+        if make.interrupted():
+            raise stack.Interrupted(signal.SIGINT)
         time.sleep(0.5)
 
 
@@ -374,6 +391,7 @@ def start_web(services: stack.ServiceStack, env: dict[str, str], port: int, watc
 
 def main() -> int:
     started = time.monotonic()
+    stack.stop_with_parent()
     try:
         serve(started)
     except ChildDied as died:

@@ -157,6 +157,43 @@ def pid_alive(pid: int) -> bool:
     return stat_line.rpartition(")")[2].split()[0] not in ("Z", "X")
 
 
+def stop_with_parent() -> None:
+    """This process gets SIGTERM when the process that started it exits (raised as Interrupted inside
+    a ServiceStack), so a signal sent to `make` alone — an IDE's stop button, a supervisor — stops
+    everything this process started too, as Ctrl-C to the whole process group does."""
+    _libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
+    if os.getppid() == 1:  # the parent was gone before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+class ParentWatch:
+    """Whether the `make` that started this process was sent SIGINT on its own (an IDE's stop button
+    or a supervisor signals its pid, not the process group). GNU make passes SIGTERM on to its
+    children but not SIGINT: it stops catching SIGINT and waits for them, so without this they would
+    run on and make would wait for ever. Read from /proc: make's caught signals (SigCgt) lose SIGINT."""
+
+    def __init__(self) -> None:
+        self.parent = os.getppid()
+        self.watching = self._comm() == "make" and self._catches_sigint()
+
+    def interrupted(self) -> bool:
+        return self.watching and not self._catches_sigint()
+
+    def _comm(self) -> str:
+        try:
+            return Path(f"/proc/{self.parent}/comm").read_text().strip()
+        except OSError:
+            return ""
+
+    def _catches_sigint(self) -> bool:
+        try:
+            status = Path(f"/proc/{self.parent}/status").read_text()
+        except OSError:
+            return False
+        caught = next((line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:")), "0")
+        return bool(int(caught, 16) & (1 << (signal.SIGINT - 1)))
+
+
 def _die_with_parent() -> None:
     # Runs in the child between fork and exec. If this runner is killed outright (SIGKILL, where no
     # teardown can run), the kernel sends the child SIGTERM, so no server outlives the command.

@@ -105,3 +105,19 @@ def test_redoc_lists_every_operation_from_the_service_alone(stack, browser, oper
     assert any(url.endswith("redoc.standalone.js") for url in page.requests)
     assert page.exceptions == []
     assert shot.stat().st_size > 20_000
+
+
+def test_the_front_page_opens_in_a_browser_and_every_link_on_it_answers(stack, browser, screenshots):
+    page = browser.new_page()
+
+    page.navigate(f"{stack.url}/")
+    links = page.evaluate("Array.from(document.querySelectorAll('a')).map(a => a.href)")
+    statuses = {link: page.evaluate(f"fetch({link!r}).then(answer => answer.status)") for link in links}
+    page.navigate(links[0])  # and one followed as a user would: the first, Swagger UI
+    page.wait_until("document.querySelectorAll('.opblock').length > 0")
+    shot = page.screenshot(screenshots / "front-page-first-link.png")
+
+    assert len(links) == 5 and all(link.startswith(stack.url) for link in links)
+    assert statuses == dict.fromkeys(links, 200)
+    assert left_the_service(page, stack.url) == [] and page.exceptions == []
+    assert shot.stat().st_size > 10_000

@@ -39,3 +39,19 @@ def test_metrics_expose_coalescing_and_query_counters(api, owner_api, project):
     assert 'insights_query_executions_total{outcome="computed"}' in text
     assert "insights_query_runtime_seconds_count" in text
     assert "insights_coalescing_wait_seconds_bucket" in text
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_ready_holds_at_503_while_its_hold_file_exists_as_make_run_does_while_it_seeds(
+    celery_worker, api, settings, tmp_path
+):
+    hold = tmp_path / "starting"
+    hold.touch()
+    settings.READINESS_HOLD_FILE = str(hold)
+    held = api.get("/_ready")
+    hold.unlink()
+    released = api.get("/_ready")
+
+    assert (held.status_code, held.json()["checks"]["started"]) == (503, "down")
+    assert released.status_code == 200 and "started" not in released.json()["checks"]

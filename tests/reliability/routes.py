@@ -16,7 +16,7 @@ from typing import Any
 from django.urls import URLPattern, URLResolver, get_resolver
 
 # Routes anyone may call without credentials (login, the docs, health and metrics).
-PUBLIC = frozenset({"login", "schema", "swagger-ui", "redoc", "health", "ready", "metrics"})
+PUBLIC = frozenset({"home", "login", "schema", "swagger-ui", "redoc", "health", "ready", "metrics"})
 # docs/tenancy-and-errors.md's scope table, by viewset action; actions it does not name (activity, async query status)
 # are reads.
 WRITE_ACTIONS = frozenset(
@@ -117,6 +117,7 @@ class Sample:
 def samples(*, insight_id: int, email: str, password: str) -> dict[tuple[str, str], Sample]:
     """A correct request per (route name, method). Every route must be here (see the module doc)."""
     return {
+        ("home", "GET"): Sample(),
         ("login", "POST"): Sample(body={"email": email, "password": password}),
         ("logout", "POST"): Sample(),
         ("users-me", "GET"): Sample(),
