@@ -9,16 +9,15 @@ intervals are filled with zeros here, so every series has one number per bucket.
 
 from __future__ import annotations
 
-import calendar
-import re
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db import connection
 
 from infra.errors import DomainError
+from insights.dates import date_resolve
 from insights.models import Event
 from insights.query_nodes import ActionsNode, EventsNode, PropertyFilter, PropertyGroup, TrendsQuery
 
@@ -27,7 +26,6 @@ BREAKDOWN_NULL = "$$_posthog_breakdown_null_$$"
 DEFAULT_BREAKDOWN_LIMIT = 25
 DEFAULT_DATE_FROM = "-7d"
 MAX_BUCKETS = 10_000
-RELATIVE = re.compile(r"^-(?P<amount>\d{1,4})(?P<unit>[hdwmqy])$")
 _EVENT = Event._meta.db_table
 
 # What each supported `math` aggregates; `{value}` is the numeric property expression.
@@ -89,43 +87,10 @@ def trends_window(
 
 
 def _resolve(value: str, *, tz: ZoneInfo, now: datetime, end_of_day: bool) -> datetime:
-    local_now = now.astimezone(tz)
-    match = RELATIVE.match(value)
-    if match:
-        amount, unit = int(match["amount"]), match["unit"]
-        if unit == "h":
-            return now - timedelta(hours=amount)
-        day = _shift(local_now.date(), unit, amount)
-        return _day_edge(day, tz, end_of_day)
-    starts = {
-        "dStart": local_now.date(),
-        "wStart": local_now.date() - timedelta(days=local_now.weekday()),
-        "mStart": local_now.date().replace(day=1),
-        "qStart": local_now.date().replace(month=(local_now.month - 1) // 3 * 3 + 1, day=1),
-        "yStart": local_now.date().replace(month=1, day=1),
-    }
-    if value in starts:
-        return _day_edge(starts[value], tz, end_of_day=False)
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise UnsupportedQuery("invalid_date_range", f"{value!r} is not a date.") from None
-    if len(value) == 10:  # a bare date: its start, or its end for date_to
-        return _day_edge(moment.date(), tz, end_of_day)
-    return moment if moment.tzinfo else moment.replace(tzinfo=tz)
-
-
-def _shift(day: Any, unit: str, amount: int) -> Any:
-    if unit in ("d", "w"):
-        return day - timedelta(days=amount * (7 if unit == "w" else 1))
-    months = amount * {"m": 1, "q": 3, "y": 12}[unit]
-    year, month = divmod(day.year * 12 + day.month - 1 - months, 12)
-    month += 1
-    return day.replace(year=year, month=month, day=min(day.day, calendar.monthrange(year, month)[1]))
-
-
-def _day_edge(day: Any, tz: ZoneInfo, end_of_day: bool) -> datetime:
-    return datetime.combine(day, time.max if end_of_day else time.min, tzinfo=tz)
+        return date_resolve(value, now=now, tz=tz, end_of_day=end_of_day)  # the one grammar of every route
+    except ValueError as error:
+        raise UnsupportedQuery("invalid_date_range", str(error)) from None
 
 
 def _truncate(moment: datetime, interval: str) -> datetime:

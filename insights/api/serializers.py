@@ -125,8 +125,9 @@ class InsightReplaceSerializerSchema(OpenApiSerializerExtension):
     }
 )
 class DateParamField(serializers.CharField):
-    """A date parameter (insights.dates): a date, a datetime, or hours, days, weeks, months or years
-    back (`-24h`, `-7d`, `-2w`, `-3m`, `-1y`)."""
+    """A date parameter in the one grammar of every route (insights/dates.py): a date, a datetime,
+    hours, days, weeks, calendar months, quarters or years back (`-24h`, `-7d`, `-3m`, `-1q`), or the
+    start of the current day, week, month, quarter or year (`mStart`)."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(max_length=40, required=False, **kwargs)

@@ -39,7 +39,7 @@ from insights.api.serializers import (
     InsightWriteSerializer,
     caller_access_fields,
 )
-from insights.dates import parse_date_param
+from insights.dates import date_resolve
 from insights.models import AccessLevel, ActivityLog, Insight
 from insights.query_nodes import AnyQueryNode, InvalidQuery, query_parse
 from insights.query_runner import query_check_runnable
@@ -318,7 +318,7 @@ class InsightViewSet(
         for name, end_of_day in (("date_from", False), ("date_to", True)):
             if params.get(name):
                 try:
-                    bounds[name] = parse_date_param(params[name], now=now, tz=tz, end_of_day=end_of_day)
+                    bounds[name] = date_resolve(params[name], now=now, tz=tz, end_of_day=end_of_day)
                 except ValueError as exc:
                     raise exceptions.ValidationError({name: [str(exc)]}) from None
         return InsightFilters(
