@@ -14,9 +14,9 @@ from typing import Any, Protocol
 
 from django.conf import settings
 
-from ai_metadata.naming import finish_description, finish_name, heuristic_metadata
+from ai_metadata.heuristic import finish_description, finish_name, heuristic_metadata
+from ai_metadata.heuristic.wording import Metadata
 from ai_metadata.prompts import SYSTEM_PROMPT, user_message
-from ai_metadata.wording import Metadata
 
 HEURISTIC, OPENAI, ANTHROPIC = "heuristic", "openai", "anthropic"
 PROVIDERS = (HEURISTIC, OPENAI, ANTHROPIC)

@@ -22,7 +22,7 @@ from django.conf import settings
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from accounts.models import Project
-from ai_metadata.naming import heuristic_metadata
+from ai_metadata.heuristic import heuristic_metadata
 from ai_metadata.providers import HEURISTIC, provider_for
 from infra import slots
 from infra.errors import DomainError

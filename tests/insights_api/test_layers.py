@@ -120,7 +120,7 @@ PLANTED = [
         "No app's domain imports an HTTP layer",
     ),
     (
-        "ai_metadata.naming",
+        "ai_metadata.heuristic.wording",
         "from ai_metadata.api import serializers",
         "No app's domain imports an HTTP layer",
     ),

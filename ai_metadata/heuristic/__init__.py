@@ -3,17 +3,17 @@
 Deterministic: the same query always gets the same name. The rules follow docs/insight-actions.md#generate_metadata: Title Case,
 humanised event names, math named unless it is the default total, "by <property>" only for a
 breakdown, funnels as "A → B Conversion", and no filler words. Insight queries are named in
-naming_insights.py; lists, persons, groups, SQL and Hog in naming_lists.py; a table or a
-visualization is named for what it shows (its source).
+insights.py; lists, persons, groups, SQL (sql.py) and Hog in lists.py; the words themselves in
+wording.py; a table or a visualization is named for what it shows (its source).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ai_metadata.naming_insights import INSIGHT_DESCRIBERS
-from ai_metadata.naming_lists import LIST_DESCRIBERS
-from ai_metadata.wording import Describer, Metadata, finish_description, finish_name, humanize_event
+from ai_metadata.heuristic.insights import INSIGHT_DESCRIBERS
+from ai_metadata.heuristic.lists import LIST_DESCRIBERS
+from ai_metadata.heuristic.wording import Describer, Metadata, finish_description, finish_name, humanize_event
 from insights.query_nodes import DataTableNode, DataVisualizationNode, InsightVizNode
 
 __all__ = ["finish_description", "finish_name", "heuristic_metadata", "humanize_event"]

@@ -11,7 +11,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ai_metadata.wording import PROPERTY_MATH, humanize_event, humanize_property, join_labels, lower_label
+from ai_metadata.heuristic.wording import (
+    PROPERTY_MATH,
+    humanize_event,
+    humanize_property,
+    join_labels,
+    lower_label,
+)
 
 _CLAUSE = re.compile(
     r"\b(select|from|where|group\s+by|having|order\s+by|limit|union|settings|window)\b", re.I

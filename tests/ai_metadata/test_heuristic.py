@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from ai_metadata.naming import finish_description, finish_name, heuristic_metadata, humanize_event
+from ai_metadata.heuristic import finish_description, finish_name, heuristic_metadata, humanize_event
 from insights.query_nodes import query_parse
 
 FILLER = re.compile(r"\b(count|total|data|trend)\b", re.IGNORECASE)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ai_metadata.naming_insights import INSIGHT_DESCRIBERS
-from ai_metadata.naming_sql import sql_description, sql_name, sql_shape
-from ai_metadata.wording import (
+from ai_metadata.heuristic.insights import INSIGHT_DESCRIBERS
+from ai_metadata.heuristic.sql import sql_description, sql_name, sql_shape
+from ai_metadata.heuristic.wording import (
     INTERVAL_WORDS,
     Describer,
     filter_phrase,

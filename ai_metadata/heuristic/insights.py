@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ai_metadata.wording import (
+from ai_metadata.heuristic.wording import (
     INTERVAL_WORDS,
     Describer,
     by_clause,
