@@ -9,7 +9,6 @@ stop exactly that statement from any process.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import time
@@ -17,17 +16,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
-import redis
-from django.conf import settings
-from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from accounts.models import Project
-from infra.errors import DomainError
 from infra.metrics import QUERY_RUNTIME
 from infra.redis import cache_get, cache_get_many, cache_set_many, redis_client
+from insights import events_store
+from insights.events_store import QueryCancelled as QueryCancelled  # re-exported: the lane reads it here
+from insights.events_store import QueryTimedOut as QueryTimedOut  # likewise
 from insights.query_nodes import (
     AnyQueryNode,
     InvalidQuery,
@@ -36,7 +33,7 @@ from insights.query_nodes import (
     query_parse,
     query_source,
 )
-from insights.trends import UnsupportedQuery, trends_run
+from insights.trends import UnsupportedQuery
 
 logger = logging.getLogger(__name__)
 
@@ -51,22 +48,6 @@ FRESHNESS = {
     "month": timedelta(hours=1),
 }
 CACHE_SECONDS = 24 * 3600
-QUERY_CANCELED = "57014"  # SQLSTATE of both a statement timeout and pg_cancel_backend
-
-
-class QueryCancelled(DomainError):
-    """The statement was cancelled on request (or the caller's wait for it was)."""
-
-    code = "query_cancelled"
-    default_detail = "The query was cancelled."
-
-
-class QueryTimedOut(DomainError):
-    """The statement ran past the query timeout: every caller waiting for it answers this."""
-
-    code = "query_timeout"
-    default_detail = "The query ran past the time limit; narrow its date range or filters."
-    of_the_work = True
 
 
 @dataclass(frozen=True)
@@ -171,53 +152,14 @@ def query_fresh_cached(*, project: Project, node: AnyQueryNode) -> QueryOutcome 
 def query_compute(
     *, project: Project, source: TrendsQuery, now: datetime, execution_key: str | None = None
 ) -> list[dict[str, Any]]:
-    """Run the SQL under the query timeout. With an execution key, the backend pid is published
-    under it while the statement runs, so `query_stop` can cancel it from anywhere."""
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT set_config('statement_timeout', %s, true), pg_backend_pid()",
-                           [str(settings.QUERY_TIMEOUT_MS)])  # fmt: skip
-            backend_pid = cursor.fetchone()[1]
-        if execution_key:
-            _publish_backend(execution_key, backend_pid)
-        try:
-            return trends_run(source, project_id=project.id, tz=ZoneInfo(project.timezone), now=now)
-        except OperationalError as exc:
-            if getattr(exc.__cause__, "sqlstate", None) != QUERY_CANCELED:
-                raise
-            if "statement timeout" in str(exc):
-                raise QueryTimedOut from exc
-            raise QueryCancelled from exc
-        finally:
-            if execution_key:
-                _forget_backend(execution_key)
+    """Run the query on the events store under the query timeout; `query_stop` of the execution key
+    stops it from anywhere."""
+    return events_store.trends_compute(project=project, source=source, now=now, run_id=execution_key)
 
 
 def query_stop(execution_key: str) -> bool:
-    """Cancel the statement running for this execution, if any (pg_cancel_backend)."""
-    try:
-        raw = redis_client().get(f"{execution_key}:backend")
-    except redis.exceptions.RedisError:
-        return False
-    if raw is None:
-        return False
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_cancel_backend(%s)", [int(raw)])
-        return bool(cursor.fetchone()[0])
-
-
-def _publish_backend(execution_key: str, pid: int) -> None:
-    try:
-        redis_client().set(
-            f"{execution_key}:backend", pid, ex=max(60, settings.QUERY_TIMEOUT_MS // 1000 + 60)
-        )
-    except redis.exceptions.RedisError:
-        logger.warning("Could not record backend of %s; it cannot be cancelled", execution_key)
-
-
-def _forget_backend(execution_key: str) -> None:
-    with contextlib.suppress(redis.exceptions.RedisError):
-        redis_client().delete(f"{execution_key}:backend")
+    """Stop the statement running for this execution, if any."""
+    return events_store.query_stop(execution_key)
 
 
 def _fresh(cached: dict[str, Any], source: TrendsQuery) -> bool:
