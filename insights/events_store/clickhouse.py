@@ -185,7 +185,8 @@ def query_stop(run_id: str) -> bool:
     except (ClickHouseError, EventsStoreUnavailable) as error:
         logger.warning("Could not stop ClickHouse query %s: %s", run_id, error)
         return False
-    return bool(killed)
+    # One row per query killed (kill_status, query_id, user, query); none when nothing ran.
+    return any(len(row) > 1 for row in killed)
 
 
 # --- Writes ------------------------------------------------------------------------------------------
