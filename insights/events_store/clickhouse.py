@@ -285,3 +285,12 @@ def schema_migrate() -> list[str]:
             raise _unavailable(error) from error
         done.append(f"{migration.version}: {migration.description}")
     return done
+
+
+def events_count(*, project_id: int) -> int:
+    [(count,)] = _query(
+        f"SELECT count() FROM {events_table()} WHERE project_id = {{project:Int64}}",
+        {"project": project_id},
+        {},
+    )
+    return int(count)

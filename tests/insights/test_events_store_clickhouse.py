@@ -292,3 +292,25 @@ def test_loading_into_a_clickhouse_that_is_down_is_a_command_error(clickhouse, s
 
     with pytest.raises(CommandError, match="does not answer"):
         load(project, path)
+
+
+def test_events_store_copy_moves_a_projects_events_from_postgresql_once(clickhouse, project):
+    rows = rows_at(timezone.now(), ("u1", "Chrome"), ("u2", "Safari"))
+    Event.objects.bulk_create(
+        [Event(project=project, timestamp=r.timestamp, event=r.event, distinct_id=r.distinct_id, properties=r.properties)
+         for r in rows]
+    )  # fmt: skip
+
+    call_command(
+        "events_store_copy", "--project", str(project.id), stdout=io.StringIO(), stderr=io.StringIO()
+    )
+    again = io.StringIO()
+    call_command(
+        "events_store_copy", "--project", str(project.id), "--if-empty", stdout=again, stderr=io.StringIO()
+    )
+
+    assert [(user, json.loads(props)) for _, _, user, props in clickhouse_events(project)] == [
+        ("u2", {"$browser": "Safari"}),
+        ("u1", {"$browser": "Chrome"}),
+    ]
+    assert "nothing copied" in again.getvalue()
