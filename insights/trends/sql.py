@@ -196,12 +196,13 @@ class ClickHouseDialect(Dialect):
         return f"{{{name}:{kind}}}"
 
     def text(self, key: str) -> str:
-        # One parse of the event's JSON for the common case, a string; the type only for the others.
-        raw = f"JSONExtractRaw(e.properties, {key})"
+        # One parse of the event's JSON: a string unescaped, a number, boolean, object or array as JSON
+        # text, NULL for null or absent. Only text that looks like an integer pays a second parse, to
+        # tell an integral float (jsonb prints 20.0) from an integer.
+        value = f"JSONExtract(e.properties, {key}, 'Nullable(String)')"
         return (
-            f"multiIf(startsWith({raw}, '\"'), JSONExtractString({raw}), {raw} IN ('', 'null'), NULL, "
-            f"JSONType(e.properties, {key}) = 'Double' AND match({raw}, '^-?[0-9]{{1,16}}$'), "
-            f"concat({raw}, '.0'), {raw})"
+            f"multiIf(match({value}, '^-?[0-9]{{1,16}}$') AND JSONType(e.properties, {key}) = 'Double', "
+            f"concat({value}, '.0'), {value})"
         )
 
     def numeric(self, key: str) -> str:
