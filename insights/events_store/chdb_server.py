@@ -101,7 +101,7 @@ class Handler(BaseHTTPRequestHandler):
         if self.headers.get("Transfer-Encoding", "").lower() != "chunked":  # inserts stream in chunks
             length = int(self.headers.get("Content-Length") or 0)
             return self.rfile.read(length) if length else b""
-        chunks = []
+        chunks: list[bytes] = []
         while True:
             size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
             if size == 0:

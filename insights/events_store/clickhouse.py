@@ -141,7 +141,10 @@ def _first_event(project_id: int) -> datetime | None:
 
 def _query(sql: str, parameters: dict[str, Any], query_settings: dict[str, Any]) -> list[tuple[Any, ...]]:
     try:
-        return list(client().query(sql, parameters=parameters, settings=query_settings).result_rows)
+        return [
+            tuple(row)
+            for row in client().query(sql, parameters=parameters, settings=query_settings).result_rows
+        ]
     except DatabaseError as error:
         raise _query_error(error) or error from error
     except OperationalError as error:
