@@ -33,13 +33,6 @@ TRENDS = {
     "dateRange": {"date_from": "-2d"},
     "breakdownFilter": {"breakdown": "$browser"},
 }
-# Sleeps a twentieth of a second per event, for ever: a query over it runs until it is stopped.
-SLOW_EVENTS = """
-CREATE OR REPLACE VIEW {db}.events AS
-SELECT toInt64({project}) AS project_id, toDateTime64('{hour_ago}', 6, 'UTC') AS timestamp, '$pageview' AS event,
-       toString(number) AS distinct_id, '{{}}' AS properties
-FROM numbers(1000000000) WHERE sleepEachRow(0.05) = 0 SETTINGS max_block_size = 1
-"""
 
 
 def rows_at(now: datetime, *specs: tuple[str, str]) -> list[EventRow]:
@@ -56,22 +49,6 @@ def clickhouse_events(project) -> list[tuple[Any, ...]]:
         {"project": project.id},
         {},
     )
-
-
-@pytest.fixture
-def slow_store(clickhouse, settings, project):
-    """Events of `project` that take for ever to read, in a database of their own."""
-    settings.CLICKHOUSE_DATABASE = f"slow_{project.id}"
-    clickhouse_command(f"CREATE DATABASE IF NOT EXISTS {settings.CLICKHOUSE_DATABASE}")
-    hour_ago = (timezone.now() - timedelta(hours=1)).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
-    clickhouse_command(
-        SLOW_EVENTS.format(db=settings.CLICKHOUSE_DATABASE, project=project.id, hour_ago=hour_ago)
-    )
-    return project
-
-
-def clickhouse_command(sql: str) -> None:
-    clickhouse_store.client().command(sql)
 
 
 def running(log_comment: str) -> int:
