@@ -136,7 +136,9 @@ def _first_event(project_id: int) -> datetime | None:
         {"project": project_id},
         {},
     )
-    return first.replace(tzinfo=UTC) if first is not None else None
+    if first is None:
+        return None
+    return first.replace(tzinfo=UTC) if first.tzinfo is None else first.astimezone(UTC)  # a naive one is UTC
 
 
 def _query(sql: str, parameters: dict[str, Any], query_settings: dict[str, Any]) -> list[tuple[Any, ...]]:
