@@ -19,6 +19,7 @@ import stack
 
 from bench.measure import Figure
 from insights.events_store import clickhouse
+from insights.events_store.schema import MATERIALIZED_PROPERTIES
 from insights.query_nodes import query_parse
 from insights.trends import ClickHouseDialect, trends_compile, trends_run, trends_sql, trends_window
 
@@ -59,7 +60,7 @@ def bench_trends_both(
         node = query_parse(query)
         window = trends_window(node, tz=utc, now=now, first_event=None)
         pg_sql, pg_params = trends_sql(node, project_id=project, window=window)
-        dialect = ClickHouseDialect(clickhouse.events_table())
+        dialect = ClickHouseDialect(clickhouse.events_table(), MATERIALIZED_PROPERTIES)
         ch_sql = trends_compile(node, project_id=project, window=window, dialect=dialect)
         postgres, on_clickhouse = _alternate(database_url, (pg_sql, pg_params), (ch_sql, dialect.values))
         same = _same_results(node, project, now)

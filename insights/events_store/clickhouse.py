@@ -34,7 +34,13 @@ from django.conf import settings
 from accounts.models import Project
 from insights.events import EventRow
 from insights.events_store.errors import EventsRefused, EventsStoreUnavailable, QueryCancelled, QueryTimedOut
-from insights.events_store.schema import EVENT_COLUMNS, EVENTS_TABLE, MIGRATIONS, bootstrap_statements
+from insights.events_store.schema import (
+    EVENT_COLUMNS,
+    EVENTS_TABLE,
+    MATERIALIZED_PROPERTIES,
+    MIGRATIONS,
+    bootstrap_statements,
+)
 from insights.query_nodes import TrendsQuery
 from insights.trends import (
     ClickHouseDialect,
@@ -115,7 +121,7 @@ def trends_run(
     if query.dateRange and query.dateRange.date_from == "all":
         first_event = _first_event(project_id)
     window = trends_window(query, tz=tz, now=now, first_event=first_event)
-    dialect = ClickHouseDialect(events_table())
+    dialect = ClickHouseDialect(events_table(), MATERIALIZED_PROPERTIES)
     sql = trends_compile(query, project_id=project_id, window=window, dialect=dialect)
     query_settings = {
         "query_id": query_id,
@@ -279,7 +285,7 @@ def schema_migrate() -> list[str]:
         if migration.version in applied:
             continue
         for statement in migration.statements:
-            _command(statement.format(db=db))
+            _command(statement.replace("{db}", db))
         try:
             client().insert(
                 f"{db}.schema_migrations",

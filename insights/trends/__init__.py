@@ -27,7 +27,7 @@ from insights.trends.common import (
     breakdown_key,
 )
 from insights.trends.shape import trends_shape
-from insights.trends.sql import ClickHouseDialect, PostgresDialect, bucket_start, trends_compile
+from insights.trends.sql import ClickHouseDialect, PostgresDialect, bucket_start, json_text, trends_compile
 from insights.trends.window import TimeWindow, trends_window
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "UnsupportedQuery",
     "breakdown_key",
     "bucket_start",
+    "json_text",
     "trends_compile",
     "trends_run",
     "trends_shape",

@@ -181,12 +181,18 @@ class PostgresDialect(Dialect):
 
 class ClickHouseDialect(Dialect):
     """ClickHouse: `properties` is the event's JSON text; each series is one SELECT of a UNION ALL.
+    The text of the properties in `materialized` is read from their own columns (filled from the
+    same expression at insert, insights/events_store/schema.py).
 
     Property text follows PostgreSQL's `->>` so that breakdowns and filters match in both stores:
     strings unescaped, numbers as jsonb prints them (an integral JSON float keeps its `.0`), `true`,
     `false`, and NULL for JSON null or an absent key. (Nested objects and arrays print compactly here
     and with spaces in PostgreSQL.)
     """
+
+    def __init__(self, table: str, materialized: dict[str, str] | None = None) -> None:
+        super().__init__(table)
+        self.materialized = materialized or {}  # property → the column holding its text
 
     def param(self, value: Any, kind: str) -> str:
         name = f"p{len(self.values)}"
@@ -196,14 +202,10 @@ class ClickHouseDialect(Dialect):
         return f"{{{name}:{kind}}}"
 
     def text(self, key: str) -> str:
-        # One parse of the event's JSON: a string unescaped, a number, boolean, object or array as JSON
-        # text, NULL for null or absent. Only text that looks like an integer pays a second parse, to
-        # tell an integral float (jsonb prints 20.0) from an integer.
-        value = f"JSONExtract(e.properties, {key}, 'Nullable(String)')"
-        return (
-            f"multiIf(match({value}, '^-?[0-9]{{1,16}}$') AND JSONType(e.properties, {key}) = 'Double', "
-            f"concat({value}, '.0'), {value})"
-        )
+        # A property kept in a column of its own is read from it, with no JSON to parse.
+        name = key[1:].split(":", 1)[0]  # "{p3:String}" names p3
+        column = self.materialized.get(str(self.values.get(name)))
+        return f"e.{column}" if column else json_text("e.properties", key)
 
     def numeric(self, key: str) -> str:
         return (
@@ -277,6 +279,18 @@ class ClickHouseDialect(Dialect):
 
     def statement(self, parts: list[str]) -> str:
         return " UNION ALL ".join(parts)
+
+
+def json_text(properties: str, key: str) -> str:
+    """ClickHouse SQL for the text of property `key` (SQL: a placeholder or a literal) of the JSON in
+    `properties`, as PostgreSQL's `->>` gives it. One parse of the JSON: a string unescaped, a number,
+    boolean, object or array as JSON text, NULL for null or absent; only text that looks like an
+    integer pays a second parse, to tell an integral float (jsonb prints 20.0) from an integer."""
+    value = f"JSONExtract({properties}, {key}, 'Nullable(String)')"
+    return (
+        f"multiIf(match({value}, '^-?[0-9]{{1,16}}$') AND JSONType({properties}, {key}) = 'Double', "
+        f"concat({value}, '.0'), {value})"
+    )
 
 
 def bucket_start(value: Any) -> Any:

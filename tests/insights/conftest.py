@@ -21,7 +21,7 @@ def keys(owner, teammate, stranger) -> dict[str, str]:
 SLOW_EVENTS = """
 CREATE OR REPLACE VIEW {db}.events AS
 SELECT toInt64({project}) AS project_id, toDateTime64('{hour_ago}', 6, 'UTC') AS timestamp, '$pageview' AS event,
-       toString(number) AS distinct_id, '{{}}' AS properties
+       toString(number) AS distinct_id, '{{}}' AS properties{materialized}
 FROM numbers(1000000000) WHERE sleepEachRow(0.05) = 0 SETTINGS max_block_size = 1
 """
 
@@ -32,8 +32,15 @@ def slow_store(clickhouse, settings, project):
     settings.CLICKHOUSE_DATABASE = f"slow_{project.id}"
     clickhouse_command(f"CREATE DATABASE IF NOT EXISTS {settings.CLICKHOUSE_DATABASE}")
     hour_ago = (timezone.now() - timedelta(hours=1)).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    from insights.events_store.schema import MATERIALIZED_PROPERTIES
+
+    materialized = "".join(
+        f", CAST(NULL AS Nullable(String)) AS {column}" for column in MATERIALIZED_PROPERTIES.values()
+    )
     clickhouse_command(
-        SLOW_EVENTS.format(db=settings.CLICKHOUSE_DATABASE, project=project.id, hour_ago=hour_ago)
+        SLOW_EVENTS.format(
+            db=settings.CLICKHOUSE_DATABASE, project=project.id, hour_ago=hour_ago, materialized=materialized
+        )
     )
     return project
 

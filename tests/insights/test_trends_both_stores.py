@@ -186,3 +186,20 @@ def test_a_regex_clickhouse_cannot_compile_is_a_400_code_not_a_server_error(
         clickhouse.trends_run(node, project_id=both_stores.id, tz=ZoneInfo("UTC"), now=NOW)
 
     assert refused.value.code == "invalid_property_filter" and refused.value.status == 400
+
+
+def test_a_breakdown_by_a_property_kept_in_its_own_column_parses_no_json():
+    from insights.events_store.schema import MATERIALIZED_PROPERTIES
+    from insights.trends import ClickHouseDialect, trends_compile, trends_window
+
+    node = query_parse(
+        {"kind": "TrendsQuery", "series": [series()], "breakdownFilter": {"breakdown": "$browser"}}
+    )
+    window = trends_window(node, tz=ZoneInfo("UTC"), now=NOW, first_event=None)
+    on_column = trends_compile(
+        node, project_id=1, window=window, dialect=ClickHouseDialect("t", MATERIALIZED_PROPERTIES)
+    )
+    on_json = trends_compile(node, project_id=1, window=window, dialect=ClickHouseDialect("t"))
+
+    assert "e.mat_browser" in on_column and "JSONExtract" not in on_column
+    assert "e.mat_browser" not in on_json and "JSONExtract" in on_json
