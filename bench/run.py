@@ -5,7 +5,10 @@ Redis are started in a scratch directory, the service runs under gunicorn as `ma
 (psycopg pool on), and every figure is a ratio, a statement count, or a latency measured in this
 same run next to what it is compared with. Takes about ten minutes on two cores; most of it is
 generating and indexing ten million events. `make bench ARGS=--reads` measures only the read
-throughput (bench/reads.py) on the same setup, in about two minutes, into bench/reads.md.
+throughput (bench/reads.py) on the same setup, in about two minutes, into bench/reads.md. The Trends
+benchmarks run on PostgreSQL and, side by side on the same events, on ClickHouse (an embedded chDB
+database served by its owner process, as `make run` serves it); `--trends` runs only those, into
+bench/trends.md (`--trends --events 300000` takes a minute or two).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -54,6 +58,11 @@ def main() -> int:
         help="measure the designs compared for workload isolation instead (writes bench/alternatives.md)",
     )
     parser.add_argument(
+        "--trends",
+        action="store_true",
+        help="only the Trends benchmarks, PostgreSQL beside ClickHouse (writes bench/trends.md)",
+    )
+    parser.add_argument(
         "--reads",
         action="store_true",
         help="measure only the read throughput, without the events (writes bench/reads.md, about two minutes)",
@@ -75,6 +84,7 @@ def main() -> int:
         )
         stack.create_database(pg, "bench")
         redis = services.enter_context(stack.redis_server(scratch / "redis", 26500))
+        clickhouse_url = start_chdb_owner(services, scratch)
         env = {
             "DATABASE_URL": pg.url("bench"),
             "REDIS_URL": redis.url(0),
@@ -87,6 +97,8 @@ def main() -> int:
             "THROTTLE_SUSTAINED": "100000000/hour",
             "DATABASE_POOL_MAX_SIZE": "40",
             "LOG_LEVEL": "warning",
+            "CLICKHOUSE_URL": clickhouse_url,
+            "CLICKHOUSE_DATABASE": "bench",
         }
         os.environ.update(env)
         os.environ["DJANGO_SETTINGS_MODULE"] = "insights_api.settings"
@@ -97,6 +109,14 @@ def main() -> int:
 
         stack.say("bench: migrating and preparing data")
         cases.prepare_database(pg.url("bench"))
+        if options.trends:
+            figures = cases.bench_trends_engine(scratch, env, cases.trends_world(), events=options.events)
+            report = render(figures, minutes=(time.monotonic() - started) / 60, postgres=pg.version,
+                            events=options.events, title="Trends on PostgreSQL and ClickHouse", with_findings=False)  # fmt: skip
+            print(report)
+            TRENDS.write_text(report)
+            print(f"written to {TRENDS}")
+            return 0 if all(figure.met is not False for figure in figures) else 1
         world = cases.build_world()
         pids = {"postgres_pid": pg.pid, "redis_pid": redis.service.process.pid}
         if options.reads:
@@ -136,6 +156,31 @@ def main() -> int:
 
 
 ALTERNATIVES = ROOT / "bench" / "alternatives.md"
+TRENDS = ROOT / "bench" / "trends.md"
+LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through an http_proxy
+
+
+def start_chdb_owner(services: stack.ServiceStack, scratch: Path) -> str:
+    """The embedded ClickHouse of the Trends benchmarks, served as `make run` serves it; its URL."""
+    port = stack.free_port(28123)
+    argv = [stack.VENV_BIN / "python", "-m", "insights.events_store.chdb_server", "--path", scratch / "chdb",
+            "--port", str(port)]  # fmt: skip
+    owner = services.enter_context(
+        stack.service("chDB owner", argv, log=scratch / "chdb.log", cwd=stack.ROOT)
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with LOCAL.open(f"http://127.0.0.1:{port}/ping", timeout=1) as answer:
+                if answer.status == 200:
+                    return f"http://127.0.0.1:{port}"
+        except OSError:
+            pass
+        if owner.exited() or time.monotonic() > deadline:
+            raise stack.StackError(f"the chDB owner did not start:\n{stack.log_tail(scratch / 'chdb.log')}")
+        time.sleep(0.1)
+
+
 READS = ROOT / "bench" / "reads.md"
 ISOLATION = ROOT / "bench" / "isolation.md"
 
@@ -202,10 +247,18 @@ def alternatives_report(table: str, *, minutes: float) -> str:
     )
 
 
-def render(figures: list[Figure], *, minutes: float, postgres: str, events: int) -> str:
+def render(
+    figures: list[Figure],
+    *,
+    minutes: float,
+    postgres: str,
+    events: int,
+    title: str = "Benchmarks",
+    with_findings: bool = True,
+) -> str:
     cpu = _cpu_model()
     lines = [
-        "# Benchmarks",
+        f"# {title}",
         "",
         f"Run on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `make bench` ({minutes:.1f} minutes): "
         f"{os.cpu_count()} CPUs ({cpu}), {_memory_gb():.0f} GB RAM, {platform.system()} "
@@ -225,10 +278,14 @@ def render(figures: list[Figure], *, minutes: float, postgres: str, events: int)
         "",
         "Reproduce with `make bench` on a clean clone (it needs only what `make test` needs). "
         "`.venv/bin/python bench/run.py --events 1000000` runs a shorter version; `make bench ARGS=--reads` "
-        "measures the read throughput alone (about two minutes, into bench/reads.md).",
+        "measures the read throughput alone (about two minutes, into bench/reads.md); `--trends` the Trends "
+        "engine alone on both stores (into bench/trends.md). ClickHouse is chDB embedded in its owner process, "
+        'reached over ClickHouse\'s HTTP interface as the service reaches it; targets marked "at 10M" are '
+        "judged only at ten million events (smaller runs check only that both stores give the same results).",
         "",
-        (ROOT / "bench" / "FINDINGS.md").read_text(),
     ]
+    if with_findings:
+        lines.append((ROOT / "bench" / "FINDINGS.md").read_text())
     return "\n".join(lines)
 
 

@@ -5,7 +5,7 @@ It spans every app — events, insights with tags and dashboards, teammates, vie
 so it lives here with the project wiring rather than in any one of them.
 
 Steps (`demo_seed`):
-1. Events: the synthetic stream of `generate_events` (COPY), over the last `days` days.
+1. Events: the synthetic stream of `generate_events`, over the last `days` days, into the events store.
 2. Teammates: three members of the project's organization (no password: they cannot log in).
 3. Dashboards and insights: Trends queries over those events (and one funnel, which this service
    stores but does not compute yet), tagged and placed on dashboards, created by different people.
@@ -26,8 +26,9 @@ from typing import Any, TypeVar
 from django.utils import timezone
 
 from accounts.models import OrganizationMembership, Project, User
+from insights import events_store
 from insights.api.editing import insight_create_with_tags, insight_update_with_tags
-from insights.events import events_copy, events_generate
+from insights.events import events_generate
 from insights.models import Dashboard, Insight
 from tagging.services import tags_bulk_update
 from viewtracking.services import views_record, views_rollup
@@ -111,7 +112,7 @@ def demo_seed(
     now = timezone.now()
     rng = random.Random(seed)
     # 1. Events.
-    loaded = events_copy(
+    loaded = events_store.events_write(
         project_id=project.id,
         rows=progress(events_generate(count=events, days=days, seed=seed, now=now), "events", events),
     )

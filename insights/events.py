@@ -80,7 +80,9 @@ class _Invalid(Exception):
     """Why one line is refused; `events_from_jsonl` adds the line number."""
 
 
-def events_from_jsonl(lines: Iterable[str]) -> Iterator[EventRow]:
+def events_from_jsonl(
+    lines: Iterable[str], *, timestamps: tuple[datetime, datetime] | None = None
+) -> Iterator[EventRow]:
     """Parse JSON Lines events lazily, one `EventRow` per non-blank line; raise `BadEventLine` at
     the first line that is not a valid event.
 
@@ -89,13 +91,19 @@ def events_from_jsonl(lines: Iterable[str]) -> Iterator[EventRow]:
     do); `timestamp` ISO 8601 **with** a UTC offset or `Z` (a naive time is refused rather than
     guessed: exporters write local times as often as UTC, and a silent shift of hours corrupts every
     hourly and daily series); `properties` an object, `{}` when absent. Other keys are ignored.
-    Lines are numbered from 1, blank lines included, so the number matches an editor's.
+    Lines are numbered from 1, blank lines included, so the number matches an editor's. `timestamps`
+    bounds the instants the events store can hold (ClickHouse's 1900-2299; None: any).
     """
     for line_number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
             row = _event_row(line)
+            if timestamps is not None and not timestamps[0] <= row.timestamp <= timestamps[1]:
+                raise _Invalid(
+                    f"'timestamp' {row.timestamp.isoformat()} is outside what the events store holds "
+                    f"({timestamps[0]:%Y-%m-%d} to {timestamps[1]:%Y-%m-%d})"
+                )
         except _Invalid as invalid:
             raise BadEventLine(line_number, str(invalid)) from None
         yield row

@@ -2,8 +2,8 @@
 
 Results are cached in Redis per (project, normalised query). `blocking` answers from the cache while
 it is fresh and computes otherwise; `force_blocking` always computes; `force_cache` never computes
-(`query_cached`). A computation (`query_compute`) runs under its own statement timeout; who runs it,
-and when, is insights/results.py's business.
+(`query_cached`). A computation (`query_compute`) runs on the events store under its own timeout; who
+runs it, and when, is insights/results.py's business.
 """
 
 from __future__ import annotations
@@ -14,16 +14,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
-from django.conf import settings
-from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from accounts.models import Project
-from infra.errors import DomainError
 from infra.metrics import QUERY_EXECUTIONS, QUERY_RUNTIME
 from infra.redis import cache_get, cache_get_many, cache_set_many
+from insights import events_store
+from insights.events_store import (
+    QueryCancelled as QueryCancelled,  # re-exported: the result path reads it here
+)
+from insights.events_store import QueryTimedOut as QueryTimedOut  # likewise
 from insights.query_nodes import (
     AnyQueryNode,
     InvalidQuery,
@@ -32,7 +33,7 @@ from insights.query_nodes import (
     query_parse,
     query_source,
 )
-from insights.trends import UnsupportedQuery, trends_run
+from insights.trends import UnsupportedQuery
 
 logger = logging.getLogger(__name__)
 
@@ -47,22 +48,6 @@ FRESHNESS = {
     "month": timedelta(hours=1),
 }
 CACHE_SECONDS = 24 * 3600
-QUERY_CANCELED = "57014"  # SQLSTATE of both a statement timeout and pg_cancel_backend
-
-
-class QueryCancelled(DomainError):
-    """The statement was cancelled on request (or the caller's wait for it was)."""
-
-    code = "query_cancelled"
-    default_detail = "The query was cancelled."
-
-
-class QueryTimedOut(DomainError):
-    """The statement ran past the query timeout: every caller waiting for it answers this."""
-
-    code = "query_timeout"
-    default_detail = "The query ran past the time limit; narrow its date range or filters."
-    of_the_work = True
 
 
 @dataclass(frozen=True)
@@ -147,29 +132,20 @@ def query_cached(*, project: Project, node: AnyQueryNode, refresh: RefreshMode) 
     return None
 
 
-def query_compute(*, project: Project, node: AnyQueryNode) -> QueryOutcome:
-    """Run the query's SQL under QUERY_TIMEOUT_MS and cache its results: the one way a query runs
-    (on a query worker, or in the web process when Redis is away). Raises QueryTimedOut, and
-    QueryCancelled when its statement is cancelled."""
+def query_compute(*, project: Project, node: AnyQueryNode, run_id: str | None = None) -> QueryOutcome:
+    """Run the query on the events store (insights/events_store/) under QUERY_TIMEOUT_MS and cache its
+    results: the one way a query runs (on a query worker, or in the web process when Redis is away).
+    With a `run_id`, `events_store.query_stop(run_id)` stops it from any process. Raises
+    QueryTimedOut, QueryCancelled, events_store.EventsStoreUnavailable."""
     source = query_check_runnable(node)
     fingerprint = query_results_fingerprint(node)
     started = time.monotonic()
     computed_at = timezone.now()
     try:
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT set_config('statement_timeout', %s, true)", [str(settings.QUERY_TIMEOUT_MS)]
-            )
-            results = trends_run(
-                source, project_id=project.id, tz=ZoneInfo(project.timezone), now=computed_at
-            )
-    except OperationalError as exc:
+        results = events_store.trends_compute(project=project, source=source, now=computed_at, run_id=run_id)
+    except BaseException:
         QUERY_EXECUTIONS.labels(outcome="failed").inc()
-        if getattr(exc.__cause__, "sqlstate", None) != QUERY_CANCELED:
-            raise
-        if "statement timeout" in str(exc):
-            raise QueryTimedOut from exc
-        raise QueryCancelled from exc
+        raise
     QUERY_EXECUTIONS.labels(outcome="computed").inc()
     QUERY_RUNTIME.labels(kind=source.kind).observe(time.monotonic() - started)
     last_refresh = computed_at.isoformat()

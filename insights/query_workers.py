@@ -41,6 +41,7 @@ from infra.executions import Execution, is_abandoned
 from infra.lanes import Lane
 from infra.metrics import QUERY_CANCELLATIONS
 from infra.records import DeadlinePassed, Presence, RedisLost, Renewal, Snapshot, retried
+from insights import events_store
 from insights.query_nodes import AnyQueryNode, query_parse
 from insights.query_runner import query_compute
 
@@ -148,7 +149,8 @@ def _outcome(execution: Execution, *, project_id: int, query: dict[str, Any]) ->
     try:
         project = Project.objects.get(id=project_id)
         with _stopped_when_abandoned(execution):
-            return {"value": query_compute(project=project, node=query_parse(query)).as_json()}, True
+            computed = query_compute(project=project, node=query_parse(query), run_id=execution.id)
+        return {"value": computed.as_json()}, True
     except DomainError as error:  # a timeout or a cancel: the query's own
         return {"error": error.as_json()}, False
     except Exception:
@@ -158,9 +160,8 @@ def _outcome(execution: Execution, *, project_id: int, query: dict[str, Any]) ->
 
 @contextmanager
 def _stopped_when_abandoned(execution: Execution) -> Iterator[None]:
-    """Cancel this process's statement at once if every waiter of the execution leaves meanwhile."""
-    connection.ensure_connection()
-    statement = connection.connection  # the session the block's statement runs on
+    """Stop the block's query (run under the execution's id) at once if every waiter of the
+    execution leaves meanwhile."""
     lock, finished = threading.Lock(), threading.Event()
 
     def abandoned(snapshot: Snapshot) -> bool | None:
@@ -170,18 +171,19 @@ def _stopped_when_abandoned(execution: Execution) -> Iterator[None]:
         try:
             if not execution.record.wait(abandoned, deadline=None):
                 return
+            with lock:
+                if not finished.is_set() and events_store.query_stop(execution.id):
+                    QUERY_CANCELLATIONS.labels(effect="backend").inc()
         except RedisLost:
             return
-        with lock:
-            if not finished.is_set():  # never a statement of the next task
-                statement.cancel_safe()
-                QUERY_CANCELLATIONS.labels(effect="backend").inc()
+        finally:
+            connection.close()  # this thread's own, if stopping needed one
 
     threading.Thread(target=watch, name=f"watch {execution.id[-8:]}", daemon=True).start()
     try:
         yield
     finally:
-        with lock:
+        with lock:  # a stop in progress ends before the next task's query can start
             finished.set()
 
 

@@ -283,6 +283,16 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# --- The events store (docs/events-store.md) ----------------------------------------------------------
+# Where events are kept and Trends computed: PostgreSQL's `insights_event`, or ClickHouse at
+# CLICKHOUSE_URL (a server, or the embedded chDB database `make run` serves when it is not set).
+EVENTS_BACKEND = env_choice("EVENTS_BACKEND", "postgres", ("postgres", "clickhouse"))
+CLICKHOUSE_URL = env_str("CLICKHOUSE_URL", "")
+CLICKHOUSE_DATABASE = env_str("CLICKHOUSE_DATABASE", "insights")
+CLICKHOUSE_CONNECT_TIMEOUT_SECONDS = env_float("CLICKHOUSE_CONNECT_TIMEOUT_SECONDS", 3.0, minimum=0.1)
+# Rows per insert when loading events (each a round trip; memory is one batch).
+CLICKHOUSE_INSERT_BATCH = env_int("CLICKHOUSE_INSERT_BATCH", 100_000, minimum=1)
+
 # --- Queries, coalescing and the query lane (docs/queries.md, docs/workload-isolation.md) --------------------------------------------
 # Bounds one query run in the database; never the wait for its turn.
 QUERY_TIMEOUT_MS = env_int("QUERY_TIMEOUT_MS", 30_000, minimum=100)

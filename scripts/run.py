@@ -1,7 +1,8 @@
 """`make run`: the whole service on this machine, in one command.
 
 Starts what the environment does not already provide (PostgreSQL unless DATABASE_URL is set, Redis
-unless REDIS_URL is set), keeping their data in /tmp/insights-api-<uid>/ across runs; migrates,
+unless REDIS_URL is set, and with EVENTS_BACKEND=clickhouse the owner of an embedded chDB database
+unless CLICKHOUSE_URL is set), keeping their data in /tmp/insights-api-<uid>/ across runs; migrates,
 collects static files, then runs a Celery worker, Celery beat and gunicorn. `.run/env` tells
 `manage.py` where the services are while this runs. Ctrl-C, or SIGINT or SIGTERM to `make` alone (this
 process then gets SIGTERM), stops everything, newest first, and exits 0; if a process dies on its
@@ -34,11 +35,15 @@ RUN_ENV = stack.ROOT / ".run" / "env"
 # ports `make test` uses.
 PG_PORT = 15432
 REDIS_PORT = 16379
+CLICKHOUSE_PORT = 18123
 WEB_PORT = 8000
 DEMO_EMAIL = "demo@example.com"
 GUNICORN_CONFIG = stack.ROOT / "insights_api" / "gunicorn.conf.py"
 # What `.run/env` passes on to manage.py.
-RUN_ENV_NAMES = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "SECRET_KEY")
+RUN_ENV_NAMES = (
+    "DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "SECRET_KEY", "EVENTS_BACKEND",
+    "CLICKHOUSE_URL",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,32 @@ def start_redis(services: stack.ServiceStack, watched: list[Watched]) -> dict[st
         "CELERY_BROKER_URL": os.environ.get("CELERY_BROKER_URL", redis.url(1)),
         "CELERY_RESULT_BACKEND": os.environ.get("CELERY_RESULT_BACKEND", redis.url(2)),
     }
+
+
+def start_clickhouse(services: stack.ServiceStack, watched: list[Watched]) -> dict[str, str]:
+    """With EVENTS_BACKEND=clickhouse and no CLICKHOUSE_URL: the embedded chDB database in STATE/chdb,
+    served by its one owner process over ClickHouse's HTTP interface, so that gunicorn, every query
+    worker process and manage.py reach it alike (docs/events-store.md)."""
+    if os.environ.get("EVENTS_BACKEND", "postgres").strip().lower() != "clickhouse" or os.environ.get(
+        "CLICKHOUSE_URL"
+    ):
+        return {}
+    port = stack.free_port(CLICKHOUSE_PORT)
+    log = STATE / "chdb-owner.log"
+    argv = [stack.VENV_BIN / "python", "-m", "insights.events_store.chdb_server", "--path", STATE / "chdb",
+            "--port", str(port)]  # fmt: skip
+    owner = services.enter_context(
+        stack.service("chDB owner", argv, log=log, cwd=stack.ROOT, stop_timeout=30)
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while http_status(f"{url}/ping") != 200:
+        if owner.exited() or time.monotonic() > deadline:
+            raise stack.StackError(f"The chDB owner did not answer on {url}:\n{stack.log_tail(log)}")
+        time.sleep(0.1)
+    watched.append(Watched("chDB owner", lambda: not owner.exited(), log))
+    stack.say(f"ClickHouse (embedded chDB, {STATE / 'chdb'}): {url}")
+    return {"EVENTS_BACKEND": "clickhouse", "CLICKHOUSE_URL": url}
 
 
 def secret_key() -> str:
@@ -232,6 +263,18 @@ def seed_demo(project_id: int, env: dict[str, str]) -> None:
         )
 
 
+def copy_demo_events(project_id: int, env: dict[str, str]) -> None:
+    """A demo seeded while events were kept in PostgreSQL gets them in ClickHouse too (once)."""
+    copied = subprocess.run(
+        manage("events_store_copy", "--project", str(project_id), "--if-empty"),
+        cwd=stack.ROOT, env=env, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    if copied.returncode != 0:
+        stack.warn(
+            f"copying the demo's events to ClickHouse failed; retry: manage.py events_store_copy --project {project_id}"
+        )
+
+
 def web_port() -> int:
     if "PORT" not in os.environ:
         return stack.free_port(WEB_PORT)
@@ -292,6 +335,7 @@ def start_and_watch(services: stack.ServiceStack, started: float) -> None:
     env = dict(os.environ)
     env["DATABASE_URL"] = start_postgres(services, watched)
     env.update(start_redis(services, watched))
+    env.update(start_clickhouse(services, watched))
     env["SECRET_KEY"] = secret_key()
     env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir())
     # The schema's `servers` (Swagger's "try it out", generated clients) name the port really bound.
@@ -304,12 +348,21 @@ def start_and_watch(services: stack.ServiceStack, started: float) -> None:
     # Readable lines in a terminal; production (and LOG_FORMAT=json here) writes one JSON object each.
     env.setdefault("LOG_FORMAT", "plain")
     write_run_env(env, services)
-    run_manage_commands([["migrate", "--noinput", "-v0"], ["collectstatic", "--noinput", "-v0"]], env)
+    run_manage_commands(
+        [
+            ["migrate", "--noinput", "-v0"],
+            ["collectstatic", "--noinput", "-v0"],
+            ["events_store_migrate", "-v0"],
+        ],
+        env,
+    )
     start_celery(services, env, watched)
     base_url = start_web(services, env, port, watched)
 
     wait_for(f"{base_url}/_health", watched)
     demo = demo_credentials(base_url, env)  # seeds the demo project on a first start
+    if demo is not None and env.get("EVENTS_BACKEND") == "clickhouse":
+        copy_demo_events(demo["project_id"], env)
     hold.unlink()
     wait_for(f"{base_url}/_ready", watched)
     print_banner(base_url, demo, started)

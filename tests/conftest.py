@@ -27,6 +27,7 @@ from insights.services import insight_create
 from tagging.normalization import normalize_tags
 from tagging.services import insight_tags_set
 from tests.live import celery_worker as celery_worker_process
+from tests.live import chdb_owner
 from tests.llm_stub import LLMStub, start_llm_stub
 
 # In CI a skip is a failure (tests/missing.py).
@@ -195,3 +196,26 @@ def celery_worker(
         AI_PROVIDER_TIMEOUT_SECONDS="5",
     ):
         yield
+
+
+# --- ClickHouse: the embedded chDB database, served over ClickHouse's HTTP interface ----------------
+
+
+@pytest.fixture(scope="session")
+def clickhouse_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The URL of a chDB database served by its owner process (insights/events_store/chdb_server.py),
+    as `make run` serves one: the real engine, reached through clickhouse-connect."""
+    with chdb_owner(tmp_path_factory.mktemp("chdb")) as url:
+        yield url
+
+
+@pytest.fixture
+def clickhouse(clickhouse_server: str, settings: Any) -> str:
+    """This test's events store is ClickHouse (the session's chDB, schema migrated); its URL."""
+    from insights.events_store import clickhouse as store
+
+    settings.EVENTS_BACKEND = "clickhouse"
+    settings.CLICKHOUSE_URL = clickhouse_server
+    settings.CLICKHOUSE_DATABASE = "test_insights"
+    store.schema_migrate()
+    return clickhouse_server

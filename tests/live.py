@@ -325,3 +325,26 @@ def _wait_for(condition: Any, what: str, timeout: float = 30) -> None:
             pass
         time.sleep(0.05)
     raise TimeoutError(f"Timed out waiting for {what}")
+
+
+@contextmanager
+def chdb_owner(path: Path, *, port: int | None = None) -> Iterator[str]:
+    """The owner process of a chDB database at `path` (insights/events_store/chdb_server.py), serving
+    ClickHouse's HTTP interface on 127.0.0.1; yields its URL once it answers /ping."""
+    port = port or free_port()
+    log = path.parent / f"{path.name}-owner.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "insights.events_store.chdb_server", "--path", str(path), "--port", str(port)],
+        stdout=log.open("w"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for(lambda: http(f"{url}/ping", timeout=1).status == 200, f"the chDB owner ({log})")
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

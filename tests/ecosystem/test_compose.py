@@ -16,8 +16,8 @@ import yaml
 from django.urls import resolve
 
 ROOT = Path(__file__).resolve().parents[2]
-APP_SERVICES = ("migrate", "web", "worker", "query-worker", "beat")
-LONG_RUNNING = ("postgres", "redis", "web", "worker", "query-worker", "beat", "proxy")
+APP_SERVICES = ("migrate", "events-store-migrate", "web", "worker", "query-worker", "beat")
+LONG_RUNNING = ("postgres", "redis", "clickhouse", "web", "worker", "query-worker", "beat", "proxy")
 WORKERS = ("worker", "query-worker")
 # Variables an app container gets that settings.py does not read, and who reads them instead.
 READ_ELSEWHERE = {
@@ -66,7 +66,10 @@ def command_of(service: dict[str, Any], dockerfile: list[tuple[str, str]]) -> li
 
 
 def test_the_stack_has_every_part_and_only_the_proxy_is_published(services):
-    assert set(services) == {"postgres", "redis", "migrate", "web", "worker", "query-worker", "beat", "proxy"}
+    assert set(services) == {
+        "postgres", "redis", "clickhouse", "migrate", "events-store-migrate", "web", "worker", "query-worker",
+        "beat", "proxy",
+    }  # fmt: skip
     assert [name for name, service in services.items() if "ports" in service] == ["proxy"]
     for name in APP_SERVICES:
         assert services[name]["image"] == "insights-api:latest" and services[name]["build"] == ".", name
@@ -78,7 +81,7 @@ def test_every_long_running_service_has_a_health_check_and_restarts(services):
         assert check["test"][0] in ("CMD", "CMD-SHELL") and len(check["test"]) > 1, name
         assert {"interval", "timeout", "retries"} <= check.keys(), name
         assert services[name]["restart"] == "unless-stopped", name
-    assert services["migrate"]["restart"] == "no"  # one-shot
+    assert services["migrate"]["restart"] == services["events-store-migrate"]["restart"] == "no"  # one-shot
 
 
 def test_health_checks_ask_the_right_questions(services):
@@ -103,11 +106,16 @@ def test_nothing_starts_before_what_it_needs_is_ready(services):
             "redis": {"condition": "service_healthy"},
         }, name
     assert services["migrate"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    assert services["events-store-migrate"]["depends_on"] == {
+        "migrate": {"condition": "service_completed_successfully"},
+        "clickhouse": {"condition": "service_healthy"},
+    }
     assert services["proxy"]["depends_on"] == {"web": {"condition": "service_healthy"}}
 
 
 def test_data_lives_in_named_volumes(compose, services):
-    assert set(compose["volumes"]) == {"postgres-data", "redis-data"}
+    assert set(compose["volumes"]) == {"postgres-data", "redis-data", "clickhouse-data"}
+    assert "clickhouse-data:/var/lib/clickhouse" in services["clickhouse"]["volumes"]
     assert "postgres-data:/var/lib/postgresql/data" in services["postgres"]["volumes"]
     assert "redis-data:/data" in services["redis"]["volumes"]
     assert "--appendonly" in services["redis"]["command"]  # queued tasks survive a Redis restart
@@ -151,6 +159,8 @@ def test_each_container_runs_a_command_this_repository_provides(services, docker
     assert commands["web"][0] == "gunicorn" and importlib.util.find_spec(module) is not None
     assert attribute in (ROOT / Path(*module.split("."))).with_suffix(".py").read_text()
     assert commands["migrate"][:3] == ["python", "manage.py", "migrate"] and (ROOT / "manage.py").is_file()
+    assert commands["events-store-migrate"] == ["python", "manage.py", "events_store_migrate"]
+    assert (ROOT / "insights" / "management" / "commands" / "events_store_migrate.py").is_file()
     config = commands["web"][commands["web"].index("--config") + 1]
     assert (ROOT / config).is_file() and 'worker_class = "gevent"' in (ROOT / config).read_text()
     for name in (*WORKERS, "beat"):
@@ -185,3 +195,18 @@ def test_the_image_builds_from_files_that_exist_and_runs_unprivileged(dockerfile
     assert any("collectstatic" in args for instruction, args in dockerfile if instruction == "RUN")
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {".venv", ".git", "tests"} <= set(ignored)
+
+
+def test_clickhouse_runs_with_what_production_needs_and_the_app_reaches_it(services):
+    clickhouse = services["clickhouse"]
+    env = services["web"]["environment"]
+    assert clickhouse["image"].startswith("clickhouse/clickhouse-server:")
+    assert clickhouse["ulimits"]["nofile"] == {"soft": 262144, "hard": 262144}
+    assert "ports" not in clickhouse and clickhouse["expose"] == ["8123"]  # the compose network only
+    assert clickhouse["healthcheck"]["test"][-1] == "http://127.0.0.1:8123/ping"
+    assert clickhouse["environment"]["CLICKHOUSE_PASSWORD"] == "${CLICKHOUSE_PASSWORD:-insights}"
+    assert clickhouse["environment"]["CLICKHOUSE_DB"] == env["CLICKHOUSE_DATABASE"]
+    [config] = [volume for volume in clickhouse["volumes"] if "config.d" in volume]
+    assert (ROOT / config.split(":")[0]).is_file()
+    assert env["CLICKHOUSE_URL"] == "http://insights:${CLICKHOUSE_PASSWORD:-insights}@clickhouse:8123"
+    assert env["EVENTS_BACKEND"] == "${EVENTS_BACKEND:-postgres}"  # PostgreSQL stays the default

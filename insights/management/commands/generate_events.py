@@ -16,7 +16,7 @@ from insights.management.event_loading import copy_and_summarise, project_or_err
 class Command(BaseCommand):
     help = (
         "Generate N realistic events ($pageview, $autocapture, $pageleave, purchase, user_signed_up) "
-        "from a long-tailed population of users over the last D days, and load them with COPY. "
+        "from a long-tailed population of users over the last D days, and load them into the events store. "
         "The same seed gives the same events (relative to now)."
     )
 

@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from accounts.models import Project
+from insights import events_store
 from insights.events import events_from_jsonl
 from insights.management.event_loading import copy_and_summarise, project_or_error
 
@@ -19,7 +20,8 @@ from insights.management.event_loading import copy_and_summarise, project_or_err
 class Command(BaseCommand):
     help = (
         "Load JSON Lines events ({event, distinct_id, timestamp, properties}, one per line) into a "
-        "project with PostgreSQL COPY. All or nothing: a bad line loads nothing and names the line."
+        "project, in the events store (PostgreSQL's COPY, or ClickHouse in batches). All or nothing: "
+        "a bad line loads nothing and names the line."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -41,7 +43,7 @@ class Command(BaseCommand):
         ) as bar:
             copy_and_summarise(
                 project=project,
-                rows=events_from_jsonl(_lines(stream, bar)),
+                rows=events_from_jsonl(_lines(stream, bar), timestamps=events_store.timestamp_range()),
                 source=source,
                 stdout=self.stdout,
             )
