@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import Project, User
 from insights.activity import FieldChange, activity_entry, activity_log_write
+from insights.locking import project_writes_lock
 from insights.models import ActivityLog, DashboardTile, Insight
 from insights.query_runner import insight_results_fingerprint
 
@@ -116,6 +119,69 @@ def insight_update(
             ]
         )
     return locked
+
+
+@dataclass(frozen=True)
+class BulkDeleteResult:
+    updated: list[int]  # in request order; each now has the requested `deleted`
+    skipped: list[int]
+
+
+@transaction.atomic
+def insights_bulk_delete(
+    *,
+    project: Project,
+    user: User,
+    insight_ids: Sequence[int],
+    deleted: bool,
+    dry_run: bool,
+    request_id: uuid.UUID,
+    editable: QuerySet[Insight],
+) -> BulkDeleteResult:
+    """bulk_delete (`deleted=True`) and bulk_restore (`deleted=False`): one transaction, with
+    bulk_update_tags' semantics. Insights of `editable` (the project's insights the caller may
+    change, deleted or not) are updated — already in that state counts as updated and changes
+    nothing; the others are skipped. Each changed insight gets one activity entry (`request_id`
+    shared) and a new last-modified stamp.
+
+    Steps, one statement each: 1. take the project's lock of many-insight writes (insights/locking.py);
+    2. load and lock the insights, in id order; 3. flip those not yet in the state; 4. log them.
+    """
+    ordered_ids = list(dict.fromkeys(insight_ids))
+    if not dry_run:
+        project_writes_lock(project.id)
+    found = editable.filter(project_id=project.id, id__in=ordered_ids).order_by("id")
+    if not dry_run:
+        found = found.select_for_update(of=("self",))
+    insights = {
+        insight.id: insight
+        for insight in found.only("id", "deleted", "name", "derived_name", "short_id", "project_id")
+    }
+    changed = [
+        insight_id
+        for insight_id in ordered_ids
+        if insight_id in insights and insights[insight_id].deleted != deleted
+    ]
+    if changed and not dry_run:
+        Insight.objects.filter(id__in=changed).update(
+            deleted=deleted, last_modified_at=timezone.now(), last_modified_by=user
+        )
+        activity_log_write(
+            [
+                activity_entry(
+                    insight=insights[insight_id],
+                    user=user,
+                    activity=ActivityLog.Activity.DELETED if deleted else ActivityLog.Activity.RESTORED,
+                    changes=[FieldChange("deleted", not deleted, deleted)],
+                    request_id=request_id,
+                )
+                for insight_id in changed
+            ]
+        )
+    return BulkDeleteResult(
+        updated=[insight_id for insight_id in ordered_ids if insight_id in insights],
+        skipped=[insight_id for insight_id in ordered_ids if insight_id not in insights],
+    )
 
 
 def _dashboards_replace(insight: Insight, dashboard_ids: list[int]) -> list[FieldChange]:

@@ -1,10 +1,11 @@
-"""Tag writes. Every path (create, PATCH/PUT, bulk_update_tags) goes through `tags_apply`, which
-runs a fixed number of SQL statements whatever the number of insights and tags.
+"""Tag writes. Every path on given insights (create, PATCH/PUT, bulk_update_tags) goes through
+`tags_apply`; a tag's rename or delete goes through `tag_rename`/`tag_delete`. Each runs a fixed
+number of SQL statements whatever the number of insights and tags.
 
-Concurrency: tag writers of one project serialise on a transaction-scoped advisory lock, taken
-first. That makes every outcome equal to some serial order of the requests, and it closes the race
-where one request deletes a tag as an orphan while another is attaching it. Tag writes are rare and
-short next to reads, so a per-project lock costs little.
+Concurrency: tag writers of one project serialise on the project's lock of many-insight writes
+(insights/locking.py), taken first. That makes every outcome equal to some serial order of the
+requests, and it closes the race where one request deletes a tag as an orphan while another is
+attaching it.
 """
 
 from __future__ import annotations
@@ -12,20 +13,21 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import Project, User
+from infra.errors import DomainError
 from insights.activity import FieldChange, activity_entry, activity_log_write
+from insights.locking import project_writes_lock
 from insights.models import ActivityLog, Insight
 from tagging.models import Tag, TaggedItem
+from tagging.selectors import insights_annotate_tags
 
 TagAction = Literal["add", "remove", "set"]
-# First key of the two-key advisory lock: "tags" in ASCII, so it cannot collide with other lock users.
-ADVISORY_LOCK_NAMESPACE = 0x74616773
 
 _TAG = Tag._meta.db_table
 _ITEM = TaggedItem._meta.db_table
@@ -66,7 +68,7 @@ def tags_apply(
     assert connection.in_atomic_block, "tags_apply must run inside the caller's transaction"
     outcome = TagsOutcome()
     if not dry_run:
-        _lock_project_tags(project.id)
+        project_writes_lock(project.id)
     found = (editable if editable is not None else Insight.objects.all()).filter(
         project_id=project.id, id__in=list(insight_ids)
     )
@@ -141,20 +143,15 @@ def tags_bulk_update(
         dry_run=dry_run,
         editable=editable,
     )
-    changed = outcome.changed_ids
-    if changed and not dry_run:
-        Insight.objects.filter(id__in=changed).update(last_modified_at=timezone.now(), last_modified_by=user)
-        activity_log_write(
-            [
-                activity_entry(
-                    insight=outcome.insights[insight_id],
-                    user=user,
-                    activity=ActivityLog.Activity.UPDATED,
-                    changes=[FieldChange("tags", outcome.before[insight_id], outcome.after[insight_id])],
-                    request_id=request_id,
-                )
-                for insight_id in changed
-            ]
+    if not dry_run:
+        _tag_changes_log(
+            insights=[outcome.insights[insight_id] for insight_id in outcome.changed_ids],
+            changes={
+                insight_id: (outcome.before[insight_id], outcome.after[insight_id])
+                for insight_id in outcome.changed_ids
+            },
+            user=user,
+            request_id=request_id,
         )
     return BulkTagsResult(
         updated=[
@@ -174,11 +171,6 @@ def insight_tags_set(*, project: Project, insight: Insight, names: Sequence[str]
     if insight.id not in outcome.changed_ids:
         return None
     return FieldChange("tags", outcome.before[insight.id], outcome.after[insight.id])
-
-
-def _lock_project_tags(project_id: int) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [ADVISORY_LOCK_NAMESPACE, project_id])
 
 
 def _tags_upsert(project_id: int, names: list[str]) -> dict[str, int]:
@@ -234,3 +226,124 @@ def _orphans_delete(tag_ids: list[int]) -> None:
             """,
             [tag_ids],
         )
+
+
+class TagNotFound(DomainError):
+    status = 404
+    code = "not_found"
+    default_detail = "Tag not found."
+
+
+@dataclass(frozen=True)
+class _TaggedInsights:
+    """The tags of the project named in a rename or delete, and every insight carrying the first."""
+
+    tag_ids: dict[str, int]
+    insights: list[Any]  # of Insight, each with `tag_names`, its sorted tags now
+
+
+@transaction.atomic
+def tag_rename(
+    *, project: Project, user: User, old: str, new: str, dry_run: bool, request_id: uuid.UUID
+) -> int:
+    """Rename the project's tag `old` to `new` on everything carrying it (both normalised); when `new`
+    exists already, the two merge and no insight carries it twice. Returns how many insights changed.
+
+    Steps, one statement each: 1. take the project's lock of many-insight writes; 2. resolve the two
+    names; 3. load the insights carrying `old` with their tags; 4. rename the tag, or merge it into
+    `new` (move its attachments, drop the duplicates and the old tag); 5. stamp; 6. log.
+    """
+    found = _tagged_insights(project=project, names=[old, new], dry_run=dry_run)
+    changes = {
+        insight.id: (insight.tag_names, sorted({*insight.tag_names} - {old} | {new}))
+        for insight in found.insights
+    }
+    if not dry_run:
+        if new in found.tag_ids:
+            _tag_merge(found.tag_ids[old], found.tag_ids[new])
+        else:
+            Tag.objects.filter(id=found.tag_ids[old]).update(name=new)
+        _tag_changes_log(insights=found.insights, changes=changes, user=user, request_id=request_id)
+    return len(changes)
+
+
+@transaction.atomic
+def tag_delete(*, project: Project, user: User, name: str, dry_run: bool, request_id: uuid.UUID) -> int:
+    """Take the project's tag `name` off everything carrying it and delete it. Returns how many
+    insights changed. Steps as `tag_rename`'s, with 4. detach it everywhere and delete it."""
+    found = _tagged_insights(project=project, names=[name], dry_run=dry_run)
+    changes = {
+        insight.id: (insight.tag_names, [tag for tag in insight.tag_names if tag != name])
+        for insight in found.insights
+    }
+    if not dry_run:
+        _tag_merge(found.tag_ids[name], None)
+        _tag_changes_log(insights=found.insights, changes=changes, user=user, request_id=request_id)
+    return len(changes)
+
+
+def _tagged_insights(*, project: Project, names: list[str], dry_run: bool) -> _TaggedInsights:
+    """Lock (unless a dry run), resolve `names`, and load every insight of the project carrying the
+    first — deleted ones too, since a restored insight comes back with its tags."""
+    if not dry_run:
+        project_writes_lock(project.id)
+    tag_ids = dict(Tag.objects.filter(project_id=project.id, name__in=names).values_list("name", "id"))
+    if names[0] not in tag_ids:
+        raise TagNotFound(f"No tag {names[0]!r} in this project.")
+    carrying = TaggedItem.objects.filter(tag_id=tag_ids[names[0]], insight_id__isnull=False).values(
+        "insight_id"
+    )
+    insights = insights_annotate_tags(
+        Insight.objects.filter(project_id=project.id, id__in=carrying)
+        .only("id", "name", "derived_name", "short_id", "project_id")
+        .order_by("id")
+    )
+    return _TaggedInsights(tag_ids=tag_ids, insights=list(insights))
+
+
+def _tag_merge(tag_id: int, into_id: int | None) -> None:
+    """Move every attachment of tag `tag_id` to `into_id` (none: drop them), skipping objects that
+    carry `into_id` already, then delete the tag: one statement."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            WITH moved AS (
+                INSERT INTO {_ITEM} (tag_id, insight_id, dashboard_id)
+                SELECT %(into)s, insight_id, dashboard_id FROM {_ITEM}
+                WHERE tag_id = %(tag)s AND %(into)s::bigint IS NOT NULL
+                ON CONFLICT DO NOTHING
+            ), detached AS (
+                DELETE FROM {_ITEM} WHERE tag_id = %(tag)s
+            )
+            DELETE FROM {_TAG} WHERE id = %(tag)s
+            """,
+            {"tag": tag_id, "into": into_id},
+        )
+
+
+def _tag_changes_log(
+    *,
+    insights: list[Insight],
+    changes: dict[int, tuple[list[str], list[str]]],
+    user: User,
+    request_id: uuid.UUID,
+) -> None:
+    """What every tag write does for the insights it changed: a last-modified stamp and one activity
+    entry each."""
+    if not changes:
+        return
+    Insight.objects.filter(id__in=list(changes)).update(
+        last_modified_at=timezone.now(), last_modified_by=user
+    )
+    activity_log_write(
+        [
+            activity_entry(
+                insight=insight,
+                user=user,
+                activity=ActivityLog.Activity.UPDATED,
+                changes=[FieldChange("tags", *changes[insight.id])],
+                request_id=request_id,
+            )
+            for insight in insights
+        ]
+    )

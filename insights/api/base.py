@@ -25,6 +25,9 @@ from viewtracking.selectors import insights_annotate_last_viewed_at
 
 # `{id}` takes a numeric id or a short_id.
 ID_LOOKUP_REGEX = r"[A-Za-z0-9]+"
+# One reason for every id a bulk write skips, so a caller cannot tell "missing" from "not yours"
+# from "deleted".
+SKIP_REASON = "Not found or no edit access"
 
 
 class InsightViewSetBase(ProjectScopedViewSet):

@@ -25,6 +25,7 @@ from infra.logs import current_request_uuid
 from insights.access import LEVEL
 from insights.api.access_actions import InsightAccessActions
 from insights.api.base import InsightViewSetBase
+from insights.api.bulk_actions import InsightBulkDeleteActions
 from insights.api.cancel_actions import InsightCancelActions
 from insights.api.editing import insight_create_with_tags, insight_update_with_tags
 from insights.api.result_routes import RESULT_DOCS, RESULT_ERRORS, result_request
@@ -72,6 +73,7 @@ class InsightViewSet(
     InsightMetadataActions,
     InsightCancelActions,
     InsightAccessActions,
+    InsightBulkDeleteActions,
     InsightViewSetBase,
 ):
     """Insights: CRUD, listing and activity here; the six insight actions come from the mixins

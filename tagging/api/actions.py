@@ -10,16 +10,10 @@ from rest_framework.response import Response
 from accounts.api.authentication import request_user
 from infra.logs import current_request_uuid
 from insights.access import insights_editable
-from insights.api.base import InsightViewSetBase
-from tagging.api.serializers import (
-    BulkUpdateTagsQuerySerializer,
-    BulkUpdateTagsResultSerializer,
-    BulkUpdateTagsSerializer,
-)
+from insights.api.base import SKIP_REASON, InsightViewSetBase
+from insights.api.bulk_serializers import DryRunQuerySerializer
+from tagging.api.serializers import BulkUpdateTagsResultSerializer, BulkUpdateTagsSerializer
 from tagging.services import tags_bulk_update
-
-# One reason for every skip, so a caller cannot tell "missing" from "not yours" from "deleted".
-SKIP_REASON = "Not found or no edit access"
 
 
 class InsightTagActions(InsightViewSetBase):
@@ -37,13 +31,13 @@ class InsightTagActions(InsightViewSetBase):
             "`?dry_run=true` answers the same without writing."
         ),
         request=BulkUpdateTagsSerializer,
-        parameters=[BulkUpdateTagsQuerySerializer],
+        parameters=[DryRunQuerySerializer],
         responses={200: BulkUpdateTagsResultSerializer},
         tags=["insights"],
     )
     @action(detail=False, methods=["post"], required_scopes=["insight:write"])
     def bulk_update_tags(self, request: Request, project_id: str) -> Response:
-        options = BulkUpdateTagsQuerySerializer(data=request.query_params)
+        options = DryRunQuerySerializer(data=request.query_params)
         options.is_valid(raise_exception=True)
         payload = BulkUpdateTagsSerializer(data=request.data)
         payload.is_valid(raise_exception=True)

@@ -1,4 +1,4 @@
-"""The shapes of `bulk_update_tags`."""
+"""The shapes of `bulk_update_tags` and of the project's tags routes."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from typing import Any
 from drf_spectacular.extensions import OpenApiSerializerExtension
 from rest_framework import serializers
 
-from apikit.fields import BigIntField
+from apikit.fields import BigIntField, StrictCharField
+from insights.api.bulk_serializers import BULK_MAX_IDS, SkippedInsightSerializer
 from tagging.api.fields import TagListField
+from tagging.normalization import MAX_TAG_LENGTH, normalize_tags
 
-BULK_MAX_IDS = 500
 BULK_MAX_PAIRS = 10_000
 
 
@@ -33,20 +34,9 @@ class BulkUpdateTagsSerializer(serializers.Serializer):
         return attrs
 
 
-class BulkUpdateTagsQuerySerializer(serializers.Serializer):
-    dry_run = serializers.BooleanField(
-        required=False, default=False, help_text="Answer as if applied, without writing anything."
-    )
-
-
 class TaggedInsightSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     tags = serializers.ListField(child=serializers.CharField())
-
-
-class SkippedInsightSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    reason = serializers.CharField()
 
 
 class BulkUpdateTagsResultSerializer(serializers.Serializer):
@@ -68,3 +58,55 @@ class BulkUpdateTagsSchema(OpenApiSerializerExtension):
                 "properties": {"tags": {"minItems": 1, "contains": {"type": "string", "pattern": r"\S"}}}
             },
         }
+
+
+class TagNameField(StrictCharField):
+    """One tag name, normalised as everywhere (trimmed, lowercased); blank after that is a 400."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(trim_whitespace=False, **kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        names = normalize_tags([super().to_internal_value(data)])
+        if not names:
+            self.fail("blank")
+        if len(names[0]) > MAX_TAG_LENGTH:
+            raise serializers.ValidationError(f"A tag may be at most {MAX_TAG_LENGTH} characters.")
+        return names[0]
+
+
+class TagRenameSerializer(serializers.Serializer):
+    to = TagNameField(help_text="The new name; if the project has this tag already, the two merge.")
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        # `from` is a Python keyword, so it cannot be declared as a class attribute.
+        return {"from": TagNameField(help_text="The tag to rename."), **super().get_fields()}
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs["from"] == attrs["to"]:
+            raise serializers.ValidationError({"to": "`to` names the same tag as `from`."})
+        return attrs
+
+
+class TagDeleteSerializer(serializers.Serializer):
+    name = TagNameField(help_text="The tag to take off every insight and delete.")
+
+
+class TagListQuerySerializer(serializers.Serializer):
+    usage = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Answer objects with each tag's insight count and latest view instead of bare names.",
+    )
+
+
+class TagUsageSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    insights = serializers.IntegerField(help_text="Live insights carrying the tag that the caller can see.")
+    last_used_at = serializers.DateTimeField(
+        allow_null=True, help_text="The latest view of any of those insights; null if none was viewed."
+    )
+
+
+class TagChangeResultSerializer(serializers.Serializer):
+    insights = serializers.IntegerField(help_text="How many insights changed (or would, on a dry run).")

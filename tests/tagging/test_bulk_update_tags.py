@@ -9,6 +9,7 @@ from django.db import connection
 
 from insights.models import ActivityLog
 from tagging.models import Tag, TaggedItem
+from tests.db_failures import refuse_activity_log
 
 pytestmark = pytest.mark.django_db
 
@@ -192,15 +193,7 @@ def test_one_call_is_one_transaction(bulk, make_insight):
     insight = make_insight(tags=["a"])
     # A real database failure at the last write of the call (the activity log), injected with a
     # trigger; the test's own transaction drops it again.
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            CREATE FUNCTION refuse_activity() RETURNS trigger LANGUAGE plpgsql AS
-            $$ BEGIN RAISE EXCEPTION 'activity log refused'; END $$;
-            CREATE TRIGGER refuse_activity BEFORE INSERT ON insights_activitylog
-            FOR EACH ROW EXECUTE FUNCTION refuse_activity();
-            """
-        )
+    refuse_activity_log()
 
     response = bulk({"ids": [insight.id], "action": "set", "tags": ["z"]})
 
