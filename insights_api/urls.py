@@ -10,11 +10,14 @@ from insights.api.query_views import QueryViewSet
 from insights.api.views import InsightViewSet
 from insights_api import health, home
 from insights_api.docs import RedocView, SchemaView, SwaggerView
+from tagging.api.views import TagViewSet
 
 # Project-scoped resources: /api/projects/{project_id}/<resource>/
 project_router = OptionalSlashRouter()
 project_router.register(r"insights", InsightViewSet, basename="insights")
 project_router.register(r"query", QueryViewSet, basename="query")
+# The tags of the project's insights: list, rename or merge, delete.
+project_router.register(r"tags", TagViewSet, basename="tags")
 
 urlpatterns = [
     # What this is, for whoever opens the address: a page for browsers, JSON for API clients.
