@@ -38,6 +38,8 @@ CHANGED_EXAMPLE = OpenApiExample("Three insights changed", value={"insights": 3}
 class TagViewSet(InsightViewSetBase):
     """The tags of the project's insights the caller can see (the insight viewset's visibility)."""
 
+    serializer_class = TagUsageSerializer  # what OPTIONS describes; each action sets its own
+
     @extend_schema(
         summary="List the project's tags",
         description=(
@@ -95,7 +97,12 @@ class TagViewSet(InsightViewSetBase):
         ],
         tags=TAGS,
     )
-    @action(detail=False, methods=["post"], required_scopes=["insight:write"])
+    @action(
+        detail=False,
+        methods=["post"],
+        serializer_class=TagRenameSerializer,
+        required_scopes=["insight:write"],
+    )
     def rename(self, request: Request, project_id: str) -> Response:
         self._admins_only()
         dry_run = self._dry_run(request)
@@ -121,8 +128,15 @@ class TagViewSet(InsightViewSetBase):
         examples=[OpenApiExample("Delete", value={"name": "old"}, request_only=True), CHANGED_EXAMPLE],
         tags=TAGS,
     )
-    @action(detail=False, methods=["post"], url_path="delete", required_scopes=["insight:write"])
-    def delete_tag(self, request: Request, project_id: str) -> Response:
+    # Not named `delete`, which a view takes for the handler of HTTP DELETE.
+    @action(
+        detail=False,
+        methods=["post"],
+        url_path="delete",
+        url_name="delete",
+        required_scopes=["insight:write"],
+    )
+    def untag(self, request: Request, project_id: str) -> Response:
         self._admins_only()
         dry_run = self._dry_run(request)
         payload = TagDeleteSerializer(data=request.data)

@@ -24,6 +24,7 @@ def _call(client, method: str, url: str, body: dict | None = None):
 def routes(insights_url, make_insight):
     insight = make_insight(name="Target")
     detail = f"{insights_url}{insight.id}/"
+    tags_url = insights_url.replace("insights/", "tags/")
     # (name, method, url, body, required scope)
     return [
         ("list", "get", insights_url, None, READ),
@@ -46,6 +47,12 @@ def routes(insights_url, make_insight):
         ),
         ("generate_metadata", "post", f"{insights_url}generate_metadata/", {"query": QUERY}, WRITE),
         ("query", "post", insights_url.replace("insights/", "query/"), {"query": QUERY}, READ),
+        ("tags", "get", tags_url, None, READ),
+        ("tags_rename", "post", f"{tags_url}rename/", {"from": "x", "to": "y"}, WRITE),
+        ("tags_delete", "post", f"{tags_url}delete/", {"name": "y"}, WRITE),
+        # Last: the insight stays deleted for none of the routes above.
+        ("bulk_delete", "post", f"{insights_url}bulk_delete/", {"ids": [insight.id]}, WRITE),
+        ("bulk_restore", "post", f"{insights_url}bulk_restore/", {"ids": [insight.id]}, WRITE),
     ]
 
 

@@ -20,8 +20,9 @@ PUBLIC = frozenset({"home", "login", "schema", "swagger-ui", "redoc", "health", 
 # docs/tenancy-and-errors.md's scope table, by viewset action; actions it does not name (activity, async query status)
 # are reads.
 WRITE_ACTIONS = frozenset(
-    {"create", "update", "partial_update", "bulk_update_tags", "generate_metadata", "access_controls_update"}
-)
+    {"create", "update", "partial_update", "bulk_update_tags", "generate_metadata", "access_controls_update",
+     "bulk_delete", "bulk_restore", "rename", "untag"}
+)  # fmt: skip
 READ_ACTIONS = frozenset(
     {"list", "retrieve", "my_last_viewed", "trending", "viewed", "cancel", "activity", "all_activity",
      "access_controls"}
@@ -127,6 +128,11 @@ def samples(*, insight_id: int, email: str, password: str) -> dict[tuple[str, st
         ("insights-bulk-update-tags", "POST"): Sample(
             body={"ids": [insight_id], "action": "add", "tags": ["swept"]}
         ),
+        # The sweeps call a viewset's routes in its routing order (extra actions by name): bulk_delete,
+        # then bulk_restore, then bulk_update_tags, which tags the insight "swept"; later, the tags
+        # routes rename that tag and delete it under its new name, so every pass finds what it needs.
+        ("insights-bulk-delete", "POST"): Sample(body={"ids": [insight_id]}),
+        ("insights-bulk-restore", "POST"): Sample(body={"ids": [insight_id]}),
         ("insights-cancel", "POST"): Sample(body={"client_query_id": "sweep-1"}),
         ("insights-generate-metadata", "POST"): Sample(body={"query": INSIGHT_QUERY}),
         ("insights-my-last-viewed", "GET"): Sample(),
@@ -138,6 +144,9 @@ def samples(*, insight_id: int, email: str, password: str) -> dict[tuple[str, st
         ("insights-activity", "GET"): Sample(),
         ("insights-access-controls", "GET"): Sample(),
         ("insights-access-controls", "PUT"): Sample(body={"access_level": "editor"}),
+        ("tags-list", "GET"): Sample(query="?usage=true"),
+        ("tags-rename", "POST"): Sample(body={"from": "swept", "to": "swept again"}),
+        ("tags-delete", "POST"): Sample(body={"name": "swept again"}),
         ("query-list", "POST"): Sample(body={"query": INSIGHT_QUERY, "client_query_id": "sweep-2"}),
         ("query-detail", "GET"): Sample(),
         ("query-detail", "DELETE"): Sample(),
