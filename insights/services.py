@@ -152,7 +152,9 @@ def insights_bulk_delete(
         project_writes_lock(project.id)
     found = editable.filter(project_id=project.id, id__in=ordered_ids).order_by("id")
     if not dry_run:
-        found = found.select_for_update(of=("self",))
+        # NO KEY UPDATE, as the UPDATE below takes anyway: it leaves alone the KEY SHARE locks that
+        # inserts referencing these insights take (view events, activity), so those never wait on it.
+        found = found.select_for_update(of=("self",), no_key=True)
     insights = {
         insight.id: insight
         for insight in found.only("id", "deleted", "name", "derived_name", "short_id", "project_id")
