@@ -52,10 +52,12 @@ class TagViewSet(InsightViewSetBase):
         responses={
             200: PolymorphicProxySerializer(
                 component_name="ProjectTags",
+                # The objects first: a generated client tries the variants in order, and a list of
+                # strings would pass for any list.
                 serializers=[
-                    # A list of strings; the stubs know only serializers of objects here.
-                    serializers.ListSerializer(child=serializers.CharField()),  # type: ignore[list-item]
                     TagUsageSerializer(many=True),
+                    # The stubs know only serializers of objects here.
+                    serializers.ListSerializer(child=serializers.CharField()),  # type: ignore[list-item]
                 ],
                 resource_type_field_name=None,
                 many=False,
@@ -128,7 +130,7 @@ class TagViewSet(InsightViewSetBase):
         examples=[OpenApiExample("Delete", value={"name": "old"}, request_only=True), CHANGED_EXAMPLE],
         tags=TAGS,
     )
-    # Not named `delete`, which a view takes for the handler of HTTP DELETE.
+    # Not named `delete`, which a view takes for the handler of HTTP DELETE; the SDKs call it tags_delete_tag.
     @action(
         detail=False,
         methods=["post"],
@@ -136,7 +138,7 @@ class TagViewSet(InsightViewSetBase):
         url_name="delete",
         required_scopes=["insight:write"],
     )
-    def untag(self, request: Request, project_id: str) -> Response:
+    def delete_tag(self, request: Request, project_id: str) -> Response:
         self._admins_only()
         dry_run = self._dry_run(request)
         payload = TagDeleteSerializer(data=request.data)

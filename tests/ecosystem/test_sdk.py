@@ -166,6 +166,55 @@ def test_the_six_insight_actions_through_the_sdk(sdk, owner_sdk, client_of, team
     assert isinstance(not_running, models.CancelResult) and not_running.cancelled is False
 
 
+def test_insight_hygiene_through_the_sdk_bulk_delete_restore_and_the_projects_tags(
+    sdk, owner_sdk, client_of, teammate, project, make_insight
+):
+    models = sdk.models
+    first, second = (
+        make_insight(name="First", tags=["q4", "kpi"]),
+        make_insight(name="Second", tags=["q4", "Q4 Review"]),
+    )
+
+    previewed = module(sdk, "insights_bulk_delete").sync(
+        project.id, client=owner_sdk, body=models.BulkDeleteRequest(ids=[first.id, 404]), dry_run=True
+    )
+    deleted = module(sdk, "insights_bulk_delete").sync(
+        project.id, client=owner_sdk, body=models.BulkDeleteRequest(ids=[first.id, second.id])
+    )
+    restored = module(sdk, "environments_insights_bulk_restore").sync(
+        project.id, client=owner_sdk, body=models.BulkDeleteRequest(ids=[first.id])
+    )
+    merged = module(sdk, "tags_rename").sync(
+        project.id,
+        client=owner_sdk,
+        body=models.TagRenameRequest.from_dict({"from": "Q4", "to": "q4 review"}),
+    )
+    names = module(sdk, "tags_list").sync(project.id, client=owner_sdk)
+    usage = module(sdk, "environments_tags_list").sync(project.id, client=owner_sdk, usage=True)
+    dropped = module(sdk, "tags_delete_tag").sync(
+        project.id, client=owner_sdk, body=models.TagDeleteRequest(name="kpi")
+    )
+    refused = module(sdk, "tags_delete_tag").sync_detailed(
+        project.id, client=client_of(teammate), body=models.TagDeleteRequest(name="q4 review")
+    )
+
+    assert isinstance(previewed, models.BulkDeleteResult)
+    assert [(row.id, row.deleted) for row in previewed.updated] == [(first.id, True)]
+    assert [(row.id, row.reason) for row in previewed.skipped] == [(404, "Not found or no edit access")]
+    assert [row.id for row in deleted.updated] == [first.id, second.id]
+    assert [(row.id, row.deleted) for row in restored.updated] == [(first.id, False)]
+    assert (
+        isinstance(merged, models.TagChangeResult) and merged.insights == 2
+    )  # second was deleted: still renamed
+    assert names == ["kpi", "q4 review"]  # of live insights only
+    assert [(row.name, row.insights, row.last_used_at) for row in usage] == [
+        ("kpi", 1, None),
+        ("q4 review", 1, None),
+    ]
+    assert dropped.insights == 1
+    assert refused.status_code == 403 and isinstance(refused.parsed, models.ErrorEnvelope)
+
+
 def test_access_controls_through_the_sdk_hide_an_insight_from_a_member(
     sdk, owner_sdk, client_of, teammate, project, make_insight
 ):

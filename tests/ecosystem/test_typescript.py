@@ -92,6 +92,10 @@ def test_a_strict_typescript_client_compiles_without_casts_and_runs_against_the_
         "next": None,
         "counts": [29],
         "trending": [["Pageviews from TypeScript", 1]],
+        "bulk": [True, False],
+        "renamed": 1,
+        "tags": [["typescript", 1]],
+        "untagged": 1,
         "missing": "Insight not found.",
     }
 

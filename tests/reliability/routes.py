@@ -21,7 +21,7 @@ PUBLIC = frozenset({"home", "login", "schema", "swagger-ui", "redoc", "health", 
 # are reads.
 WRITE_ACTIONS = frozenset(
     {"create", "update", "partial_update", "bulk_update_tags", "generate_metadata", "access_controls_update",
-     "bulk_delete", "bulk_restore", "rename", "untag"}
+     "bulk_delete", "bulk_restore", "rename", "delete_tag"}
 )  # fmt: skip
 READ_ACTIONS = frozenset(
     {"list", "retrieve", "my_last_viewed", "trending", "viewed", "cancel", "activity", "all_activity",
@@ -123,14 +123,14 @@ def samples(*, insight_id: int, email: str, password: str) -> dict[tuple[str, st
         ("logout", "POST"): Sample(),
         ("users-me", "GET"): Sample(),
         ("insights-list", "GET"): Sample(query="?search=secret"),
-        ("insights-list", "POST"): Sample(body={"name": "Made by the sweep", "tags": ["swept"]}),
+        ("insights-list", "POST"): Sample(body={"name": "Made by the sweep", "tags": ["swept", "swept-2"]}),
         ("insights-all-activity", "GET"): Sample(),
         ("insights-bulk-update-tags", "POST"): Sample(
             body={"ids": [insight_id], "action": "add", "tags": ["swept"]}
         ),
-        # The sweeps call a viewset's routes in its routing order (extra actions by name): bulk_delete,
-        # then bulk_restore, then bulk_update_tags, which tags the insight "swept"; later, the tags
-        # routes rename that tag and delete it under its new name, so every pass finds what it needs.
+        # The sweeps call the routes in the routing table's order (a viewset's extra actions by name):
+        # bulk_delete then bulk_restore, so the insight is live again; the tags routes, after the
+        # insights', delete "swept-2" and rename "swept", which the insight created above carries.
         ("insights-bulk-delete", "POST"): Sample(body={"ids": [insight_id]}),
         ("insights-bulk-restore", "POST"): Sample(body={"ids": [insight_id]}),
         ("insights-cancel", "POST"): Sample(body={"client_query_id": "sweep-1"}),
@@ -146,7 +146,7 @@ def samples(*, insight_id: int, email: str, password: str) -> dict[tuple[str, st
         ("insights-access-controls", "PUT"): Sample(body={"access_level": "editor"}),
         ("tags-list", "GET"): Sample(query="?usage=true"),
         ("tags-rename", "POST"): Sample(body={"from": "swept", "to": "swept again"}),
-        ("tags-delete", "POST"): Sample(body={"name": "swept again"}),
+        ("tags-delete", "POST"): Sample(body={"name": "swept-2"}),
         ("query-list", "POST"): Sample(body={"query": INSIGHT_QUERY, "client_query_id": "sweep-2"}),
         ("query-detail", "GET"): Sample(),
         ("query-detail", "DELETE"): Sample(),

@@ -44,6 +44,37 @@ async function main(): Promise<void> {
   });
   if (trending.error) throw new Error(trending.error.detail);
 
+  // Hygiene: soft-delete and restore in bulk, then rename the insight's tag and read the project's tags.
+  const ids = [created.data.id];
+  const deleted = await client.POST("/api/projects/{project_id}/insights/bulk_delete/", {
+    params: { path: { project_id } },
+    body: { ids },
+  });
+  if (deleted.error) throw new Error(deleted.error.detail);
+  const restored = await client.POST("/api/environments/{project_id}/insights/bulk_restore/", {
+    params: { path: { project_id } },
+    body: { ids },
+  });
+  if (restored.error) throw new Error(restored.error.detail);
+  const renamed = await client.POST("/api/projects/{project_id}/tags/rename/", {
+    params: { path: { project_id }, query: { dry_run: false } },
+    body: { from: "ts", to: "TypeScript" },
+  });
+  if (renamed.error) throw new Error(renamed.error.detail);
+  const tags = await client.GET("/api/projects/{project_id}/tags/", {
+    params: { path: { project_id }, query: { usage: true } },
+  });
+  if (tags.error) throw new Error(tags.error.detail);
+  const usage: [string, number][] = [];
+  for (const tag of tags.data) {
+    if (typeof tag !== "string") usage.push([tag.name, tag.insights]);
+  }
+  const untagged = await client.POST("/api/projects/{project_id}/tags/delete/", {
+    params: { path: { project_id } },
+    body: { name: "typescript" },
+  });
+  if (untagged.error) throw new Error(untagged.error.detail);
+
   const missing = await client.GET("/api/projects/{project_id}/insights/{id}/", {
     params: { path: { project_id, id: "nosuchid" } },
   });
@@ -55,6 +86,10 @@ async function main(): Promise<void> {
       next: listed.data.next,
       counts: run.data.results?.map((series) => series.count) ?? null,
       trending: trending.data.results.map((row) => [row.name, row.view_count]),
+      bulk: [...deleted.data.updated, ...restored.data.updated].map((row) => row.deleted),
+      renamed: renamed.data.insights,
+      tags: usage,
+      untagged: untagged.data.insights,
       missing: missing.error?.detail ?? null,
     }),
   );
