@@ -210,3 +210,17 @@ def test_every_project_operation_is_documented_again_under_environments_with_its
     assert projects
     for op_id, name in projects.items():
         assert by_id[f"environments_{op_id}"] == name.replace("/api/projects/", "/api/environments/")
+
+
+@pytest.mark.parametrize(
+    "operation_id",
+    ["insights_bulk_delete", "insights_bulk_restore", "tags_list", "tags_rename", "tags_delete_tag"],
+)
+def test_the_hygiene_operations_carry_examples_of_what_they_take_and_answer(schema, operation_id):
+    [operation] = [op for _, op in operations(schema) if op["operationId"] == operation_id]
+    answer = operation["responses"]["200"]["content"]["application/json"]
+
+    assert answer["examples"], operation_id
+    if "requestBody" in operation:
+        assert operation["requestBody"]["content"]["application/json"]["examples"], operation_id
+        assert "dry_run" in [param["name"] for param in operation["parameters"]], operation_id

@@ -325,3 +325,24 @@ def test_statement_count_does_not_depend_on_the_number_of_insights_or_tags(
     with django_assert_num_queries(9):
         response = change(route, body)
     assert response.json() == {"insights": count}
+
+
+def test_the_tags_routes_and_the_bulk_writes_count_against_the_callers_budget(
+    client_for, owner, tags_url, insights_url, make_insight, settings
+):
+    settings.THROTTLE_RATES = {**settings.THROTTLE_RATES, "burst": "3/minute"}
+    insight = make_insight(tags=["q4"])
+    client = client_for(owner)
+
+    statuses = [
+        client.get(tags_url).status_code,
+        client.post(
+            f"{insights_url}bulk_delete/?dry_run=true", {"ids": [insight.id]}, format="json"
+        ).status_code,
+        client.post(f"{tags_url}delete/?dry_run=true", {"name": "q4"}, format="json").status_code,
+    ]
+    refused = client.post(f"{tags_url}rename/", {"from": "q4", "to": "x"}, format="json")
+
+    assert statuses == [200, 200, 200]
+    assert refused.status_code == 429 and int(refused["Retry-After"]) >= 1
+    assert tags_of(insight) == ["q4"]
