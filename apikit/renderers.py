@@ -37,10 +37,11 @@ def page_link_header(page: dict[str, Any]) -> str | None:
 
 class SafeCSVRenderer(CSVRenderer):
     """djangorestframework-csv's flattening (a list → one row per element, an object → one row,
-    nested keys → `a.0.b` columns, header = sorted union of keys), with formula cells escaped and a
-    download file name derived from the route. A page of a paginated list is one row per result:
-    its `count` goes into `X-Total-Count` and its `next`/`previous` into a `Link` header, so every
-    paginated route, whoever adds it, exports rows a spreadsheet can use."""
+    nested keys → `a.0.b` columns, header = sorted union of keys; a list of bare values → one
+    column, `value`), with formula cells escaped and a download file name derived from the route.
+    A page of a paginated list is one row per result: its `count` goes into `X-Total-Count` and its
+    `next`/`previous` into a `Link` header, so every paginated route, whoever adds it, exports rows
+    a spreadsheet can use."""
 
     def tablize(self, data: Any, header: Any = None, labels: Any = None):
         # Header cells too: column names come from JSON keys, and a stored query's keys are user input.
@@ -59,6 +60,9 @@ class SafeCSVRenderer(CSVRenderer):
                 if links := page_link_header(data):
                     response["Link"] = links
             data = data["results"]
+        if isinstance(data, list) and data and not any(isinstance(item, (dict, list)) for item in data):
+            # A list of bare values (the project's tag names) is one column, named.
+            data = [{"value": item} for item in data]
         if data == []:
             # No rows and no columns: an empty header line. (An empty body would make DRF drop the
             # Content-Type, and the client could not tell it from a body-less answer.)

@@ -95,9 +95,12 @@ def test_the_list_answers_under_both_prefixes_and_as_csv(owner_api, project, tag
     make_insight(tags=["growth", "=cmd"])
 
     environments = owner_api.get(f"/api/environments/{project.id}/tags")
+    names_csv = owner_api.get(tags_url, {"format": "csv"})
     usage_csv = owner_api.get(tags_url, {"usage": "true", "format": "csv"})
 
     assert environments.json() == ["=cmd", "growth"]
+    assert names_csv.content.decode().splitlines() == ["value", "'=cmd", "growth"]
+    assert names_csv["Content-Disposition"] == 'attachment; filename="tags.csv"'
     assert usage_csv["Content-Type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(usage_csv.content.decode())))
     assert [(row["name"], row["insights"], row["last_used_at"]) for row in rows] == [
