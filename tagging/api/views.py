@@ -39,6 +39,7 @@ class TagViewSet(InsightViewSetBase):
     """The tags of the project's insights the caller can see (the insight viewset's visibility)."""
 
     serializer_class = TagUsageSerializer  # what OPTIONS describes; each action sets its own
+    pagination_class = None  # a bare array, as PostHog's: a project has tens of tags, not thousands
 
     @extend_schema(
         summary="List the project's tags",
