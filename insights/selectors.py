@@ -11,7 +11,7 @@ from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import JSONObject
 
 from accounts.selectors import user_basic_json
-from infra.db.prepared import Markers, Prepared, prepare
+from infra.db.compiled import Markers, Prepared, prepare
 from insights.access import LEVEL
 from insights.models import ActivityLog, DashboardTile, Insight
 

@@ -23,7 +23,7 @@ from accounts.api.permissions import APIScopePermission, ProjectAccessPermission
 from accounts.caller import Caller
 from accounts.models import OrganizationMembership, PersonalAPIKey, Project
 from apikit.throttling import throttle_waits
-from infra.db.prepared import Markers, Prepared, prepare_shared
+from infra.db.compiled import Markers, Prepared, prepare_shared
 
 if TYPE_CHECKING:
     from rest_framework.decorators import ViewSetAction

@@ -1,4 +1,4 @@
-"""Statements shared between requests (infra/db/prepared.py): compiled twice with different
+"""Statements shared between requests (infra/db/compiled.py): compiled twice with different
 stand-ins, kept only when both agree, and run with each request's own project and caller."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import pytest
 
 from accounts.api import viewsets
 from accounts.models import OrganizationMembership, Project, User
-from infra.db.prepared import Markers, prepare, prepare_shared
+from infra.db.compiled import Markers, prepare, prepare_shared
 from insights.api.views import InsightViewSet
 from insights.models import Insight, InsightAccessOverride
 
