@@ -67,6 +67,15 @@ class Key:
     insights: list[int]
 
 
+@dataclass(frozen=True)
+class Refusal:
+    at: float  # sent, in seconds since the traffic started
+    done: float  # answered
+    route: str
+    answer: str  # "503 service_unavailable"
+    content: bytes
+
+
 @dataclass
 class Ledger:
     """Every answer, and the writes acknowledged; shared by the clients (appends under a lock)."""
@@ -77,17 +86,19 @@ class Ledger:
     views_acknowledged: Counter[int] = field(default_factory=Counter)
     views_refused: Counter[int] = field(default_factory=Counter)
     tags_acknowledged: list[tuple[int, str]] = field(default_factory=list)
-    refusals: list[tuple[float, str]] = field(
-        default_factory=list
-    )  # (seconds in, "503 code") of each non-2xx
+    refusals: list[Refusal] = field(default_factory=list)  # every answer other than 2xx
     rollups: Counter[str] = field(default_factory=Counter)
 
-    def answered(self, route: str, status: int, content: bytes, headers: dict[str, str], at: float) -> None:
+    def answered(
+        self, route: str, status: int, content: bytes, headers: dict[str, str], at: float, done: float
+    ) -> None:
         problem = _unexpected(status, content, headers)
         with self.lock:
             self.statuses[(route, status)] += 1
             if status >= 300:
-                self.refusals.append((at, f"{status} {_code(content)}"))
+                self.refusals.append(
+                    Refusal(round(at, 1), round(done, 1), route, f"{status} {_code(content)}", content[:200])
+                )
             if problem is not None:
                 self.unexpected.append(
                     {"route": route, "status": status, "at_s": round(at, 1), "why": problem}
@@ -226,7 +237,7 @@ def send(client: Client, key: Key, ledger: Ledger, rng: random.Random, name: str
         status, content, headers = client.call(method, path, body)
     except OSError as error:  # http.client's errors included: a dropped connection
         status, content, headers = 0, repr(error).encode(), {}
-    ledger.answered(route, status, content, headers, at)
+    ledger.answered(route, status, content, headers, at, time.monotonic() - started)
     with ledger.lock:
         if route == "viewed":
             (ledger.views_acknowledged if status == 201 else ledger.views_refused)[insight] += 1
@@ -253,12 +264,15 @@ def rollups(ledger: Ledger, stop: threading.Event) -> None:
 # --- The run -------------------------------------------------------------------------------------------
 
 
-def soak(seconds: float) -> dict[str, Any]:
-    """Run the soak for `seconds`; the report as a dict."""
+def soak(seconds: float, *, keep: bool = False) -> dict[str, Any]:
+    """Run the soak for `seconds`; the report as a dict. `keep` leaves the scratch directory (the
+    servers' logs) in place."""
     with stack.ServiceStack() as services:
         scratch = Path(tempfile.mkdtemp(prefix="insights-soak-", dir="/tmp"))
-        services.callback(shutil.rmtree, scratch, ignore_errors=True)
+        if not keep:
+            services.callback(shutil.rmtree, scratch, ignore_errors=True)
         scratch.chmod(0o711 if stack.IS_ROOT else 0o700)
+        stack.say(f"soak: scratch directory {scratch}")
         bindir = stack.system_postgres_bindir() or stack.install_system_postgres()
         pg = services.enter_context(stack.postgres_cluster(bindir, scratch / "pg", 25700, durable=True))
         postgres = Postgres(pg, bindir, scratch / "pg")
@@ -399,6 +413,11 @@ def report(
         "by_route": by_route,
         "faults": {name: {"from_s": began, "to_s": ended} for name, (began, ended) in faults.items()},
         "refused_by_phase": refused_by_phase(ledger.refusals, faults),
+        "refused_otherwise": [
+            {"at_s": r.at, "route": r.route, "answer": r.answer, "body": r.content.decode(errors="replace")}
+            for r in ledger.refusals
+            if phase_of(r, faults) == "otherwise"
+        ][:20],
         "unexpected": ledger.unexpected,
         "views_acknowledged": sum(acknowledged.values()),
         "views_recorded": sum(recorded.values()),
@@ -412,16 +431,25 @@ def report(
     }
 
 
+def phase_of(refusal: Refusal, faults: dict[str, tuple[float, float]]) -> str:
+    """The fault a refusal belongs to (in flight during it or in the RECOVERY_SECONDS after), or "otherwise"."""
+    return next(
+        (
+            name
+            for name, (began, ended) in faults.items()
+            if refusal.done >= began and refusal.at <= ended + RECOVERY_SECONDS
+        ),
+        "otherwise",
+    )
+
+
 def refused_by_phase(
-    refusals: list[tuple[float, str]], faults: dict[str, tuple[float, float]]
+    refusals: list[Refusal], faults: dict[str, tuple[float, float]]
 ) -> dict[str, dict[str, int]]:
-    """The non-2xx answers by when they were sent: during a fault or the RECOVERY_SECONDS after it
-    ended, or otherwise."""
+    """The non-2xx answers by when they were sent: during a fault (or just after it), or otherwise."""
     phases: dict[str, Counter[str]] = {name: Counter() for name in [*faults, "otherwise"]}
-    for at, answer in refusals:
-        phase = next((name for name, (began, ended) in faults.items() if began <= at <= ended + RECOVERY_SECONDS),
-                     "otherwise")  # fmt: skip
-        phases[phase][answer] += 1
+    for refusal in refusals:
+        phases[phase_of(refusal, faults)][refusal.answer] += 1
     return {phase: dict(counts) for phase, counts in phases.items()}
 
 
@@ -429,8 +457,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=600, help="how long the traffic runs (default 600)")
     parser.add_argument("--json", type=Path, help="also write the report to this file")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch directory (the servers' logs)")
     options = parser.parse_args()
-    result = soak(options.seconds)
+    result = soak(options.seconds, keep=options.keep)
     text = json.dumps(result, indent=2)
     print(text)
     if options.json:
