@@ -34,12 +34,10 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-
-import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -48,13 +46,12 @@ sys.path.insert(0, str(ROOT))
 import stack  # noqa: E402  (scripts/stack.py: starts and stops the services)
 
 from bench.measure import Client  # noqa: E402
+from bench.soak_ledger import Ledger, report, tags, view_events  # noqa: E402
 
 PROJECTS, USERS_PER_PROJECT, INSIGHTS_PER_PROJECT = 3, 2, 20
 CLIENTS_PER_KEY = 2  # so 12 clients send at once
 REDIS_OUTAGE_SECONDS, POSTGRES_OUTAGE_SECONDS = 5, 6
 ROLLUP_EVERY_SECONDS = 3
-RECOVERY_SECONDS = 10  # a refusal this soon after a fault ended is counted as the fault's
-DOCUMENTED_503 = {"service_unavailable", "query_workers_unavailable"}
 # What each client sends, with weights: mostly cheap reads and writes, some result requests.
 MIX = {"list": 20, "retrieve": 10, "trending": 10, "my_last_viewed": 10, "viewed": 25,
        "bulk_update_tags": 10, "result": 10, "query": 5}  # fmt: skip
@@ -65,67 +62,6 @@ class Key:
     secret: str
     project: int
     insights: list[int]
-
-
-@dataclass(frozen=True)
-class Refusal:
-    at: float  # sent, in seconds since the traffic started
-    done: float  # answered
-    route: str
-    answer: str  # "503 service_unavailable"
-    content: bytes
-
-
-@dataclass
-class Ledger:
-    """Every answer, and the writes acknowledged; shared by the clients (appends under a lock)."""
-
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    statuses: Counter[tuple[str, int]] = field(default_factory=Counter)
-    unexpected: list[dict[str, Any]] = field(default_factory=list)
-    views_acknowledged: Counter[int] = field(default_factory=Counter)
-    views_refused: Counter[int] = field(default_factory=Counter)
-    tags_acknowledged: list[tuple[int, str]] = field(default_factory=list)
-    refusals: list[Refusal] = field(default_factory=list)  # every answer other than 2xx
-    rollups: Counter[str] = field(default_factory=Counter)
-
-    def answered(
-        self, route: str, status: int, content: bytes, headers: dict[str, str], at: float, done: float
-    ) -> None:
-        problem = _unexpected(status, content, headers)
-        with self.lock:
-            self.statuses[(route, status)] += 1
-            if status >= 300:
-                self.refusals.append(
-                    Refusal(round(at, 1), round(done, 1), route, f"{status} {_code(content)}", content[:200])
-                )
-            if problem is not None:
-                self.unexpected.append(
-                    {"route": route, "status": status, "at_s": round(at, 1), "why": problem}
-                )
-
-
-def _code(content: bytes) -> str:
-    try:
-        return str(json.loads(content).get("code"))
-    except (ValueError, AttributeError):
-        return "-"
-
-
-def _unexpected(status: int, content: bytes, headers: dict[str, str]) -> str | None:
-    """Why an answer is not one a client may get in a faulty day (None: it may)."""
-    if status < 400:
-        return None
-    try:
-        error = json.loads(content)
-    except ValueError:
-        return f"not the error envelope: {content[:200]!r}"
-    retry_after = {name.lower(): value for name, value in headers.items()}.get("retry-after")
-    if status == 503 and error.get("code") in DOCUMENTED_503 and retry_after:
-        return None
-    if status == 429 and retry_after:
-        return None
-    return f"{error.get('code')}: {error.get('detail')}"[:300]
 
 
 # --- The stack ---------------------------------------------------------------------------------------
@@ -273,32 +209,7 @@ def soak(seconds: float, *, keep: bool = False) -> dict[str, Any]:
             services.callback(shutil.rmtree, scratch, ignore_errors=True)
         scratch.chmod(0o711 if stack.IS_ROOT else 0o700)
         stack.say(f"soak: scratch directory {scratch}")
-        bindir = stack.system_postgres_bindir() or stack.install_system_postgres()
-        pg = services.enter_context(stack.postgres_cluster(bindir, scratch / "pg", 25700, durable=True))
-        postgres = Postgres(pg, bindir, scratch / "pg")
-        stack.create_database(pg, "soak")
-        redis = Redis(scratch / "redis", 26700)
-        services.callback(lambda: redis.running.close())
-        port = redis.server.port
-        env = {
-            "DATABASE_URL": pg.url("soak"),
-            "REDIS_URL": f"redis://127.0.0.1:{port}/0",
-            "CELERY_BROKER_URL": f"redis://127.0.0.1:{port}/1",
-            "CELERY_RESULT_BACKEND": f"redis://127.0.0.1:{port}/2",
-            "SECRET_KEY": "soak-only",
-            "ALLOWED_HOSTS": "127.0.0.1,localhost",
-            # Budgets far above what the clients send: throttling is not what is soaked.
-            "THROTTLE_BURST": "100000000/minute",
-            "THROTTLE_SUSTAINED": "100000000/hour",
-            "LOG_LEVEL": "warning",
-        }
-        os.environ.update(env)
-        os.environ["DJANGO_SETTINGS_MODULE"] = "insights_api.settings"
-        import django
-
-        django.setup()
-        # This process's own pool (the rollups) retries through the PostgreSQL outage: no log line each time.
-        logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
+        postgres, redis, env = servers(services, scratch)
         from django.core.management import call_command
 
         from bench.cases import web  # needs Django set up
@@ -306,31 +217,10 @@ def soak(seconds: float, *, keep: bool = False) -> dict[str, Any]:
         stack.say("soak: migrating and creating projects, keys and insights")
         call_command("migrate", "--noinput", verbosity=0)
         keys = build_keys()
-        baseline = view_events(pg.url("soak"))
-        ledger, stop = Ledger(), threading.Event()
+        database = postgres.pg.url("soak")
+        baseline = view_events(database)
         with web(services, scratch, env) as server:
-            stack.say(f"soak: {seconds:.0f} s of traffic from {len(keys) * CLIENTS_PER_KEY} clients; "
-                      f"Redis restarted at {seconds / 3:.0f} s, PostgreSQL at {2 * seconds / 3:.0f} s")  # fmt: skip
-            started = time.monotonic()
-            threads = [threading.Thread(target=rollups, args=(ledger, stop), daemon=True)]
-            for n, key in enumerate(keys * CLIENTS_PER_KEY):
-                threads.append(
-                    threading.Thread(target=client_loop, args=(server.url, key, ledger, stop, n, started))
-                )
-            for thread in threads:
-                thread.start()
-            faults: dict[str, tuple[float, float]] = {}
-            until(started + seconds / 3, stop)
-            faults["redis restart"] = timed(lambda: redis.restart(REDIS_OUTAGE_SECONDS), started)
-            until(started + 2 * seconds / 3, stop)
-            faults["postgres restart"] = timed(
-                lambda: postgres.crash_and_restart(POSTGRES_OUTAGE_SECONDS), started
-            )
-            until(started + seconds, stop)
-            stop.set()
-            for thread in threads:
-                thread.join(180)
-            elapsed = time.monotonic() - started
+            ledger, faults, elapsed = traffic(server.url, keys, seconds, postgres=postgres, redis=redis)
             from django.db import connections
 
             from viewtracking.services import views_rollup
@@ -338,10 +228,69 @@ def soak(seconds: float, *, keep: bool = False) -> dict[str, Any]:
             connections.close_all()
             views_rollup()  # the last rollup: trending then reads rolled-up days only
             counted = trending_counts(server.url, keys)
-        recorded = Counter(view_events(pg.url("soak"))) - Counter(baseline)
-        tagged = tags(pg.url("soak"))
+        recorded = Counter(view_events(database)) - Counter(baseline)
+        tagged = tags(database)
     return report(ledger, elapsed=elapsed, faults=faults, recorded=recorded, counted=counted, baseline=baseline,
                   tagged=tagged)  # fmt: skip
+
+
+def servers(services: stack.ServiceStack, scratch: Path) -> tuple[Postgres, Redis, dict[str, str]]:
+    """A durable PostgreSQL and a Redis of the soak's own, and the settings the service runs with
+    (also this process's: Django is set up with them)."""
+    bindir = stack.system_postgres_bindir() or stack.install_system_postgres()
+    pg = services.enter_context(stack.postgres_cluster(bindir, scratch / "pg", 25700, durable=True))
+    stack.create_database(pg, "soak")
+    redis = Redis(scratch / "redis", 26700)
+    services.callback(lambda: redis.running.close())
+    port = redis.server.port
+    env = {
+        "DATABASE_URL": pg.url("soak"),
+        "REDIS_URL": f"redis://127.0.0.1:{port}/0",
+        "CELERY_BROKER_URL": f"redis://127.0.0.1:{port}/1",
+        "CELERY_RESULT_BACKEND": f"redis://127.0.0.1:{port}/2",
+        "SECRET_KEY": "soak-only",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        # Budgets far above what the clients send: throttling is not what is soaked.
+        "THROTTLE_BURST": "100000000/minute",
+        "THROTTLE_SUSTAINED": "100000000/hour",
+        "LOG_LEVEL": "warning",
+    }
+    os.environ.update(env)
+    os.environ["DJANGO_SETTINGS_MODULE"] = "insights_api.settings"
+    import django
+
+    django.setup()
+    # This process's own pool (the rollups) retries through the PostgreSQL outage: no log line each time.
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
+    return Postgres(pg, bindir, scratch / "pg"), redis, env
+
+
+def traffic(
+    url: str, keys: list[Key], seconds: float, *, postgres: Postgres, redis: Redis
+) -> tuple[Ledger, dict[str, tuple[float, float]], float]:
+    """The clients and the rollups for `seconds`, Redis restarted a third of the way in and
+    PostgreSQL crashed two thirds in; the ledger, when each fault began and ended, and how long it took."""
+    ledger, stop = Ledger(), threading.Event()
+    stack.say(f"soak: {seconds:.0f} s of traffic from {len(keys) * CLIENTS_PER_KEY} clients; "
+              f"Redis restarted at {seconds / 3:.0f} s, PostgreSQL at {2 * seconds / 3:.0f} s")  # fmt: skip
+    started = time.monotonic()
+    threads = [threading.Thread(target=rollups, args=(ledger, stop), daemon=True)]
+    threads += [
+        threading.Thread(target=client_loop, args=(url, key, ledger, stop, n, started))
+        for n, key in enumerate(keys * CLIENTS_PER_KEY)
+    ]
+    for thread in threads:
+        thread.start()
+    faults: dict[str, tuple[float, float]] = {}
+    until(started + seconds / 3, stop)
+    faults["redis restart"] = timed(lambda: redis.restart(REDIS_OUTAGE_SECONDS), started)
+    until(started + 2 * seconds / 3, stop)
+    faults["postgres restart"] = timed(lambda: postgres.crash_and_restart(POSTGRES_OUTAGE_SECONDS), started)
+    until(started + seconds, stop)
+    stop.set()
+    for thread in threads:
+        thread.join(180)
+    return ledger, faults, time.monotonic() - started
 
 
 def timed(fault: Any, started: float) -> tuple[float, float]:
@@ -361,24 +310,6 @@ def client_loop(url: str, key: Key, ledger: Ledger, stop: threading.Event, n: in
         send(client, key, ledger, rng, f"c{n}", started)
 
 
-def view_events(database_url: str) -> dict[int, int]:
-    with psycopg.connect(database_url) as connection:
-        rows = connection.execute(
-            "SELECT insight_id, count(*) FROM viewtracking_viewevent GROUP BY 1"
-        ).fetchall()
-    return dict(rows)
-
-
-def tags(database_url: str) -> set[tuple[int, str]]:
-    with psycopg.connect(database_url) as connection:
-        return set(
-            connection.execute(
-                "SELECT item.insight_id, tag.name FROM tagging_taggeditem AS item "
-                "JOIN tagging_tag AS tag ON tag.id = item.tag_id"
-            ).fetchall()
-        )
-
-
 def trending_counts(url: str, keys: list[Key]) -> dict[int, int]:
     """view_count of every insight, as `trending` (a day's window) answers a member of its project."""
     counted: dict[int, int] = {}
@@ -389,68 +320,6 @@ def trending_counts(url: str, keys: list[Key]) -> dict[int, int]:
             raise stack.StackError(f"trending answered {status} after the soak: {content[:300]!r}")
         counted |= {row["id"]: row["view_count"] for row in json.loads(content)["results"]}
     return counted
-
-
-def report(
-    ledger: Ledger, *, elapsed: float, faults: dict[str, tuple[float, float]], recorded: Counter[int], counted: dict[int, int],
-    baseline: dict[int, int], tagged: set[tuple[int, str]],
-) -> dict[str, Any]:  # fmt: skip
-    acknowledged = ledger.views_acknowledged
-    insights = set(acknowledged) | set(ledger.views_refused)
-    lost_views = sum(max(0, acknowledged[i] - recorded[i]) for i in insights)
-    # trending counts every view event, those of the insights' creation (the baseline) included
-    uncounted = sum(max(0, acknowledged[i] + baseline.get(i, 0) - counted.get(i, 0)) for i in insights)
-    lost_tags = [pair for pair in ledger.tags_acknowledged if pair not in tagged]
-    by_status: Counter[int] = Counter()
-    by_route: dict[str, dict[int, int]] = {}
-    for (route, status), count in sorted(ledger.statuses.items()):
-        by_status[status] += count
-        by_route.setdefault(route, {})[status] = count
-    return {
-        "seconds": round(elapsed, 1),
-        "requests": sum(by_status.values()),
-        "by_status": dict(sorted(by_status.items())),
-        "by_route": by_route,
-        "faults": {name: {"from_s": began, "to_s": ended} for name, (began, ended) in faults.items()},
-        "refused_by_phase": refused_by_phase(ledger.refusals, faults),
-        "refused_otherwise": [
-            {"at_s": r.at, "route": r.route, "answer": r.answer, "body": r.content.decode(errors="replace")}
-            for r in ledger.refusals
-            if phase_of(r, faults) == "otherwise"
-        ][:20],
-        "unexpected": ledger.unexpected,
-        "views_acknowledged": sum(acknowledged.values()),
-        "views_recorded": sum(recorded.values()),
-        "views_lost": lost_views,
-        "views_missing_from_trending": uncounted,
-        "views_recorded_though_refused": sum(max(0, recorded[i] - acknowledged[i]) for i in insights),
-        "tags_acknowledged": len(ledger.tags_acknowledged),
-        "tags_lost": len(lost_tags),
-        "rollups": dict(ledger.rollups),
-        "load_average": [round(load, 2) for load in os.getloadavg()],
-    }
-
-
-def phase_of(refusal: Refusal, faults: dict[str, tuple[float, float]]) -> str:
-    """The fault a refusal belongs to (in flight during it or in the RECOVERY_SECONDS after), or "otherwise"."""
-    return next(
-        (
-            name
-            for name, (began, ended) in faults.items()
-            if refusal.done >= began and refusal.at <= ended + RECOVERY_SECONDS
-        ),
-        "otherwise",
-    )
-
-
-def refused_by_phase(
-    refusals: list[Refusal], faults: dict[str, tuple[float, float]]
-) -> dict[str, dict[str, int]]:
-    """The non-2xx answers by when they were sent: during a fault (or just after it), or otherwise."""
-    phases: dict[str, Counter[str]] = {name: Counter() for name in [*faults, "otherwise"]}
-    for refusal in refusals:
-        phases[phase_of(refusal, faults)][refusal.answer] += 1
-    return {phase: dict(counts) for phase, counts in phases.items()}
 
 
 def main() -> int:

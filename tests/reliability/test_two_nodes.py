@@ -219,7 +219,7 @@ def test_with_the_query_worker_node_running_it_killed_all_waiters_share_one_503_
 def test_a_projects_fair_share_is_the_projects_across_both_nodes(tmp_path, keys, project, busy_insight):
     """Two turns for the project, four query-worker processes: of six different slow queries sent to
     both web nodes, two run and four answer 429 with Retry-After once their queue bound passes."""
-    limit, extra, bound = 2, 4, 5
+    limit, extra, bound = 2, 4, 8
     with two_nodes(
         tmp_path, QUERY_CONCURRENCY_PER_PROJECT=str(limit), QUERY_QUEUE_TIMEOUT_SECONDS=str(bound)
     ) as nodes:
