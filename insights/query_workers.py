@@ -109,7 +109,10 @@ def hand_off(execution: Execution, *, project: Project, node: AnyQueryNode) -> b
     pickup = time.monotonic() + settings.QUERY_PICKUP_TIMEOUT_SECONDS
 
     def taken(snapshot: Snapshot) -> bool | None:
-        if snapshot["state"] != "queued" or is_abandoned(snapshot):
+        # "turn" is a read older than this hand-off (the process's waiters share their reads): not
+        # taken yet. Taking it for "never taken" gave the turn back while a worker ran the query,
+        # and the project ran one more than its limit (tests/reliability/test_two_nodes.py).
+        if snapshot["state"] not in ("turn", "queued") or is_abandoned(snapshot):
             return snapshot["state"] == "running"
         if time.monotonic() >= pickup and not query_workers_alive():
             raise QueryWorkersUnavailable(

@@ -293,9 +293,13 @@ def coalesced_waiters(redis_url: str | None = None) -> int:
 
 
 def children(pid: int) -> list[int]:
-    """Pids of a process's children (a gunicorn master's or a prefork worker's), read from /proc."""
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(child) for child in path.read_text().split()] if path.exists() else []
+    """Pids of a process's children (a gunicorn master's or a prefork worker's), read from /proc:
+    each of its threads lists the children it forked."""
+    return [
+        int(child)
+        for path in Path(f"/proc/{pid}/task").glob("*/children")
+        for child in path.read_text().split()
+    ]
 
 
 def in_threads(*calls: Any) -> tuple[list[threading.Thread], list[Any]]:
