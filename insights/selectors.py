@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib.postgres.expressions import ArraySubquery
-from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import JSONObject
 
 from accounts.selectors import user_basic_json
@@ -15,6 +15,8 @@ from infra.db.prepared import Markers, Prepared, prepare
 from insights.access import LEVEL
 from insights.models import ActivityLog, DashboardTile, Insight
 
+# How `tags` matches: PostHog's any, or all of them.
+TAGS_MATCH = ("any", "all")
 # `order` values a caller may sort the list by; anything else is a 400.
 ORDERABLE_FIELDS = ("created_at", "last_modified_at", "last_viewed_at", "name", "order", "id")
 ORDER_CHOICES = tuple(prefix + name for name in ORDERABLE_FIELDS for prefix in ("", "-"))
@@ -35,7 +37,8 @@ DEFAULT_ORDER = "-last_modified_at"
 @dataclass(frozen=True)
 class InsightFilters:
     search: str | None = None
-    tags: list[str] = field(default_factory=list)  # normalised names; any may match
+    tags: list[str] = field(default_factory=list)  # normalised names
+    tags_match: str = "any"  # one of TAGS_MATCH: any tag may match, or all must
     favorited: bool | None = None
     created_by: list[int] = field(default_factory=list)
     mine_user_id: int | None = None
@@ -45,6 +48,8 @@ class InsightFilters:
     modified_to: datetime | None = None
     saved: bool | None = None
     insight_type: str | None = None  # one of INSIGHT_TYPES
+    on_dashboard: bool | None = None  # on at least one live dashboard, or on none
+    not_viewed_since: datetime | None = None  # applied by the caller (views are viewtracking's)
     order: str = DEFAULT_ORDER
 
     def shape(self) -> tuple[Any, ...] | None:
@@ -52,10 +57,11 @@ class InsightFilters:
         that is a few flags (so one compiled statement per process serves it); None when the
         statement carries values of the request (a search, tags, ids or dates)."""
         if any((self.search, self.tags, self.created_by, self.dashboards, self.short_id)) or any(
-            value is not None for value in (self.modified_from, self.modified_to, self.insight_type)
+            value is not None
+            for value in (self.modified_from, self.modified_to, self.insight_type, self.not_viewed_since)
         ):
             return None
-        return (self.favorited, self.saved, self.mine_user_id is not None, self.order)
+        return (self.favorited, self.saved, self.mine_user_id is not None, self.on_dashboard, self.order)
 
 
 def insights_filter(*, queryset: QuerySet[Insight], filters: InsightFilters) -> QuerySet[Insight]:
@@ -74,9 +80,12 @@ def insights_filter(*, queryset: QuerySet[Insight], filters: InsightFilters) -> 
             | Q(id__in=tag_match)
         )
     if filters.tags:
-        queryset = queryset.filter(
-            id__in=Insight.objects.filter(tagged_items__tag__name__in=filters.tags).values("id")
-        )
+        tagged = Insight.objects.filter(tagged_items__tag__name__in=filters.tags)
+        if filters.tags_match == "all":
+            tagged = tagged.annotate(matched=Count("tagged_items__tag__name", distinct=True)).filter(
+                matched=len(set(filters.tags))
+            )
+        queryset = queryset.filter(id__in=tagged.values("id"))
     if filters.favorited is not None:
         queryset = queryset.filter(favorited=filters.favorited)
     if filters.created_by:
@@ -98,6 +107,10 @@ def insights_filter(*, queryset: QuerySet[Insight], filters: InsightFilters) -> 
         queryset = queryset.filter(saved=filters.saved)
     if filters.insight_type:
         queryset = queryset.filter(_insight_type(filters.insight_type))
+    if filters.on_dashboard is not None:
+        # tile_insight_idx, one probe per insight.
+        on_live = DashboardTile.objects.filter(insight_id=OuterRef("id"), dashboard__deleted=False)
+        queryset = queryset.filter(Exists(on_live) if filters.on_dashboard else ~Exists(on_live))
     if filters.modified_from:
         queryset = queryset.filter(last_modified_at__gte=filters.modified_from)
     if filters.modified_to:

@@ -110,3 +110,41 @@ class InsightViewDaily(models.Model):
             # trending: a project's daily counts since the window's first day.
             models.Index("project", "day", name="view_daily_trending_idx"),
         ]
+
+
+class InsightViewerDay(models.Model):
+    """One user's views of one insight on one day of the project's time zone, recomputed (never
+    incremented) by the rollup and kept as long as the daily rollups.
+
+    Per user, so that the distinct viewers of any window of whole days — a week, a month, a year — is
+    one `count(DISTINCT user_id)` over these rows, never a sum of daily figures. Days are the
+    project's own (its `timezone` when the day was rolled up): a bucket of the usage routes is a
+    set of these days.
+    """
+
+    project = models.ForeignKey(
+        "accounts.Project", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    insight = models.ForeignKey(
+        "insights.Insight", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    day = models.DateField()
+    views = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            # The rollup's upsert target; covers `views` and `viewers` of one insight over a window
+            # (an index-only scan) and cascading deletes of an insight.
+            models.UniqueConstraint(
+                fields=["insight", "day", "user"], include=["views"], name="viewer_day_insight_unique"
+            ),
+        ]
+        indexes = [
+            # usage: a project's views per day and user since the window's first day.
+            models.Index(
+                fields=["project", "day"], include=["user", "insight", "views"], name="viewer_day_usage_idx"
+            ),
+        ]

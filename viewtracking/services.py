@@ -13,12 +13,14 @@ from django.utils import timezone
 from accounts.models import Project, User
 from infra.db.sql import queryset_sql
 from insights.models import Insight
-from viewtracking.models import InsightViewDaily, InsightViewed, PendingView, ViewEvent
+from viewtracking.models import InsightViewDaily, InsightViewed, InsightViewerDay, PendingView, ViewEvent
 
 _VIEWED = InsightViewed._meta.db_table
 _EVENT = ViewEvent._meta.db_table
 _PENDING = PendingView._meta.db_table
 _DAILY = InsightViewDaily._meta.db_table
+_VIEWER_DAY = InsightViewerDay._meta.db_table
+_PROJECT = Project._meta.db_table
 # First key of the rollup's advisory lock ("roll" in ASCII): one rollup at a time.
 ROLLUP_LOCK = 0x726F6C6C
 
@@ -66,7 +68,7 @@ def views_record(
 class RollupResult:
     ran: bool  # False when another rollup held the lock
     events: int
-    days: list[date]
+    days: list[date]  # the UTC days recomputed
 
 
 @transaction.atomic
@@ -74,10 +76,12 @@ def views_rollup() -> RollupResult:
     """Fold queued view events into per-insight, per-day rows, recomputing each touched day.
 
     Steps, in one transaction: 1. take the rollup lock or give up (another rollup is running);
-    2. take every queued (pending) view off the queue, noting the days they fall on; 3. recompute
-    those days' views and unique viewers from all their events that are no longer queued, and upsert
-    them. Views queued meanwhile stay queued and uncounted here, so trending (rollups + queue) is
-    exact at every moment, and running this again changes nothing.
+    2. take every queued (pending) view off the queue, noting the UTC days and the project's own days
+    they fall on; 3. recompute those UTC days' views and unique viewers per insight (trending's
+    rows); 4. recompute those project days' views per insight and user (the usage routes' rows), each
+    from all their events that are no longer queued, and upsert them. Views queued meanwhile stay
+    queued and uncounted here, so every reader (rollups + queue) is exact at every moment, and
+    running this again changes nothing.
     """
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_xact_lock(%s, 0)", [ROLLUP_LOCK])
@@ -85,12 +89,15 @@ def views_rollup() -> RollupResult:
             return RollupResult(ran=False, events=0, days=[])
         cursor.execute(
             f"""
-            WITH taken AS (DELETE FROM {_PENDING} RETURNING (viewed_at AT TIME ZONE 'UTC')::date AS day)
-            SELECT day, count(*) FROM taken GROUP BY day ORDER BY day
+            WITH taken AS (DELETE FROM {_PENDING} RETURNING project_id, viewed_at)
+            SELECT (taken.viewed_at AT TIME ZONE 'UTC')::date, taken.project_id, project.timezone,
+                   (taken.viewed_at AT TIME ZONE project.timezone)::date, count(*)
+            FROM taken JOIN {_PROJECT} AS project ON project.id = taken.project_id
+            GROUP BY 1, 2, 3, 4 ORDER BY 1
             """
         )
         touched = cursor.fetchall()
-        days = [day for day, _ in touched]
+        days = sorted({row[0] for row in touched})
         if days:
             cursor.execute(
                 f"""
@@ -111,7 +118,34 @@ def views_rollup() -> RollupResult:
                     "end": _utc_midnight(days[-1] + timedelta(days=1)),
                 },
             )
-    return RollupResult(ran=True, events=sum(count for _, count in touched), days=days)
+            local_days = sorted({(project_id, tz, day) for _, project_id, tz, day, _ in touched})
+            cursor.execute(
+                VIEWER_DAYS_SQL,
+                {
+                    "projects": [project_id for project_id, _, _ in local_days],
+                    "zones": [tz for _, tz, _ in local_days],
+                    "days": [day for _, _, day in local_days],
+                },
+            )
+    return RollupResult(ran=True, events=sum(row[-1] for row in touched), days=days)
+
+
+# Step 4 of the rollup: each (project, its time zone, its day) recomputed per insight and user from
+# the events of that local day (between its two local midnights) that are no longer queued.
+VIEWER_DAYS_SQL = f"""
+WITH touched AS (
+    SELECT project_id, tz, day,
+           day::timestamp AT TIME ZONE tz AS starts, (day + 1)::timestamp AT TIME ZONE tz AS ends
+    FROM unnest(%(projects)s::bigint[], %(zones)s::text[], %(days)s::date[]) AS t(project_id, tz, day)
+)
+INSERT INTO {_VIEWER_DAY} (project_id, insight_id, user_id, day, views)
+SELECT e.project_id, e.insight_id, e.user_id, touched.day, count(*)
+FROM touched JOIN {_EVENT} AS e
+  ON e.viewed_at >= touched.starts AND e.viewed_at < touched.ends AND e.project_id = touched.project_id
+WHERE NOT EXISTS (SELECT 1 FROM {_PENDING} AS queued WHERE queued.event_id = e.id)
+GROUP BY e.project_id, e.insight_id, e.user_id, touched.day
+ON CONFLICT (insight_id, day, user_id) DO UPDATE SET views = EXCLUDED.views
+"""
 
 
 @transaction.atomic
@@ -128,7 +162,8 @@ def view_events_prune(*, older_than_days: int) -> int:
 def view_rollups_prune(*, older_than_days: int) -> int:
     cutoff = (timezone.now() - timedelta(days=older_than_days)).date()
     deleted, _ = InsightViewDaily.objects.filter(day__lt=cutoff).delete()
-    return deleted
+    viewer_days, _ = InsightViewerDay.objects.filter(day__lt=cutoff).delete()
+    return deleted + viewer_days
 
 
 def _utc_midnight(day: date) -> datetime:
