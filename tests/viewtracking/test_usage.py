@@ -298,3 +298,18 @@ def test_another_projects_insight_is_a_404_on_the_usage_routes(
 
     for path in ("views/", "viewers/"):
         assert client_for(owner).get(base + path).status_code == 404, path
+
+
+def test_views_and_usage_export_as_one_csv_row_with_dotted_columns(
+    owner_api, insights_url, make_insight, owner
+):
+    insight = make_insight()
+    view(insight, owner, timezone.now())
+
+    views = owner_api.get(f"{insights_url}{insight.id}/views/", {"date_from": "-1d", "format": "csv"})
+    usage = owner_api.get(f"{insights_url}usage/", {"days": 1, "format": "csv"})
+
+    for answer in (views, usage):
+        assert answer.status_code == 200 and answer["Content-Type"].startswith("text/csv")
+        header, row = answer.content.decode().strip().splitlines()
+        assert "series.1.view_count" in header.split(",") and row.count(",") == header.count(",")
