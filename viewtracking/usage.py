@@ -190,38 +190,45 @@ def insight_viewers_count(*, insight: Insight, window: Window) -> int:
 
 def usage_summary(*, visible: QuerySet[Insight], markers: Markers) -> Prepared:
     """The statement of the project at a glance over the live insights of `visible` (scoped to the
-    stand-in `markers.number("project")`), run with `Window.values()`: one row of `insights`,
-    `viewed`, `never_viewed`, `views`, `viewers`, `series` (`[[day, views, viewers]]`, days with
-    views only) and `top_viewers` (`[[user, views]]`).
+    stand-in `markers.number("project")`), run with the window's `first_day`, `start` and `tz`: one
+    row of `insights`, `viewed`, `never_viewed`, `views`, `viewers`, `series` (`[[day, views,
+    viewers]]`, days with views only) and `top_viewers` (`[[user, views]]`).
 
     Only views of those insights count: an insight the caller cannot see, or a deleted one, adds
-    nothing to any figure. `viewed` and `views` come from the same rows, so an insight is viewed in
-    the window exactly when it has views in it; `never_viewed` from the latest views (never pruned).
+    nothing to any figure. The views are first summed per user and day (at most users x days rows),
+    and every figure of views and viewers is read from those; `viewed` and `never_viewed` come from
+    the latest views (InsightViewed, never pruned: one probe of insight_viewed_latest_idx per
+    insight), so `viewed` agrees with the list's `not_viewed_in_days` for the same window.
     """
     live_sql, live_params = queryset_sql(visible.filter(deleted=False).values("id"), prefix="live")
     return prepare_sql(
         f"""
-        WITH live AS MATERIALIZED ({live_sql}), counted AS MATERIALIZED (
-            SELECT user_id, insight_id, day, views FROM {_VIEWER_DAY}
-            WHERE project_id = %(project)s AND day >= %(first_day)s AND insight_id IN (SELECT id FROM live)
-            UNION ALL
-            SELECT event.user_id, queued.insight_id, (queued.viewed_at AT TIME ZONE %(tz)s)::date, 1
-            FROM {_PENDING} AS queued JOIN {_EVENT} AS event ON event.id = queued.event_id
-            WHERE queued.project_id = %(project)s AND queued.viewed_at >= %(start)s
-              AND queued.insight_id IN (SELECT id FROM live)
+        WITH live AS MATERIALIZED ({live_sql}), per_user_day AS MATERIALIZED (
+            SELECT user_id, day, sum(views) AS views FROM (
+                SELECT user_id, day, views FROM {_VIEWER_DAY}
+                WHERE project_id = %(project)s AND day >= %(first_day)s AND insight_id IN (SELECT id FROM live)
+                UNION ALL
+                SELECT event.user_id, (queued.viewed_at AT TIME ZONE %(tz)s)::date, 1
+                FROM {_PENDING} AS queued JOIN {_EVENT} AS event ON event.id = queued.event_id
+                WHERE queued.project_id = %(project)s AND queued.viewed_at >= %(start)s
+                  AND queued.insight_id IN (SELECT id FROM live)
+            ) AS counted
+            GROUP BY user_id, day
         ), daily AS (
-            SELECT day, sum(views) AS views, count(DISTINCT user_id) AS viewers FROM counted GROUP BY day
+            SELECT day, sum(views) AS views, count(*) AS viewers FROM per_user_day GROUP BY day
         ), top AS (
-            SELECT user_id, sum(views) AS views FROM counted GROUP BY user_id
+            SELECT user_id, sum(views) AS views FROM per_user_day GROUP BY user_id
             ORDER BY views DESC, user_id LIMIT {TOP_VIEWERS}
         )
         SELECT
             (SELECT count(*) FROM live),
-            (SELECT count(DISTINCT insight_id) FROM counted),
+            (SELECT count(*) FROM live WHERE EXISTS (
+                SELECT 1 FROM {_VIEWED} AS viewed
+                WHERE viewed.insight_id = live.id AND viewed.last_viewed_at >= %(start)s)),
             (SELECT count(*) FROM live
              WHERE NOT EXISTS (SELECT 1 FROM {_VIEWED} AS viewed WHERE viewed.insight_id = live.id)),
-            (SELECT coalesce(sum(views), 0) FROM counted),
-            (SELECT count(DISTINCT user_id) FROM counted),
+            (SELECT coalesce(sum(views), 0) FROM per_user_day),
+            (SELECT count(DISTINCT user_id) FROM per_user_day),
             (SELECT coalesce(json_agg(json_build_array(day, views, viewers) ORDER BY day), '[]') FROM daily),
             (SELECT coalesce(json_agg(json_build_array({_USER_JSON}, top.views) ORDER BY top.views DESC,
                                       top.user_id), '[]')
