@@ -90,10 +90,10 @@ def views_rollup() -> RollupResult:
         cursor.execute(
             f"""
             WITH taken AS (DELETE FROM {_PENDING} RETURNING project_id, viewed_at)
-            SELECT (taken.viewed_at AT TIME ZONE 'UTC')::date, taken.project_id, project.timezone,
+            SELECT (taken.viewed_at AT TIME ZONE 'UTC')::date, taken.project_id,
                    (taken.viewed_at AT TIME ZONE project.timezone)::date, count(*)
             FROM taken JOIN {_PROJECT} AS project ON project.id = taken.project_id
-            GROUP BY 1, 2, 3, 4 ORDER BY 1
+            GROUP BY 1, 2, 3 ORDER BY 1
             """
         )
         touched = cursor.fetchall()
@@ -118,31 +118,37 @@ def views_rollup() -> RollupResult:
                     "end": _utc_midnight(days[-1] + timedelta(days=1)),
                 },
             )
-            local_days = sorted({(project_id, tz, day) for _, project_id, tz, day, _ in touched})
+            local_days = sorted({(project_id, day) for _, project_id, day, _ in touched})
+            first, last = min(day for _, day in local_days), max(day for _, day in local_days)
             cursor.execute(
                 VIEWER_DAYS_SQL,
                 {
-                    "projects": [project_id for project_id, _, _ in local_days],
-                    "zones": [tz for _, tz, _ in local_days],
-                    "days": [day for _, _, day in local_days],
+                    "projects": [project_id for project_id, _ in local_days],
+                    "days": [day for _, day in local_days],
+                    # Local days begin up to 14 hours either side of their UTC day.
+                    "start": _utc_midnight(first - timedelta(days=1)),
+                    "end": _utc_midnight(last + timedelta(days=2)),
                 },
             )
     return RollupResult(ran=True, events=sum(row[-1] for row in touched), days=days)
 
 
-# Step 4 of the rollup: each (project, its time zone, its day) recomputed per insight and user from
-# the events of that local day (between its two local midnights) that are no longer queued.
+# Step 4 of the rollup: each (project, day of its time zone) recomputed per insight and user from the
+# events of that local day that are no longer queued. Events are read by time (view_event_day_idx,
+# between `start` and `end`, which hold every touched local day whatever its zone) and matched to the
+# touched days by their own local day: an equality, so a hash join.
 VIEWER_DAYS_SQL = f"""
 WITH touched AS (
-    SELECT project_id, tz, day,
-           day::timestamp AT TIME ZONE tz AS starts, (day + 1)::timestamp AT TIME ZONE tz AS ends
-    FROM unnest(%(projects)s::bigint[], %(zones)s::text[], %(days)s::date[]) AS t(project_id, tz, day)
+    SELECT project_id, day FROM unnest(%(projects)s::bigint[], %(days)s::date[]) AS t(project_id, day)
 )
 INSERT INTO {_VIEWER_DAY} (project_id, insight_id, user_id, day, views)
 SELECT e.project_id, e.insight_id, e.user_id, touched.day, count(*)
-FROM touched JOIN {_EVENT} AS e
-  ON e.viewed_at >= touched.starts AND e.viewed_at < touched.ends AND e.project_id = touched.project_id
-WHERE NOT EXISTS (SELECT 1 FROM {_PENDING} AS queued WHERE queued.event_id = e.id)
+FROM {_EVENT} AS e
+JOIN {_PROJECT} AS project ON project.id = e.project_id
+JOIN touched
+  ON touched.project_id = e.project_id AND touched.day = (e.viewed_at AT TIME ZONE project.timezone)::date
+WHERE e.viewed_at >= %(start)s AND e.viewed_at < %(end)s
+  AND NOT EXISTS (SELECT 1 FROM {_PENDING} AS queued WHERE queued.event_id = e.id)
 GROUP BY e.project_id, e.insight_id, e.user_id, touched.day
 ON CONFLICT (insight_id, day, user_id) DO UPDATE SET views = EXCLUDED.views
 """
