@@ -48,6 +48,7 @@ VIEWS_EXAMPLE = {
     "series": [{"date": "2026-11-16", "view_count": 25, "unique_viewers": 5},
                {"date": "2026-11-23", "view_count": 16, "unique_viewers": 4}],
 }  # fmt: skip
+VIEWER_EXAMPLE = {"user": _USER, "view_count": 12, "last_viewed_at": "2026-11-29T08:41:07.512Z"}
 USAGE_EXAMPLE = {
     "days": 1, "date_from": "2026-11-28", "timezone": "UTC", "insights": 120, "viewed": 31,
     "not_viewed_in_window": 89, "never_viewed": 12, "views": 412, "viewers": 9,
@@ -111,6 +112,7 @@ class InsightUsageActions(InsightViewSetBase):
         ),
         parameters=[WindowDaysQuerySerializer],
         responses={200: InsightViewerSerializer(many=True)},
+        examples=[OpenApiExample("The most recent viewer", value=VIEWER_EXAMPLE, response_only=True)],
         tags=TAGS,
     )
     @action(detail=True, methods=["get"], required_scopes=["insight:read"])
