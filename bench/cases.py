@@ -317,7 +317,8 @@ def bench_usage(server: Server, world: UsageWorld) -> list[Figure]:
             Figure(f"{name}: p50, 1M view events", p50_ms(large[10:]), "ms", "≤ 50 ms", p50_ms(large[10:]) <= 50,
                    f"{USAGE_INSIGHTS:,} insights"),
             Figure(f"{name}: p50 ratio, 1M / 10k view events", ratio, "x", "≤ 2", ratio <= 2),
-            Figure(f"{name}: statements per request, 1M / 10k", many, "", f"= {few:g}", many == few),
+            # At most the 10k figure: a page short of `limit` needs no COUNT (docs/insights.md).
+            Figure(f"{name}: statements per request, 1M / 10k", many, "", f"≤ {few:g}", many <= few),
         ]  # fmt: skip
     return figures
 

@@ -148,3 +148,30 @@ class InsightViewerDay(models.Model):
                 fields=["project", "day"], include=["user", "insight", "views"], name="viewer_day_usage_idx"
             ),
         ]
+
+
+class ProjectViewerDay(models.Model):
+    """One user's views of all the insights of a project on one day of its time zone: the sum of
+    their InsightViewerDay rows, recomputed with them by the rollup.
+
+    `usage` reads these (users x days rows, whatever the number of views) and takes away the views
+    of the insights the caller cannot see, or that are deleted, from their own InsightViewerDay
+    rows: a user viewed a visible insight that day exactly when something is left.
+    """
+
+    project = models.ForeignKey(
+        "accounts.Project", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    day = models.DateField()
+    views = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            # The rollup's upsert target; usage: a project's users' views since the window's first day.
+            models.UniqueConstraint(
+                fields=["project", "day", "user"], include=["views"], name="project_viewer_day_unique"
+            ),
+        ]

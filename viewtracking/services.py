@@ -13,13 +13,21 @@ from django.utils import timezone
 from accounts.models import Project, User
 from infra.db.sql import queryset_sql
 from insights.models import Insight
-from viewtracking.models import InsightViewDaily, InsightViewed, InsightViewerDay, PendingView, ViewEvent
+from viewtracking.models import (
+    InsightViewDaily,
+    InsightViewed,
+    InsightViewerDay,
+    PendingView,
+    ProjectViewerDay,
+    ViewEvent,
+)
 
 _VIEWED = InsightViewed._meta.db_table
 _EVENT = ViewEvent._meta.db_table
 _PENDING = PendingView._meta.db_table
 _DAILY = InsightViewDaily._meta.db_table
 _VIEWER_DAY = InsightViewerDay._meta.db_table
+_PROJECT_DAY = ProjectViewerDay._meta.db_table
 _PROJECT = Project._meta.db_table
 # First key of the rollup's advisory lock ("roll" in ASCII): one rollup at a time.
 ROLLUP_LOCK = 0x726F6C6C
@@ -79,7 +87,8 @@ def views_rollup() -> RollupResult:
     2. take every queued (pending) view off the queue, noting the UTC days and the project's own days
     they fall on; 3. recompute those UTC days' views and unique viewers per insight (trending's
     rows); 4. recompute those project days' views per insight and user (the usage routes' rows), each
-    from all their events that are no longer queued, and upsert them. Views queued meanwhile stay
+    from all their events that are no longer queued, and upsert them; 5. sum those per user and
+    project day (the rows of `usage`). Views queued meanwhile stay
     queued and uncounted here, so every reader (rollups + queue) is exact at every moment, and
     running this again changes nothing.
     """
@@ -130,6 +139,13 @@ def views_rollup() -> RollupResult:
                     "end": _utc_midnight(last + timedelta(days=2)),
                 },
             )
+            cursor.execute(
+                PROJECT_DAYS_SQL,
+                {
+                    "projects": [project_id for project_id, _ in local_days],
+                    "days": [day for _, day in local_days],
+                },
+            )
     return RollupResult(ran=True, events=sum(row[-1] for row in touched), days=days)
 
 
@@ -153,6 +169,17 @@ GROUP BY e.project_id, e.insight_id, e.user_id, touched.day
 ON CONFLICT (insight_id, day, user_id) DO UPDATE SET views = EXCLUDED.views
 """
 
+# Step 5: the same project days per user, over all insights, summed from step 4's rows.
+PROJECT_DAYS_SQL = f"""
+INSERT INTO {_PROJECT_DAY} (project_id, user_id, day, views)
+SELECT viewer_day.project_id, viewer_day.user_id, viewer_day.day, sum(viewer_day.views)
+FROM unnest(%(projects)s::bigint[], %(days)s::date[]) AS touched(project_id, day)
+JOIN {_VIEWER_DAY} AS viewer_day
+  ON viewer_day.project_id = touched.project_id AND viewer_day.day = touched.day
+GROUP BY viewer_day.project_id, viewer_day.user_id, viewer_day.day
+ON CONFLICT (project_id, day, user_id) DO UPDATE SET views = EXCLUDED.views
+"""
+
 
 @transaction.atomic
 def view_events_prune(*, older_than_days: int) -> int:
@@ -169,7 +196,8 @@ def view_rollups_prune(*, older_than_days: int) -> int:
     cutoff = (timezone.now() - timedelta(days=older_than_days)).date()
     deleted, _ = InsightViewDaily.objects.filter(day__lt=cutoff).delete()
     viewer_days, _ = InsightViewerDay.objects.filter(day__lt=cutoff).delete()
-    return deleted + viewer_days
+    project_days, _ = ProjectViewerDay.objects.filter(day__lt=cutoff).delete()
+    return deleted + viewer_days + project_days
 
 
 def _utc_midnight(day: date) -> datetime:

@@ -22,9 +22,11 @@ from accounts.models import User
 from infra.db.prepared import Markers, Prepared, prepare_sql
 from infra.db.sql import queryset_sql
 from insights.models import Insight
-from viewtracking.models import InsightViewed, InsightViewerDay, PendingView, ViewEvent
+from viewtracking.models import InsightViewed, InsightViewerDay, PendingView, ProjectViewerDay, ViewEvent
 
 _VIEWER_DAY = InsightViewerDay._meta.db_table
+_PROJECT_DAY = ProjectViewerDay._meta.db_table
+_INSIGHT = Insight._meta.db_table
 _PENDING = PendingView._meta.db_table
 _EVENT = ViewEvent._meta.db_table
 _VIEWED = InsightViewed._meta.db_table
@@ -195,18 +197,27 @@ def usage_summary(*, visible: QuerySet[Insight], markers: Markers) -> Prepared:
     viewers]]`, days with views only) and `top_viewers` (`[[user, views]]`).
 
     Only views of those insights count: an insight the caller cannot see, or a deleted one, adds
-    nothing to any figure. The views are first summed per user and day (at most users x days rows),
-    and every figure of views and viewers is read from those; `viewed` and `never_viewed` come from
+    nothing to any figure. Views are summed per user and day: each user's views of the whole project
+    that day (ProjectViewerDay, at most users x days rows, whatever the number of views), minus their
+    views of the hidden insights (InsightViewerDay, through viewer_day_insight_unique: as many rows as
+    those insights have), plus the queued views of visible ones; a user viewed something visible that
+    day exactly when something is left. Every figure of views and viewers is read from those sums; `viewed` and `never_viewed` come from
     the latest views (InsightViewed, never pruned: one probe of insight_viewed_latest_idx per
     insight), so `viewed` agrees with the list's `not_viewed_in_days` for the same window.
     """
     live_sql, live_params = queryset_sql(visible.filter(deleted=False).values("id"), prefix="live")
     return prepare_sql(
         f"""
-        WITH live AS MATERIALIZED ({live_sql}), per_user_day AS MATERIALIZED (
+        WITH live AS MATERIALIZED ({live_sql}), hidden AS MATERIALIZED (
+            SELECT id FROM {_INSIGHT} WHERE project_id = %(project)s EXCEPT SELECT id FROM live
+        ), per_user_day AS MATERIALIZED (
             SELECT user_id, day, sum(views) AS views FROM (
-                SELECT user_id, day, views FROM {_VIEWER_DAY}
-                WHERE project_id = %(project)s AND day >= %(first_day)s AND insight_id IN (SELECT id FROM live)
+                SELECT user_id, day, views FROM {_PROJECT_DAY}
+                WHERE project_id = %(project)s AND day >= %(first_day)s
+                UNION ALL
+                SELECT viewer_day.user_id, viewer_day.day, -viewer_day.views
+                FROM hidden JOIN {_VIEWER_DAY} AS viewer_day
+                  ON viewer_day.insight_id = hidden.id AND viewer_day.day >= %(first_day)s
                 UNION ALL
                 SELECT event.user_id, (queued.viewed_at AT TIME ZONE %(tz)s)::date, 1
                 FROM {_PENDING} AS queued JOIN {_EVENT} AS event ON event.id = queued.event_id
@@ -214,6 +225,7 @@ def usage_summary(*, visible: QuerySet[Insight], markers: Markers) -> Prepared:
                   AND queued.insight_id IN (SELECT id FROM live)
             ) AS counted
             GROUP BY user_id, day
+            HAVING sum(views) > 0
         ), daily AS (
             SELECT day, sum(views) AS views, count(*) AS viewers FROM per_user_day GROUP BY day
         ), top AS (

@@ -249,21 +249,33 @@ def test_usage_counts_match_the_raw_events(
 
 
 def test_usage_never_counts_or_names_an_insight_the_caller_cannot_see(
-    client_for, insights_url, make_insight, owner, teammate, stranger
+    client_for, insights_url, make_insight, owner, teammate
 ):
-    shown, hidden = make_insight(name="shown"), make_insight(name="hidden")
+    shown, hidden, deleted = (
+        make_insight(name="shown"),
+        make_insight(name="hidden"),
+        make_insight(name="gone"),
+    )
     Insight.objects.filter(id=hidden.id).update(access_level="none")
-    unviewed(shown, hidden)
-    for _ in range(5):
-        view(hidden, owner, timezone.now())
+    unviewed(shown, hidden, deleted)
+    for _ in range(3):
+        view(hidden, owner, timezone.now() - timedelta(days=1))
+    view(hidden, teammate, timezone.now() - timedelta(days=1))  # the same day as a visible view
+    view(shown, teammate, timezone.now() - timedelta(days=1))
+    view(deleted, teammate, timezone.now() - timedelta(days=1))
+    views_rollup()  # rolled up: the hidden views are inside the project's daily totals now
+    view(hidden, owner, timezone.now())
     view(shown, teammate, timezone.now())
+    Insight.objects.filter(id=deleted.id).update(deleted=True)
 
-    body = client_for(teammate).get(f"{insights_url}usage/").json()
+    body = client_for(teammate).get(f"{insights_url}usage/", {"days": 3}).json()
 
-    assert (body["insights"], body["views"], body["viewers"]) == (1, 1, 1)
-    assert [row["user"]["email"] for row in body["top_viewers"]] == [teammate.email]
+    assert (body["insights"], body["views"], body["viewers"]) == (1, 2, 1)
+    assert [(row["user"]["email"], row["view_count"]) for row in body["top_viewers"]] == [(teammate.email, 2)]
+    assert [point["unique_viewers"] for point in body["series"][-2:]] == [1, 1]
     InsightAccessOverride.objects.create(insight=hidden, user=teammate, access_level="viewer")
-    assert client_for(teammate).get(f"{insights_url}usage/").json()["views"] == 6
+    seen = client_for(teammate).get(f"{insights_url}usage/", {"days": 3}).json()
+    assert (seen["insights"], seen["views"], seen["viewers"]) == (2, 2 + 5, 2)
 
 
 def test_usage_statements_do_not_grow_with_insights_users_or_days(
