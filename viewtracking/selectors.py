@@ -16,7 +16,7 @@ from accounts.selectors import user_basic_json
 from infra.db.prepared import Markers, Prepared, prepare_sql
 from infra.db.sql import queryset_sql
 from insights.models import Insight
-from viewtracking.models import InsightViewDaily, InsightViewed, PendingView
+from viewtracking.models import InsightLastView, InsightViewDaily, InsightViewed, PendingView
 
 _VIEWED = InsightViewed._meta.db_table
 _PENDING = PendingView._meta.db_table
@@ -32,10 +32,10 @@ def insights_annotate_last_viewed_at(queryset: QuerySet[Insight]) -> QuerySet[In
 
 def insights_not_viewed_since(queryset: QuerySet[Insight], since: datetime | None) -> QuerySet[Insight]:
     """Those of `queryset` nobody viewed at or after `since` (never-viewed ones included), when
-    given: one probe of insight_viewed_latest_idx per insight."""
+    given: from each insight's latest view (InsightLastView, a hash anti-join)."""
     if since is None:
         return queryset
-    recent = InsightViewed.objects.filter(insight_id=OuterRef("id"), last_viewed_at__gte=since)
+    recent = InsightLastView.objects.filter(insight_id=OuterRef("id"), last_viewed_at__gte=since)
     return queryset.filter(~Exists(recent))
 
 

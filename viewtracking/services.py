@@ -14,6 +14,7 @@ from accounts.models import Project, User
 from infra.db.sql import queryset_sql
 from insights.models import Insight
 from viewtracking.models import (
+    InsightLastView,
     InsightViewDaily,
     InsightViewed,
     InsightViewerDay,
@@ -27,6 +28,7 @@ _EVENT = ViewEvent._meta.db_table
 _PENDING = PendingView._meta.db_table
 _DAILY = InsightViewDaily._meta.db_table
 _VIEWER_DAY = InsightViewerDay._meta.db_table
+_LAST_VIEW = InsightLastView._meta.db_table
 _PROJECT_DAY = ProjectViewerDay._meta.db_table
 _PROJECT = Project._meta.db_table
 # First key of the rollup's advisory lock ("roll" in ASCII): one rollup at a time.
@@ -42,10 +44,11 @@ def views_record(
     visible: QuerySet[Insight] | None = None,
 ) -> int:
     """Record that `user` viewed these insights `at` (default now), in one statement: the live
-    insights of the project among `insight_ids` (and of `visible`, the insights the user may see,
-    when given; others are dropped silently, duplicates count once) get one view event each, queued
-    for the rollup, and the user's last-viewed time moves forward (never back: with several web
-    servers, a request with an earlier clock may commit later). Returns how many insights were kept."""
+        insights of the project among `insight_ids` (and of `visible`, the insights the user may see,
+        when given; others are dropped silently, duplicates count once) get one view event each, queued
+        for the rollup, and the user's last-viewed time moves forward (never back: with several web
+        servers, a request with an earlier clock may commit later), and so does the insight's latest view by
+    anyone. Returns how many insights were kept."""
     candidates = (visible if visible is not None else Insight.objects.all()).filter(
         project_id=project.id, id__in=sorted(set(insight_ids)), deleted=False
     )
@@ -58,6 +61,11 @@ def views_record(
                 SELECT %(project)s, %(user)s, kept.id, %(now)s FROM kept ORDER BY kept.id
                 ON CONFLICT (user_id, insight_id) DO UPDATE
                 SET last_viewed_at = GREATEST({_VIEWED}.last_viewed_at, EXCLUDED.last_viewed_at)
+            ), latest AS (
+                INSERT INTO {_LAST_VIEW} (insight_id, project_id, last_viewed_at)
+                SELECT kept.id, %(project)s, %(now)s FROM kept ORDER BY kept.id
+                ON CONFLICT (insight_id) DO UPDATE
+                SET last_viewed_at = GREATEST({_LAST_VIEW}.last_viewed_at, EXCLUDED.last_viewed_at)
             ), events AS (
                 INSERT INTO {_EVENT} (project_id, insight_id, user_id, viewed_at)
                 SELECT %(project)s, kept.id, %(user)s, %(now)s FROM kept

@@ -22,10 +22,18 @@ from accounts.models import User
 from infra.db.prepared import Markers, Prepared, prepare_sql
 from infra.db.sql import queryset_sql
 from insights.models import Insight
-from viewtracking.models import InsightViewed, InsightViewerDay, PendingView, ProjectViewerDay, ViewEvent
+from viewtracking.models import (
+    InsightLastView,
+    InsightViewed,
+    InsightViewerDay,
+    PendingView,
+    ProjectViewerDay,
+    ViewEvent,
+)
 
 _VIEWER_DAY = InsightViewerDay._meta.db_table
 _PROJECT_DAY = ProjectViewerDay._meta.db_table
+_LAST_VIEW = InsightLastView._meta.db_table
 _INSIGHT = Insight._meta.db_table
 _PENDING = PendingView._meta.db_table
 _EVENT = ViewEvent._meta.db_table
@@ -234,11 +242,9 @@ def usage_summary(*, visible: QuerySet[Insight], markers: Markers) -> Prepared:
         )
         SELECT
             (SELECT count(*) FROM live),
-            (SELECT count(*) FROM live WHERE EXISTS (
-                SELECT 1 FROM {_VIEWED} AS viewed
-                WHERE viewed.insight_id = live.id AND viewed.last_viewed_at >= %(start)s)),
-            (SELECT count(*) FROM live
-             WHERE NOT EXISTS (SELECT 1 FROM {_VIEWED} AS viewed WHERE viewed.insight_id = live.id)),
+            (SELECT count(*) FROM live JOIN {_LAST_VIEW} AS latest ON latest.insight_id = live.id
+             WHERE latest.last_viewed_at >= %(start)s),
+            (SELECT count(*) FROM live) - (SELECT count(*) FROM live JOIN {_LAST_VIEW} AS latest ON latest.insight_id = live.id),
             (SELECT coalesce(sum(views), 0) FROM per_user_day),
             (SELECT count(DISTINCT user_id) FROM per_user_day),
             (SELECT coalesce(json_agg(json_build_array(day, views, viewers) ORDER BY day), '[]') FROM daily),

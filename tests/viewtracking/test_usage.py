@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from insights.models import Insight, InsightAccessOverride
-from viewtracking.models import InsightViewed, PendingView, ViewEvent
+from viewtracking.models import InsightLastView, InsightViewed, PendingView, ViewEvent
 from viewtracking.services import views_record, views_rollup
 from viewtracking.usage import bucket_of
 
@@ -44,6 +44,7 @@ def unviewed(*insights) -> None:
     PendingView.objects.filter(insight_id__in=ids).delete()
     ViewEvent.objects.filter(insight_id__in=ids).delete()
     InsightViewed.objects.filter(insight_id__in=ids).delete()
+    InsightLastView.objects.filter(insight_id__in=ids).delete()
 
 
 def statements(call) -> int:
