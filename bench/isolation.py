@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import functools
 import math
+import multiprocessing
 import statistics
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from bench.measure import Client
@@ -144,53 +145,69 @@ def crowd(
 # --- storm ---------------------------------------------------------------------------------------
 
 
-@dataclass
 class Lister:
-    """A user of another project who lists insights every 100 ms, timing each answer."""
+    """A user of another project who lists insights every 100 ms, timing each answer.
 
-    client: Client
-    path: str
-    latencies: list[float] = field(default_factory=list)
-    failures: Counter = field(default_factory=Counter)
-    _stop: threading.Event = field(default_factory=threading.Event)
+    The lister runs in a process of its own, as that user would on a machine of their own: inside the
+    benchmark's process its timings would include waiting for the GIL behind the crowd's own client
+    threads (a thousand of them parsing answers), which is the load generator's cost, not the server's.
+    """
+
+    def __init__(self, client: Client, path: str) -> None:
+        self.client, self.path = client, path
+        self.failures: Counter = Counter()
+        self._context = multiprocessing.get_context("spawn")
 
     def run_for(self, seconds: float) -> list[float]:
-        self._stop.clear()
-        self.latencies = []
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            self._once()
-        return self.latencies
+        running = self.start()
+        running.stop.wait(seconds)
+        return self.stop(running)
 
-    def start(self) -> threading.Thread:
-        self._stop.clear()
-        self.latencies = []
-        self.failures = Counter()
-        thread = threading.Thread(target=self._until_stopped, daemon=True)
-        thread.start()
-        return thread
+    def start(self) -> _Listing:
+        """The lister's process, listing once this returns (a new process needs its imports first)."""
+        ready, stop, answers = self._context.Event(), self._context.Event(), self._context.SimpleQueue()
+        process = self._context.Process(
+            target=_list_until_stopped,
+            args=(self.client.base_url, self.client.key, self.path, ready, stop, answers),
+            daemon=True,
+        )
+        process.start()
+        if not ready.wait(60):
+            process.kill()
+            raise RuntimeError("the lister's process did not start within 60 s")
+        return _Listing(process, stop, answers)
 
-    def stop(self, thread: threading.Thread) -> list[float]:
-        self._stop.set()
-        thread.join(60)
-        return self.latencies
+    def stop(self, running: _Listing) -> list[float]:
+        running.stop.set()
+        latencies, failures = running.answers.get()
+        running.process.join(60)
+        self.failures = Counter(failures)
+        return latencies
 
-    def _until_stopped(self) -> None:
-        while not self._stop.is_set():
-            self._once()
 
-    def _once(self) -> None:
+@dataclass
+class _Listing:
+    process: multiprocessing.process.BaseProcess
+    stop: Any  # multiprocessing.Event
+    answers: Any  # multiprocessing.SimpleQueue of one (latencies, failures)
+
+
+def _list_until_stopped(base_url: str, key: str, path: str, ready: Any, stop: Any, answers: Any) -> None:
+    client, latencies, failures = Client(base_url, key), list[float](), Counter[int]()
+    ready.set()
+    while not stop.is_set():
         started = time.perf_counter()
         try:
-            status, _, _ = self.client.call("GET", self.path)
+            status, _, _ = client.call("GET", path)
         except OSError:
             status = 0
         elapsed = time.perf_counter() - started
         if status == 200:
-            self.latencies.append(elapsed)
+            latencies.append(elapsed)
         else:
-            self.failures[status] += 1
-        time.sleep(max(0.0, 0.1 - elapsed))
+            failures[status] += 1
+        stop.wait(max(0.0, 0.1 - elapsed))
+    answers.put((latencies, dict(failures)))
 
 
 def p95(samples: Sequence[float]) -> float:

@@ -38,6 +38,7 @@ class Client:
 
     def __init__(self, base_url: str, key: str) -> None:
         parts = urlsplit(base_url)
+        self.base_url = base_url
         self.host, self.port, self.key = parts.hostname or "127.0.0.1", parts.port or 80, key
         self._local = threading.local()
 

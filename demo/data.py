@@ -30,7 +30,7 @@ from django.utils import timezone
 from accounts.models import OrganizationMembership, Project, User
 from insights import events_store
 from insights.api.editing import insight_create_with_tags, insight_update_with_tags
-from insights.events import events_generate
+from insights.event_streams import events_generate
 from insights.models import Dashboard, Insight
 from tagging.services import tags_bulk_update
 from viewtracking.services import views_record, views_rollup

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -11,7 +11,7 @@ from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import JSONObject
 
 from accounts.selectors import user_basic_json
-from infra.db.prepared import Markers, Prepared, prepare
+from infra.db.compiled import Markers, Prepared, prepare
 from insights.access import LEVEL
 from insights.models import ActivityLog, DashboardTile, Insight
 
@@ -34,34 +34,54 @@ INSIGHT_TYPES = (*INSIGHT_KINDS, *OTHER_TYPE_KINDS, "JSON")
 DEFAULT_ORDER = "-last_modified_at"
 
 
+# How each list filter enters the list's statement (InsightFilters.shape): a FLAG takes one of a few
+# values, each compiled into a statement of its own and shared by every request with that value; a VALUE
+# is the request's own text, ids or dates, so a statement holding one serves that request alone; the
+# CALLER filter is the caller's own id, shared through the caller's stand-in.
+FLAG, VALUE, CALLER = {"statement": "flag"}, {"statement": "value"}, {"statement": "caller"}
+
+
 @dataclass(frozen=True)
 class InsightFilters:
-    search: str | None = None
-    tags: list[str] = field(default_factory=list)  # normalised names
-    tags_match: str = "any"  # one of TAGS_MATCH: any tag may match, or all must
-    favorited: bool | None = None
-    created_by: list[int] = field(default_factory=list)
-    mine_user_id: int | None = None
-    dashboards: list[int] = field(default_factory=list)  # all must match
-    short_id: str | None = None
-    modified_from: datetime | None = None
-    modified_to: datetime | None = None
-    saved: bool | None = None
-    insight_type: str | None = None  # one of INSIGHT_TYPES
-    on_dashboard: bool | None = None  # on at least one live dashboard, or on none
-    not_viewed_since: datetime | None = None  # applied by the caller (views are viewtracking's)
-    order: str = DEFAULT_ORDER
+    """The list's filters; every field says how it enters the statement (FLAG, VALUE or CALLER)."""
+
+    search: str | None = field(default=None, metadata=VALUE)
+    tags: list[str] = field(default_factory=list, metadata=VALUE)  # normalised names
+    tags_match: str = field(default="any", metadata=FLAG)  # one of TAGS_MATCH: any tag may match, or all
+    favorited: bool | None = field(default=None, metadata=FLAG)
+    created_by: list[int] = field(default_factory=list, metadata=VALUE)
+    mine_user_id: int | None = field(default=None, metadata=CALLER)
+    dashboards: list[int] = field(default_factory=list, metadata=VALUE)  # all must match
+    short_id: str | None = field(default=None, metadata=VALUE)
+    modified_from: datetime | None = field(default=None, metadata=VALUE)
+    modified_to: datetime | None = field(default=None, metadata=VALUE)
+    saved: bool | None = field(default=None, metadata=FLAG)
+    insight_type: str | None = field(default=None, metadata=FLAG)  # one of INSIGHT_TYPES
+    on_dashboard: bool | None = field(default=None, metadata=FLAG)  # on a live dashboard, or on none
+    # Applied by the list itself (views are viewtracking's).
+    not_viewed_since: datetime | None = field(default=None, metadata=VALUE)
+    order: str = field(default=DEFAULT_ORDER, metadata=FLAG)
 
     def shape(self) -> tuple[Any, ...] | None:
-        """What the list's statement depends on besides the project, the caller and the page, when
-        that is a few flags (so one compiled statement per process serves it); None when the
-        statement carries values of the request (a search, tags, ids or dates)."""
-        if any((self.search, self.tags, self.created_by, self.dashboards, self.short_id)) or any(
-            value is not None
-            for value in (self.modified_from, self.modified_to, self.insight_type, self.not_viewed_since)
-        ):
-            return None
-        return (self.favorited, self.saved, self.mine_user_id is not None, self.on_dashboard, self.order)
+        """What the list's statement depends on besides the project, the caller and the page, read
+        from the fields' kinds: the flags' values and whether the caller filter is on (one compiled
+        statement per process serves each such shape); None when a value filter is set, as the
+        statement then carries the request's own values."""
+        shape: list[Any] = []
+        for filter_field in fields(self):
+            value, kind = getattr(self, filter_field.name), filter_field.metadata
+            if kind == VALUE:
+                if value not in (None, []):
+                    return None
+            elif kind == FLAG:
+                shape.append(value)
+            elif kind == CALLER:
+                shape.append(value is not None)
+            else:
+                raise AssertionError(
+                    f"InsightFilters.{filter_field.name} says not how it enters the statement"
+                )
+        return tuple(shape)
 
 
 def insights_filter(*, queryset: QuerySet[Insight], filters: InsightFilters) -> QuerySet[Insight]:

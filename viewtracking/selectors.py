@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from accounts.models import Project
 from accounts.selectors import user_basic_json
-from infra.db.prepared import Markers, Prepared, prepare_sql
+from infra.db.compiled import Markers, Prepared, prepare_sql
 from infra.db.sql import queryset_sql
 from insights.models import Insight
 from viewtracking.models import InsightLastView, InsightViewDaily, InsightViewed, PendingView

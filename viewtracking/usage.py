@@ -19,7 +19,7 @@ from django.db import connection
 from django.db.models import QuerySet
 
 from accounts.models import User
-from infra.db.prepared import Markers, Prepared, prepare_sql
+from infra.db.compiled import Markers, Prepared, prepare_sql
 from infra.db.sql import queryset_sql
 from insights.models import Insight
 from viewtracking.models import (

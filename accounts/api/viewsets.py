@@ -23,7 +23,7 @@ from accounts.api.permissions import APIScopePermission, ProjectAccessPermission
 from accounts.caller import Caller
 from accounts.models import OrganizationMembership, PersonalAPIKey, Project
 from apikit.throttling import throttle_waits
-from infra.db.prepared import Markers, Prepared
+from infra.db.compiled import Markers, Prepared, prepare_shared
 
 if TYPE_CHECKING:
     from rest_framework.decorators import ViewSetAction
@@ -180,23 +180,26 @@ class ProjectScopedViewSet(viewsets.GenericViewSet):
         the project and the caller, and prepares its statement from them; run it with `run`."""
         cache_key = (type(self), key, self.caller.is_admin)  # an admin's visibility is another statement
         statement = _PREPARED.get(cache_key) if key is not None else None
-        if statement is None:
-            assert self.queryset is not None, f"{type(self).__name__} must set queryset"
-            markers = Markers()
-            project_id = markers.number("project")
-            caller = Caller(user_id=markers.number("user"), is_admin=self.caller.is_admin)
-            scoped = Scoped(
-                rows=self._visible(
-                    self.safely_get_queryset(self.queryset.all()).filter(**{self.project_field: project_id}),
-                    caller,
-                ),
-                lean=self._visible(self.queryset.filter(**{self.project_field: project_id}), caller),
-                markers=markers,
-            )
-            statement = build(scoped)
-            if key is not None:
-                _PREPARED[cache_key] = statement
+        if statement is None and key is None:
+            return build(self._scoped(Markers()))
+        if statement is None:  # shared by every request: compiled twice, kept only if both agree
+            statement = _PREPARED[cache_key] = prepare_shared(lambda markers: build(self._scoped(markers)))
         return statement
+
+    def _scoped(self, markers: Markers) -> Scoped:
+        """The querysets `prepared`'s builders start from, with `markers`' stand-ins for the project
+        and the caller."""
+        assert self.queryset is not None, f"{type(self).__name__} must set queryset"
+        project_id = markers.number("project")
+        caller = Caller(user_id=markers.number("user"), is_admin=self.caller.is_admin)
+        return Scoped(
+            rows=self._visible(
+                self.safely_get_queryset(self.queryset.all()).filter(**{self.project_field: project_id}),
+                caller,
+            ),
+            lean=self._visible(self.queryset.filter(**{self.project_field: project_id}), caller),
+            markers=markers,
+        )
 
     def run(self, statement: Prepared, **values: Any) -> list[Any]:
         """The rows of a statement of `prepared` for this request's project and caller."""

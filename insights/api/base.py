@@ -13,8 +13,8 @@ from django.db.models.expressions import RawSQL
 from rest_framework import exceptions
 
 from accounts.api.viewsets import ProjectScopedViewSet, Scoped
-from apikit.writers import RowWriter
-from infra.db.prepared import Prepared
+from apikit.json_rows import RowWriter
+from infra.db.compiled import Prepared
 from insights.access import insights_visible
 from insights.api.serializers import InsightBasicSerializer, InsightSerializer
 from insights.models import Insight

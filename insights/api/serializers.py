@@ -234,7 +234,7 @@ class InsightBasicSerializer(serializers.Serializer):
     # Renders the rows of insights.selectors.insight_rows (or insights annotated as they are: with
     # `tag_names`, `live_tiles`, `last_viewed_at` and `user_access_level`), so rendering a page runs no
     # SQL statement; the context's `last_refresh` (results fingerprint → time) comes from Redis. The
-    # API writes these shapes with their precompiled writers (apikit.writers): the method
+    # API writes these shapes with their precompiled writers (apikit.json_rows): the method
     # fields read only `self.context` and the row.
 
     id = serializers.IntegerField(read_only=True)

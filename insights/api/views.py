@@ -20,7 +20,7 @@ from ai_metadata.api.actions import InsightMetadataActions
 from apikit.coalescing import label
 from apikit.pagination import LimitOffsetPagination
 from apikit.schema import error_response
-from infra.db.prepared import Prepared, prepare
+from infra.db.compiled import Prepared, prepare
 from infra.logs import current_request_uuid
 from insights.access import LEVEL
 from insights.api.access_actions import InsightAccessActions

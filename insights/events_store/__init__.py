@@ -28,7 +28,7 @@ from insights.events_store.errors import EventsRefused, EventsStoreUnavailable, 
 
 if TYPE_CHECKING:
     from accounts.models import Project
-    from insights.events import EventRow
+    from insights.event_streams import EventRow
     from insights.query_nodes import TrendsQuery
 
 __all__ = [

@@ -32,7 +32,7 @@ from clickhouse_connect.driver.exceptions import ClickHouseError, DatabaseError,
 from django.conf import settings
 
 from accounts.models import Project
-from insights.events import EventRow
+from insights.event_streams import EventRow
 from insights.events_store.errors import EventsRefused, EventsStoreUnavailable, QueryCancelled, QueryTimedOut
 from insights.events_store.schema import (
     EVENT_COLUMNS,

@@ -19,7 +19,7 @@ from django.db import OperationalError, connection, transaction
 
 from accounts.models import Project
 from infra.redis import redis_client
-from insights.events import EventRow, events_copy
+from insights.event_streams import EventRow, events_copy
 from insights.events_store.errors import QueryCancelled, QueryTimedOut
 from insights.query_nodes import TrendsQuery
 from insights.trends import trends_run
@@ -68,7 +68,7 @@ def query_stop(run_id: str) -> bool:
 
 
 def events_write(*, project_id: int, rows: Iterable[EventRow]) -> int:
-    """One COPY in one transaction (insights/events.py)."""
+    """One COPY in one transaction (insights/event_streams.py)."""
     return events_copy(project_id=project_id, rows=rows)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from insights.trends import json_text
+from insights.trends import USER_KEY, json_text
 
 EVENTS_TABLE = "events"
 MIGRATIONS_TABLE = "schema_migrations"
@@ -82,6 +82,15 @@ MIGRATIONS = (
             statement
             for name, column in MATERIALIZED_PROPERTIES.items()
             for statement in _materialize(name, column)
+        ),
+    ),
+    Migration(
+        3,
+        "events: each user's id as a 128-bit hash, so distinct-user counts hash numbers, not strings",
+        (
+            f"ALTER TABLE {{db}}.events ADD COLUMN IF NOT EXISTS {USER_KEY} UInt128 "
+            "MATERIALIZED reinterpretAsUInt128(sipHash128(distinct_id))",
+            f"ALTER TABLE {{db}}.events MATERIALIZE COLUMN {USER_KEY}",
         ),
     ),
 )

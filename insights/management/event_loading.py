@@ -12,7 +12,7 @@ from django.db import DataError
 
 from accounts.models import Project
 from insights import events_store
-from insights.events import BadEventLine, EventRow
+from insights.event_streams import BadEventLine, EventRow
 
 
 def project_or_error(project_id: int) -> Project:

@@ -27,13 +27,21 @@ from insights.trends.common import (
     breakdown_key,
 )
 from insights.trends.shape import trends_shape
-from insights.trends.sql import ClickHouseDialect, PostgresDialect, bucket_start, json_text, trends_compile
+from insights.trends.sql import (
+    USER_KEY,
+    ClickHouseDialect,
+    PostgresDialect,
+    bucket_start,
+    json_text,
+    trends_compile,
+)
 from insights.trends.window import TimeWindow, trends_window
 
 __all__ = [
     "BREAKDOWN_NULL",
     "BREAKDOWN_OTHER",
     "DEFAULT_BREAKDOWN_LIMIT",
+    "USER_KEY",
     "ClickHouseDialect",
     "PostgresDialect",
     "TimeWindow",

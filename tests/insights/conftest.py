@@ -43,7 +43,7 @@ def busy_insight(project, make_insight):
 SLOW_EVENTS = """
 CREATE OR REPLACE VIEW {db}.events AS
 SELECT toInt64({project}) AS project_id, toDateTime64('{hour_ago}', 6, 'UTC') AS timestamp, '$pageview' AS event,
-       toString(number) AS distinct_id, '{{}}' AS properties{materialized}
+       toString(number) AS distinct_id, toUInt128(number) AS user_key, '{{}}' AS properties{materialized}
 FROM numbers(1000000000) WHERE sleepEachRow(0.05) = 0 SETTINGS max_block_size = 1
 """
 

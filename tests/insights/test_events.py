@@ -16,7 +16,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.utils import timezone
 
-from insights.events import EVENT_SHARES, EventRow, events_copy, events_from_jsonl, events_generate
+from insights.event_streams import EVENT_SHARES, EventRow, events_copy, events_from_jsonl, events_generate
 from insights.models import Event
 
 pytestmark = pytest.mark.django_db

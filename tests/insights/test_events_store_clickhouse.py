@@ -19,7 +19,7 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from insights import events_store
-from insights.events import EventRow
+from insights.event_streams import EventRow
 from insights.events_store import clickhouse as clickhouse_store
 from insights.models import Event
 from insights.query_nodes import query_parse

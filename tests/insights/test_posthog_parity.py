@@ -4,7 +4,7 @@ posthog/api/test/test_tagged_item.py). Each test names the PostHog test it trans
 
 Translations: PostHog writes view rows and freezes the clock; here views are made through the API,
 and "later" is what the API records later. Where this service deliberately differs, the test
-says so and asserts this service's behaviour; README's "Differences from PostHog" lists each one.
+says so and asserts this service's behaviour; docs/posthog-clients.md's "Differences from PostHog" lists each one.
 """
 
 from __future__ import annotations

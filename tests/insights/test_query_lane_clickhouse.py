@@ -58,7 +58,7 @@ def running_anywhere() -> int:
     from insights.events_store import clickhouse as store
 
     [(count,)] = store._query(
-        "SELECT count() FROM system.processes WHERE query LIKE '%uniqExact(e.distinct_id)%' "
+        "SELECT count() FROM system.processes WHERE query LIKE '%uniqExact(e.user_key)%' "
         "AND query NOT LIKE '%system.processes%'",
         {},
         {},

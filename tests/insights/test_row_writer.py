@@ -14,8 +14,8 @@ from rest_framework.renderers import JSONRenderer
 
 from accounts.api.serializers import UserBasicSerializer
 from accounts.caller import Caller
-from apikit.writers import RowWriter
-from infra.db.prepared import Markers, prepare
+from apikit.json_rows import RowWriter
+from infra.db.compiled import Markers, prepare
 from insights.access import insights_visible
 from insights.api.base import insights_shown
 from insights.api.serializers import InsightBasicSerializer, InsightSerializer

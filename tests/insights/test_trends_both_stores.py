@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from accounts.models import Organization, Project
-from insights.events import EventRow, events_copy, events_generate
+from insights.event_streams import EventRow, events_copy, events_generate
 from insights.events_store import clickhouse
 from insights.models import Event
 from insights.query_nodes import query_parse

@@ -32,6 +32,9 @@ class Secret:
 @pytest.fixture
 def secret(make_insight: Callable[..., Insight], make_dashboard: Callable[..., Dashboard], project: Project,
            owner, org) -> Secret:  # fmt: skip
+    # A name no public page could carry by chance ("Acme" is the home page's own example).
+    org.name = "Acme Confidential Holdings"
+    org.save(update_fields=["name"])
     dashboard = make_dashboard("Boardroom Numbers")
     insight = make_insight(
         name="Quarterly Revenue Secret",

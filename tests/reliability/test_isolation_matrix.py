@@ -202,7 +202,7 @@ def test_a_key_limited_to_one_project_sees_only_that_project_in_users_me(limited
 
     organizations = response.json()["organizations"]
     assert [(o["name"], [p["name"] for p in o["projects"]]) for o in organizations] == [
-        ("Acme", ["Second site"])
+        (org.name, ["Second site"])
     ]
     assert secret.leaked_in(response.content) == [owner.email, org.name]  # who they are, nothing else
 

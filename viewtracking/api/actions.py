@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from accounts.api.authentication import request_user
 from accounts.api.viewsets import Scoped
 from apikit.pagination import page_links
-from infra.db.prepared import Prepared
+from infra.db.compiled import Prepared
 from insights.api.base import InsightViewSetBase
 from insights.api.serializers import InsightBasicSerializer
 from insights.selectors import insight_rows

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from insights.events import EventRow
+from insights.event_streams import EventRow
 from insights.management.event_loading import copy_and_summarise, project_or_error
 from insights.models import Event
 

@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 from tqdm import tqdm
 
-from insights.events import events_generate
+from insights.event_streams import events_generate
 from insights.management.event_loading import copy_and_summarise, project_or_error
 
 

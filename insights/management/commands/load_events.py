@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from accounts.models import Project
 from insights import events_store
-from insights.events import events_from_jsonl
+from insights.event_streams import events_from_jsonl
 from insights.management.event_loading import copy_and_summarise, project_or_error
 
 

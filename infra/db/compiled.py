@@ -11,6 +11,13 @@ is shared.
 A value must enter the queryset as a parameter to be replaced (filters and `Value`s do; slicing
 does not, hence `limit`/`offset` here), and a marker must reach the statement unchanged (integers
 lists of integers and strings do).
+
+A statement shared between requests is compiled twice, with two different sets of stand-ins
+(`prepare_shared`), and kept only if both compilations agree: the same SQL, the same parameters at
+the same places, each stand-in's hole where the other has its own. A stand-in the statement took in
+any other form — inlined into the SQL, folded into a longer value, turned into a value of any other
+type — makes the two differ, so a statement that would run with one caller's values for every caller
+cannot be kept, whatever the types of its parameters.
 """
 
 from __future__ import annotations
@@ -30,22 +37,25 @@ _FIRST_MARKER = -(2**62)  # far outside any id, count or limit
 
 
 class Markers:
-    """Stand-in values for a statement's parameters, one per name."""
+    """Stand-in values for a statement's parameters, one per name; `variant` picks another set of
+    values for the same names (prepare_shared compiles with two)."""
 
-    def __init__(self) -> None:
+    def __init__(self, variant: int = 0) -> None:
         self.names: dict[Any, str] = {}
+        self._first = _FIRST_MARKER - variant * 2**32
+        self._variant = variant
 
     def number(self, name: str) -> int:
-        return self._mark(name, lambda n: _FIRST_MARKER - n)
+        return self._mark(name, lambda n: self._first - n)
 
     def text(self, name: str) -> str:
         # NUL never reaches a statement from a request (PostgreSQL refuses it in text), so no
         # request value can be taken for this stand-in.
-        return self._mark(name, lambda n: f"\x00{name}\x00{n}")
+        return self._mark(name, lambda n: f"\x00{name}\x00{self._variant}\x00{n}")
 
     def numbers(self, name: str) -> list[int]:
         """A stand-in for a list of integers (an `= ANY(%s)` parameter)."""
-        return list(self._mark(name, lambda n: (_FIRST_MARKER - n,)))
+        return list(self._mark(name, lambda n: (self._first - n,)))
 
     def _mark(self, name: str, make: Callable[[int], M]) -> M:
         for marked, known in self.names.items():
@@ -54,6 +64,38 @@ class Markers:
         value = make(len(self.names))
         self.names[value] = name
         return value
+
+
+def prepare_shared(build: Callable[[Markers], Prepared]) -> Prepared:
+    """`build`'s statement (prepared from a queryset made with the stand-ins it is given), compiled
+    with two sets of stand-ins and kept only if the two agree; a ValueError names what differs."""
+    first, second = build(Markers(variant=0)), build(Markers(variant=1))
+    if first.sql != second.sql:
+        raise ValueError(
+            "The statement's SQL holds a stand-in's value: it cannot be shared between requests."
+        )
+    if len(first.params) != len(second.params):
+        raise ValueError("The statement's parameters depend on a stand-in's value: it cannot be shared.")
+    for position, (one, other) in enumerate(zip(first.params, second.params, strict=True)):
+        if not _same(one, other):
+            raise ValueError(
+                f"Parameter {position + 1} of the statement holds a stand-in's value in a form it cannot "
+                f"replace ({one!r} / {other!r}): it cannot be shared between requests."
+            )
+    return first
+
+
+def _same(one: Any, other: Any) -> bool:
+    """Whether two compilations' parameters are one value (a parameter type without equality, such
+    as a JSON adapter, is compared by its representation)."""
+    if type(one) is not type(other):
+        return False
+    try:
+        if one == other:
+            return True
+    except Exception:  # an adapter whose equality raises is compared as text
+        pass
+    return repr(one) == repr(other)
 
 
 @dataclass(frozen=True)

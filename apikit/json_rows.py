@@ -9,7 +9,7 @@ by field, with DRF's rules for nulls, defaults and absent attributes, and tests 
 the same rows.
 
 A row is an object with the fields' sources as attributes (a model instance, or a named tuple of
-`infra.db.prepared`), or a mapping (a JSON object built by PostgreSQL, for a nested
+`infra.db.compiled`), or a mapping (a JSON object built by PostgreSQL, for a nested
 serializer). A method field (`get_<name>`) is called with a stand-in for the serializer whose only
 attribute is `context`: such methods read `self.context` and the row, nothing else.
 """
