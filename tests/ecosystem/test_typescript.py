@@ -92,6 +92,9 @@ def test_a_strict_typescript_client_compiles_without_casts_and_runs_against_the_
         "next": None,
         "counts": [29],
         "trending": [["Pageviews from TypeScript", 1]],
+        "views": [1, 1],
+        "viewers": [["owner@acme.test", 1]],
+        "usage": [1, 1, 1, ["owner@acme.test"]],
         "missing": "Insight not found.",
     }
 

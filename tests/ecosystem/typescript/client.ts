@@ -44,6 +44,21 @@ async function main(): Promise<void> {
   });
   if (trending.error) throw new Error(trending.error.detail);
 
+  const views = await client.GET("/api/projects/{project_id}/insights/{id}/views/", {
+    params: { path: { project_id, id: created.data.id }, query: { date_from: "-6d", interval: "week" } },
+  });
+  if (views.error) throw new Error(views.error.detail);
+
+  const viewers = await client.GET("/api/projects/{project_id}/insights/{id}/viewers/", {
+    params: { path: { project_id, id: created.data.id }, query: { days: 7 } },
+  });
+  if (viewers.error) throw new Error(viewers.error.detail);
+
+  const usage = await client.GET("/api/projects/{project_id}/insights/usage/", {
+    params: { path: { project_id }, query: { days: 7 } },
+  });
+  if (usage.error) throw new Error(usage.error.detail);
+
   const missing = await client.GET("/api/projects/{project_id}/insights/{id}/", {
     params: { path: { project_id, id: "nosuchid" } },
   });
@@ -55,6 +70,9 @@ async function main(): Promise<void> {
       next: listed.data.next,
       counts: run.data.results?.map((series) => series.count) ?? null,
       trending: trending.data.results.map((row) => [row.name, row.view_count]),
+      views: [views.data.total.view_count, views.data.total.unique_viewers],
+      viewers: viewers.data.results.map((row) => [row.user.email, row.view_count]),
+      usage: [usage.data.insights, usage.data.viewed, usage.data.views, usage.data.top_viewers.map((top) => top.user.email)],
       missing: missing.error?.detail ?? null,
     }),
   );
