@@ -3,6 +3,7 @@
 #
 #   make run               serve on http://127.0.0.1:$${PORT:-8000} with PostgreSQL, Redis, Celery
 #   make test ARGS="-k x"  the test suite against throwaway PostgreSQL and Redis
+#   make soak              ten minutes of mixed traffic through a Redis and a PostgreSQL restart
 #   make lint | schema | sdk | clean
 
 SHELL := /bin/bash
@@ -14,7 +15,7 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: run test bench lint schema sdk clean
+.PHONY: run test bench soak lint schema sdk clean
 
 # exec: the runner is make's own child, so it stops with make (a signal sent to make alone).
 run: $(STAMP)
@@ -26,6 +27,12 @@ test: $(STAMP)
 # The benchmarks of issue 5 on private PostgreSQL and Redis (about ten minutes); writes BENCHMARKS.md.
 bench: $(STAMP)
 	@$(VENV)/bin/python bench/run.py $(ARGS)
+
+# Ten minutes of mixed traffic with a Redis restart and a PostgreSQL restart inside, on private
+# PostgreSQL and Redis; reports answers by status, unexpected 5xx and lost writes (RELIABILITY.md).
+# Not in the test suite's time budget: tests/reliability/test_soak.py runs a minute of it.
+soak: $(STAMP)
+	@$(VENV)/bin/python bench/soak.py $(ARGS)
 
 # Code (ruff, the import contracts, mypy), and the schema against Redocly's recommended rules (the pinned toolchain of the TypeScript
 # tests, installed into build/typescript/ on first use).

@@ -101,7 +101,8 @@ def build_world() -> World:
         stack.say(f"bench: {views:,} view events over 90 days in project {project.name}")
         with connection.cursor() as cursor:
             cursor.execute(
-                _VIEWS_SQL, {"project": project.id, "views": views, "users": [u.id for u in viewers]}
+                _VIEWS_SQL,
+                {"project": project.id, "views": views, "users": [u.id for u in viewers], "days": 90},
             )
     stack.say("bench: rolling views up")
     views_rollup()
@@ -116,7 +117,8 @@ def build_world() -> World:
     )  # fmt: skip
 
 
-# Random views over 90 days, then each user's latest view per insight, as `viewed` writes them.
+# Random views over the last `days` days (the first insights the most viewed), then each user's latest
+# view per insight and each insight's latest view, as `viewed` writes them.
 _VIEWS_SQL = """
 WITH ids AS (SELECT array_agg(id ORDER BY id) AS insights FROM insights_insight WHERE project_id = %(project)s),
 generated AS (
@@ -124,9 +126,12 @@ generated AS (
     SELECT %(project)s,
            ids.insights[1 + floor(power(random(), 2) * array_length(ids.insights, 1))::int],
            (%(users)s::bigint[])[1 + floor(random() * cardinality(%(users)s::bigint[]))::int],
-           now() - random() * interval '90 days'
+           now() - random() * make_interval(days => %(days)s)
     FROM ids, generate_series(1, %(views)s)
     RETURNING id, insight_id, user_id, viewed_at
+), latest AS (
+    INSERT INTO viewtracking_insightlastview (insight_id, project_id, last_viewed_at)
+    SELECT insight_id, %(project)s, max(viewed_at) FROM generated GROUP BY insight_id
 ), queued AS (
     INSERT INTO viewtracking_pendingview (event_id, project_id, insight_id, viewed_at)
     SELECT id, %(project)s, insight_id, viewed_at FROM generated
@@ -236,6 +241,91 @@ def bench_trending(server: Server, world: World) -> list[Figure]:
         Figure("trending statements per request, limit=1", one, "", "≤ 4", one <= 4),
         Figure("trending statements per request, limit=100", hundred, "", "≤ 4", hundred <= 4),
     ]
+
+
+# --- Usage analytics (issue 24) ----------------------------------------------------------------------
+
+USAGE_INSIGHTS = 10_000
+USAGE_VIEWS = {"10k": 10_000, "1M": 1_000_000}
+
+
+@dataclass
+class UsageWorld:
+    database_url: str
+    key: str
+    projects: dict[str, int]  # by size of its view events: "10k", "1M"
+    top_insight: dict[str, int]  # the most viewed insight of each
+
+
+def usage_world() -> UsageWorld:
+    """Two projects of 10,000 insights each, viewed 10,000 and 1,000,000 times by 50 users over a year
+    (the first insights the most), rolled up as the rollup leaves them."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:  # a year of views at once takes longer than a request may
+        cursor.execute("SET statement_timeout = 0")
+    setup = installation_bootstrap(
+        email="bench@example.com", password=None, organization_name="Bench", project_name="bench",
+        scopes=["*"], ai_approved=False, project_scoped=False,
+    )  # fmt: skip
+    viewers = User.objects.bulk_create([User(email=f"usage-viewer{n}@bench.test") for n in range(VIEWERS)])
+    OrganizationMembership.objects.bulk_create(
+        [OrganizationMembership(organization=setup.organization, user=u) for u in viewers]
+    )
+    projects, top = {}, {}
+    for size, views in USAGE_VIEWS.items():
+        project = Project.objects.create(organization=setup.organization, name=f"usage {size}")
+        created = Insight.objects.bulk_create(
+            [Insight(project=project, name=f"U{n}", query=TRENDS_30_DAYS, created_by=setup.user)
+             for n in range(USAGE_INSIGHTS)]
+        )  # fmt: skip
+        stack.say(f"bench: {views:,} view events over 365 days on {USAGE_INSIGHTS:,} insights")
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _VIEWS_SQL,
+                {"project": project.id, "views": views, "users": [u.id for u in viewers], "days": 365},
+            )
+        projects[size], top[size] = project.id, min(insight.id for insight in created)
+    stack.say("bench: rolling views up")
+    views_rollup()
+    with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as analyzer:
+        analyzer.execute("VACUUM ANALYZE")
+    return UsageWorld(os.environ["DATABASE_URL"], setup.api_key.secret, projects, top)
+
+
+def bench_usage(server: Server, world: UsageWorld) -> list[Figure]:
+    """`views` of the most viewed insight over 365 days, `usage` over 30 days and the list of insights
+    not viewed in 90 days, at 10k and 1M view events: p50s, their ratio, statements per request."""
+    client, statements = Client(server.url, world.key), Statements(world.database_url)
+    paths = {
+        "views, one insight, 365 days": lambda size: (
+            f"/api/projects/{world.projects[size]}/insights/{world.top_insight[size]}/views/?date_from=-365d"
+        ),
+        "usage, 30 days": lambda size: f"/api/projects/{world.projects[size]}/insights/usage/?days=30",
+        "list not_viewed_in_days=90": lambda size: (
+            f"/api/projects/{world.projects[size]}/insights/?not_viewed_in_days=90&basic=true"
+        ),
+        # What the filter adds to: the same list of 10,000 insights without it.
+        "list, no filter": lambda size: f"/api/projects/{world.projects[size]}/insights/?basic=true",
+    }
+    figures = []
+    for name, path in paths.items():
+        small, large = [], []
+        for _ in range(50):  # interleaved, so any drift of the machine hits both alike
+            small.append(client.timed("GET", path("10k")))
+            large.append(client.timed("GET", path("1M")))
+        ratio = p50_ms(large[10:]) / p50_ms(small[10:])
+        few = statements.per_request(5, lambda: client.timed("GET", path("10k")))  # noqa: B023
+        many = statements.per_request(5, lambda: client.timed("GET", path("1M")))  # noqa: B023
+        figures += [
+            Figure(f"{name}: p50, 10k view events", p50_ms(small[10:]), "ms"),
+            Figure(f"{name}: p50, 1M view events", p50_ms(large[10:]), "ms", "≤ 50 ms", p50_ms(large[10:]) <= 50,
+                   f"{USAGE_INSIGHTS:,} insights"),
+            Figure(f"{name}: p50 ratio, 1M / 10k view events", ratio, "x", "≤ 2", ratio <= 2),
+            # At most the 10k figure: a page short of `limit` needs no COUNT (docs/insights.md).
+            Figure(f"{name}: statements per request, 1M / 10k", many, "", f"≤ {few:g}", many <= few),
+        ]  # fmt: skip
+    return figures
 
 
 # --- 5 and 7. Trends engine against the floor; memory of generate_events ----------------------------

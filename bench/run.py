@@ -4,7 +4,8 @@ A private PostgreSQL (with pg_stat_statements, to count statements from the data
 Redis are started in a scratch directory, the service runs under gunicorn as `make run` runs it
 (psycopg pool on), and every figure is a ratio, a statement count, or a latency measured in this
 same run next to what it is compared with. Takes about ten minutes on two cores; most of it is
-generating and indexing ten million events. `make bench ARGS=--reads` measures only the read
+generating and indexing ten million events. `--usage` runs only the usage analytics benchmarks (a
+million view events on 10,000 insights), into bench/usage.md. `make bench ARGS=--reads` measures only the read
 throughput (bench/reads.py) on the same setup, in about two minutes, into bench/reads.md. The Trends
 benchmarks run on PostgreSQL and, side by side on the same events, on ClickHouse (an embedded chDB
 database served by its owner process, as `make run` serves it); `--trends` runs only those, into
@@ -68,6 +69,11 @@ def main() -> int:
         help="measure only the read throughput, without the events (writes bench/reads.md, about two minutes)",
     )
     parser.add_argument(
+        "--usage",
+        action="store_true",
+        help="only the usage analytics benchmarks (views, usage, not_viewed_in_days), into bench/usage.md",
+    )
+    parser.add_argument(
         "--isolation",
         action="store_true",
         help="only the workload isolation benchmarks (crowds, storm, two projects), into bench/isolation.md",
@@ -117,6 +123,14 @@ def main() -> int:
             TRENDS.write_text(report)
             print(f"written to {TRENDS}")
             return 0 if all(figure.met is not False for figure in figures) else 1
+        if options.usage:
+            figures = usage_only(services, scratch, env)
+            report = render(figures, minutes=(time.monotonic() - started) / 60, postgres=pg.version, events=0,
+                            title="Usage analytics", with_findings=False)  # fmt: skip
+            print(report)
+            USAGE.write_text(report)
+            print(f"written to {USAGE}")
+            return 0 if all(figure.met is not False for figure in figures) else 1
         world = cases.build_world()
         pids = {"postgres_pid": pg.pid, "redis_pid": redis.service.process.pid}
         if options.reads:
@@ -147,6 +161,7 @@ def main() -> int:
         figures += cases.bench_isolation(services, scratch, env, world)
         with cases.web(services, scratch, env) as server:
             figures += reads.bench_reads(server, world, **pids)
+        figures += usage_only(services, scratch, env)
         minutes = (time.monotonic() - started) / 60
         report = render(figures, minutes=minutes, postgres=pg.version, events=options.events)
     print(report)
@@ -182,6 +197,18 @@ def start_chdb_owner(services: stack.ServiceStack, scratch: Path) -> str:
 
 
 READS = ROOT / "bench" / "reads.md"
+USAGE = ROOT / "bench" / "usage.md"
+
+
+def usage_only(services: stack.ServiceStack, scratch: Path, env: dict[str, str]) -> list[Figure]:
+    """The usage analytics benchmarks, on a world of their own (two projects of 10,000 insights)."""
+    from bench import cases
+
+    world = cases.usage_world()
+    with cases.web(services, scratch, env) as server:
+        return cases.bench_usage(server, world)
+
+
 ISOLATION = ROOT / "bench" / "isolation.md"
 
 

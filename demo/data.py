@@ -10,8 +10,10 @@ Steps (`demo_seed`):
 3. Dashboards and insights: Trends queries over those events (and one funnel, which this service
    stores but does not compute yet), tagged and placed on dashboards, created by different people.
 4. Changes: a bulk tag update and a rename, so the activity log has history.
-5. Views: two weeks of views by everyone, most on a few favourite insights, then a rollup; the
-   demo user's own latest views come last, so `my_last_viewed` and `trending` both have a story.
+5. Views: three months of views by everyone, most on a few favourite insights, then a rollup; the
+   demo user's own latest views come last, so `my_last_viewed`, `trending` and the usage routes
+   (`views`, `viewers`, `usage`) all have a story. One insight, made 200 days ago and on no dashboard,
+   nobody opens any more: what `not_viewed_in_days` and `on_dashboard=false` are for.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ TEAMMATES = (
     ("chloe@demo.example", "Chloé", "Martin"),
 )
 DASHBOARDS = ("Growth", "Product health", "Revenue")
+VIEW_DAYS = 90
 
 
 def _trends(
@@ -67,6 +70,7 @@ class DemoInsight:
     author: int  # 0: the demo user; 1-3: a teammate
     popularity: float  # relative chance of being viewed on a given day
     favorited: bool = False
+    made_days_ago: int = 0  # when its creator made (and so viewed) it
 
 
 INSIGHTS = (
@@ -93,6 +97,8 @@ INSIGHTS = (
                 {"kind": "InsightVizNode", "source": {"kind": "FunnelsQuery", "series": [
                     {"kind": "EventsNode", "event": "user_signed_up"}, {"kind": "EventsNode", "event": "purchase"}]}},
                 ["conversion", "revenue"], ["Revenue"], 0, 1),
+    DemoInsight("Bounce Rate (Legacy)", "Sessions that left after one page; superseded by Pricing Page Views.",
+                _trends("$pageleave"), ["legacy", "traffic"], [], 1, 0, made_days_ago=200),
 )  # fmt: skip
 
 
@@ -135,6 +141,7 @@ def demo_seed(
                 "dashboards": [dashboards[name] for name in spec.dashboards],
                 "favorited": spec.favorited,
             },
+            viewed_at=now - timedelta(days=spec.made_days_ago) if spec.made_days_ago else None,
         )
         for spec in progress(INSIGHTS, "insights", len(INSIGHTS))
     ]
@@ -147,7 +154,7 @@ def demo_seed(
     # 5. Views, oldest first, then the rollup; the demo user's own latest views last of all.
     weights = [spec.popularity for spec in INSIGHTS]
     recorded = 0
-    for days_ago in progress(range(14, 0, -1), "views", 14):
+    for days_ago in progress(range(VIEW_DAYS, 0, -1), "views", VIEW_DAYS):
         for user in users:
             for _ in range(rng.randint(1, 4)):
                 at = now - timedelta(days=days_ago, minutes=rng.randint(0, 600))

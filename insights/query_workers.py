@@ -88,7 +88,7 @@ def query_workers_alive() -> list[str]:
 def hand_off(execution: Execution, *, project: Project, node: AnyQueryNode) -> bool:
     """Send the execution (holding its project's turn) to the query workers; True once one claims
     it, False if it was abandoned first. Raises QueryWorkersUnavailable."""
-    if not query_workers_alive():
+    if _none_alive():
         raise QueryWorkersUnavailable
     if not execution.hand_off():
         return False
@@ -109,7 +109,10 @@ def hand_off(execution: Execution, *, project: Project, node: AnyQueryNode) -> b
     pickup = time.monotonic() + settings.QUERY_PICKUP_TIMEOUT_SECONDS
 
     def taken(snapshot: Snapshot) -> bool | None:
-        if snapshot["state"] != "queued" or is_abandoned(snapshot):
+        # "turn" is a read older than this hand-off (the process's waiters share their reads): not
+        # taken yet. Taking it for "never taken" gave the turn back while a worker ran the query,
+        # and the project ran one more than its limit (tests/reliability/test_two_nodes.py).
+        if snapshot["state"] not in ("turn", "queued") or is_abandoned(snapshot):
             return snapshot["state"] == "running"
         if time.monotonic() >= pickup and not query_workers_alive():
             raise QueryWorkersUnavailable(
@@ -121,6 +124,18 @@ def hand_off(execution: Execution, *, project: Project, node: AnyQueryNode) -> b
         return execution.record.wait(taken, deadline=time.monotonic() + settings.QUERY_QUEUE_TIMEOUT_SECONDS)
     except DeadlinePassed:
         raise QueryWorkersUnavailable("Every query worker stayed busy; retry later.") from None
+
+
+def _none_alive() -> bool:
+    """No query worker announced itself for a whole renewal interval. One look is not enough: after
+    Redis came back empty, every presence is missing until its worker's next renewal (a third of
+    the lease), and a query sent meanwhile was refused though the workers were running."""
+    deadline = time.monotonic() + settings.QUERY_WORKER_LEASE_SECONDS / 2
+    while not query_workers_alive():
+        if time.monotonic() >= deadline:
+            return True
+        time.sleep(0.1)
+    return False
 
 
 # --- Worker side ---------------------------------------------------------------------------------------

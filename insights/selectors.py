@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib.postgres.expressions import ArraySubquery
-from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import JSONObject
 
 from accounts.selectors import user_basic_json
@@ -15,6 +15,8 @@ from infra.db.compiled import Markers, Prepared, prepare
 from insights.access import LEVEL
 from insights.models import ActivityLog, DashboardTile, Insight
 
+# How `tags` matches: PostHog's any, or all of them.
+TAGS_MATCH = ("any", "all")
 # `order` values a caller may sort the list by; anything else is a 400.
 ORDERABLE_FIELDS = ("created_at", "last_modified_at", "last_viewed_at", "name", "order", "id")
 ORDER_CHOICES = tuple(prefix + name for name in ORDERABLE_FIELDS for prefix in ("", "-"))
@@ -44,7 +46,8 @@ class InsightFilters:
     """The list's filters; every field says how it enters the statement (FLAG, VALUE or CALLER)."""
 
     search: str | None = field(default=None, metadata=VALUE)
-    tags: list[str] = field(default_factory=list, metadata=VALUE)  # normalised names; any may match
+    tags: list[str] = field(default_factory=list, metadata=VALUE)  # normalised names
+    tags_match: str = field(default="any", metadata=FLAG)  # one of TAGS_MATCH: any tag may match, or all
     favorited: bool | None = field(default=None, metadata=FLAG)
     created_by: list[int] = field(default_factory=list, metadata=VALUE)
     mine_user_id: int | None = field(default=None, metadata=CALLER)
@@ -54,6 +57,9 @@ class InsightFilters:
     modified_to: datetime | None = field(default=None, metadata=VALUE)
     saved: bool | None = field(default=None, metadata=FLAG)
     insight_type: str | None = field(default=None, metadata=FLAG)  # one of INSIGHT_TYPES
+    on_dashboard: bool | None = field(default=None, metadata=FLAG)  # on a live dashboard, or on none
+    # Applied by the list itself (views are viewtracking's).
+    not_viewed_since: datetime | None = field(default=None, metadata=VALUE)
     order: str = field(default=DEFAULT_ORDER, metadata=FLAG)
 
     def shape(self) -> tuple[Any, ...] | None:
@@ -94,9 +100,12 @@ def insights_filter(*, queryset: QuerySet[Insight], filters: InsightFilters) -> 
             | Q(id__in=tag_match)
         )
     if filters.tags:
-        queryset = queryset.filter(
-            id__in=Insight.objects.filter(tagged_items__tag__name__in=filters.tags).values("id")
-        )
+        tagged = Insight.objects.filter(tagged_items__tag__name__in=filters.tags)
+        if filters.tags_match == "all":
+            tagged = tagged.annotate(matched=Count("tagged_items__tag__name", distinct=True)).filter(
+                matched=len(set(filters.tags))
+            )
+        queryset = queryset.filter(id__in=tagged.values("id"))
     if filters.favorited is not None:
         queryset = queryset.filter(favorited=filters.favorited)
     if filters.created_by:
@@ -118,6 +127,10 @@ def insights_filter(*, queryset: QuerySet[Insight], filters: InsightFilters) -> 
         queryset = queryset.filter(saved=filters.saved)
     if filters.insight_type:
         queryset = queryset.filter(_insight_type(filters.insight_type))
+    if filters.on_dashboard is not None:
+        # tile_insight_idx, one probe per insight.
+        on_live = DashboardTile.objects.filter(insight_id=OuterRef("id"), dashboard__deleted=False)
+        queryset = queryset.filter(Exists(on_live) if filters.on_dashboard else ~Exists(on_live))
     if filters.modified_from:
         queryset = queryset.filter(last_modified_at__gte=filters.modified_from)
     if filters.modified_to:

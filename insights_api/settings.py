@@ -280,6 +280,8 @@ SPECTACULAR_SETTINGS = {
         "ActivitySubjectEnum": ["Insight"],
         "ChangeActionEnum": ["changed"],
         "MembershipLevelEnum": ["member", "admin", "owner"],
+        "UsageIntervalEnum": "viewtracking.usage.INTERVALS",
+        "IntervalEnum": ["minute", "hour", "day", "week", "month"],  # the query nodes' interval
     },
 }
 

@@ -12,17 +12,19 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.conf import settings as django_settings
 from django.db import transaction
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.models import Organization, OrganizationMembership, Project, User
 from accounts.services import personal_api_key_create
 from infra.redis import redis_client
-from insights.models import Dashboard, Insight
+from insights.models import Dashboard, Event, Insight
 from insights.services import insight_create
 from tagging.normalization import normalize_tags
 from tagging.services import insight_tags_set
@@ -80,6 +82,35 @@ def stranger(db: None) -> User:
 @pytest.fixture
 def stranger_project(stranger: User) -> Project:
     return Project.objects.create(organization=stranger.memberships.get().organization, name="Elsewhere app")
+
+
+# The query of the busy insight: a day of pageviews.
+BUSY_QUERY = {
+    "kind": "InsightVizNode",
+    "source": {
+        "kind": "TrendsQuery",
+        "series": [{"kind": "EventsNode", "event": "$pageview"}],
+        "dateRange": {"date_from": "-1d"},
+    },
+}
+
+
+@pytest.fixture
+def keys(owner, teammate, stranger) -> dict[str, str]:
+    """An API key secret (`*`) of each member of the cast, by name: owner, teammate, stranger."""
+    return {user.email.split("@")[0]: personal_api_key_create(user=user, label="live", scopes=["*"]).secret
+            for user in (owner, teammate, stranger)}  # fmt: skip
+
+
+@pytest.fixture
+def busy_insight(project, make_insight):
+    """An insight whose query counts five pageviews of the last hour: the one live tests crowd."""
+    now = timezone.now()
+    Event.objects.bulk_create(
+        [Event(project=project, timestamp=now - timedelta(minutes=n), event="$pageview", distinct_id=f"u{n}")
+         for n in range(5)]
+    )  # fmt: skip
+    return make_insight(name="Busy", query=BUSY_QUERY)
 
 
 @pytest.fixture

@@ -292,6 +292,16 @@ def coalesced_waiters(redis_url: str | None = None) -> int:
     return sum(coalesced_executions(redis_url))
 
 
+def children(pid: int) -> list[int]:
+    """Pids of a process's children (a gunicorn master's or a prefork worker's), read from /proc:
+    each of its threads lists the children it forked."""
+    return [
+        int(child)
+        for path in Path(f"/proc/{pid}/task").glob("*/children")
+        for child in path.read_text().split()
+    ]
+
+
 def in_threads(*calls: Any) -> tuple[list[threading.Thread], list[Any]]:
     """Start each call on a thread of its own; returns the threads and the list their results land
     in, in call order (each slot filled when its call returns)."""

@@ -110,3 +110,90 @@ class InsightViewDaily(models.Model):
             # trending: a project's daily counts since the window's first day.
             models.Index("project", "day", name="view_daily_trending_idx"),
         ]
+
+
+class InsightViewerDay(models.Model):
+    """One user's views of one insight on one day of the project's time zone, recomputed (never
+    incremented) by the rollup and kept as long as the daily rollups.
+
+    Per user, so that the distinct viewers of any window of whole days — a week, a month, a year — is
+    one `count(DISTINCT user_id)` over these rows, never a sum of daily figures. Days are the
+    project's own (its `timezone` when the day was rolled up): a bucket of the usage routes is a
+    set of these days.
+    """
+
+    project = models.ForeignKey(
+        "accounts.Project", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    insight = models.ForeignKey(
+        "insights.Insight", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    day = models.DateField()
+    views = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            # The rollup's upsert target; covers `views` and `viewers` of one insight over a window
+            # (an index-only scan) and cascading deletes of an insight.
+            models.UniqueConstraint(
+                fields=["insight", "day", "user"], include=["views"], name="viewer_day_insight_unique"
+            ),
+        ]
+        indexes = [
+            # usage: a project's views per day and user since the window's first day.
+            models.Index(
+                fields=["project", "day"], include=["user", "insight", "views"], name="viewer_day_usage_idx"
+            ),
+        ]
+
+
+class ProjectViewerDay(models.Model):
+    """One user's views of all the insights of a project on one day of its time zone: the sum of
+    their InsightViewerDay rows, recomputed with them by the rollup.
+
+    `usage` reads these (users x days rows, whatever the number of views) and takes away the views
+    of the insights the caller cannot see, or that are deleted, from their own InsightViewerDay
+    rows: a user viewed a visible insight that day exactly when something is left.
+    """
+
+    project = models.ForeignKey(
+        "accounts.Project", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    day = models.DateField()
+    views = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            # The rollup's upsert target; usage: a project's users' views since the window's first day.
+            models.UniqueConstraint(
+                fields=["project", "day", "user"], include=["views"], name="project_viewer_day_unique"
+            ),
+        ]
+
+
+class InsightLastView(models.Model):
+    """The latest view of an insight by anyone (one row per viewed insight, moved forward by `viewed`).
+
+    What `usage` and the list's `not_viewed_in_days` ask of every insight of a project at once: a
+    hash join with these rows is one pass, where a probe of InsightViewed per insight is thousands.
+    """
+
+    insight = models.OneToOneField(
+        "insights.Insight", on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    project = models.ForeignKey(
+        "accounts.Project", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    last_viewed_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            # usage and not_viewed_in_days: a project's insights by their latest view.
+            models.Index(fields=["project", "last_viewed_at"], name="insight_last_view_stale_idx"),
+        ]

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.contrib.postgres.expressions import ArraySubquery
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import Exists, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from accounts.models import Project
@@ -16,7 +16,7 @@ from accounts.selectors import user_basic_json
 from infra.db.compiled import Markers, Prepared, prepare_sql
 from infra.db.sql import queryset_sql
 from insights.models import Insight
-from viewtracking.models import InsightViewDaily, InsightViewed, PendingView
+from viewtracking.models import InsightLastView, InsightViewDaily, InsightViewed, PendingView
 
 _VIEWED = InsightViewed._meta.db_table
 _PENDING = PendingView._meta.db_table
@@ -28,6 +28,15 @@ def insights_annotate_last_viewed_at(queryset: QuerySet[Insight]) -> QuerySet[In
     """Annotate each insight with its latest view by anyone (index insight_viewed_latest_idx)."""
     latest = InsightViewed.objects.filter(insight_id=OuterRef("id")).order_by("-last_viewed_at")
     return queryset.annotate(last_viewed_at=Subquery(latest.values("last_viewed_at")[:1]))
+
+
+def insights_not_viewed_since(queryset: QuerySet[Insight], since: datetime | None) -> QuerySet[Insight]:
+    """Those of `queryset` nobody viewed at or after `since` (never-viewed ones included), when
+    given: from each insight's latest view (InsightLastView, a hash anti-join)."""
+    if since is None:
+        return queryset
+    recent = InsightLastView.objects.filter(insight_id=OuterRef("id"), last_viewed_at__gte=since)
+    return queryset.filter(~Exists(recent))
 
 
 def my_last_viewed(*, queryset: QuerySet[Insight], user_id: int) -> QuerySet[Insight]:

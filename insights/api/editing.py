@@ -6,6 +6,7 @@ none of them, so no package imports itself through another."""
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
@@ -20,9 +21,15 @@ from viewtracking.services import views_record
 
 @transaction.atomic
 def insight_create_with_tags(
-    *, project: Project, user: User, data: dict[str, Any], request_id: uuid.UUID
+    *,
+    project: Project,
+    user: User,
+    data: dict[str, Any],
+    request_id: uuid.UUID,
+    viewed_at: datetime | None = None,
 ) -> Insight:
-    """Create an insight with its tags and dashboards; creating it counts as its creator viewing it."""
+    """Create an insight with its tags and dashboards; creating it counts as its creator viewing it
+    (now, or `viewed_at` when seeding history)."""
     tags: list[str] = data.get("tags") or []
     insight = insight_create(
         project=project,
@@ -34,7 +41,7 @@ def insight_create_with_tags(
     )
     if tags:
         insight_tags_set(project=project, insight=insight, names=tags)
-    views_record(project=project, user=user, insight_ids=[insight.id])
+    views_record(project=project, user=user, insight_ids=[insight.id], at=viewed_at)
     return insight
 
 

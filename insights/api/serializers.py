@@ -24,7 +24,7 @@ from insights.cancellation import CLIENT_QUERY_ID
 from insights.models import AccessLevel, ActivityLog, Dashboard, Insight
 from insights.query_nodes import InvalidQuery, query_parse
 from insights.query_runner import REFRESH_MODES
-from insights.selectors import INSIGHT_TYPES, ORDER_CHOICES
+from insights.selectors import INSIGHT_TYPES, ORDER_CHOICES, TAGS_MATCH
 from tagging.api.fields import MAX_TAGS, TagListField
 from tagging.normalization import MAX_TAG_LENGTH
 
@@ -179,6 +179,27 @@ class InsightListQuerySerializer(ParamsSerializer):
         help_text=(
             "Only insights of this type: an insight kind (`TRENDS` for TrendsQuery, …), `SQL` "
             "(DataVisualizationNode), `HOG` (HogQuery) or `JSON` (any other query)."
+        ),
+    )
+    tags_match = serializers.ChoiceField(
+        choices=TAGS_MATCH,
+        required=False,
+        default="any",
+        help_text="How `tags` matches: `any` (default, as PostHog) or `all` of them.",
+    )
+    on_dashboard = serializers.BooleanField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="`true`: on at least one live dashboard; `false`: on none (orphaned).",
+    )
+    not_viewed_in_days = serializers.IntegerField(
+        min_value=1,
+        max_value=3650,
+        required=False,
+        help_text=(
+            "Only insights nobody viewed since the start of the day N days ago (project time zone), "
+            "never-viewed ones included: the stale ones."
         ),
     )
 

@@ -56,6 +56,9 @@ from insights.trends import UnsupportedQuery
 from tagging.api.actions import InsightTagActions
 from tagging.normalization import normalize_tags
 from viewtracking.api.actions import InsightViewActions
+from viewtracking.api.usage_actions import InsightUsageActions
+from viewtracking.selectors import insights_not_viewed_since
+from viewtracking.usage import Window
 
 TAGS = ["insights"]
 # Who sees what of an access-control change in the activity log (docs/access-control.md).
@@ -69,6 +72,7 @@ NO_RESULTS = {"results": None, "is_cached": False, "last_refresh": None, "query_
 
 class InsightViewSet(
     InsightViewActions,
+    InsightUsageActions,
     InsightTagActions,
     InsightMetadataActions,
     InsightCancelActions,
@@ -90,7 +94,9 @@ class InsightViewSet(
             "`order` takes one of the listed fields, optionally prefixed with `-`; `last_viewed_at` "
             "sorts never-viewed insights last. `basic=true` gives the basic shape (without `order`, "
             "`deleted` and the result fields). Rows never carry results; `last_refresh` says when the "
-            "query's cached result was computed."
+            "query's cached result was computed. Hygiene filters: `not_viewed_in_days` (stale insights, "
+            "never-viewed ones included), `on_dashboard` (`false`: orphaned) and `tags_match=all`; every "
+            "filter combines with the others and with `order`."
         ),
         parameters=[InsightListQuerySerializer],
         responses={200: InsightListItemSerializer(many=True)},
@@ -108,15 +114,16 @@ class InsightViewSet(
                 return filters
             return replace(filters, mine_user_id=scoped.markers.number("user"))
 
+        def filtered(queryset: QuerySet[Insight], scoped: Scoped) -> QuerySet[Insight]:
+            found = insights_filter(queryset=queryset, filters=marked(scoped))
+            return insights_not_viewed_since(found, filters.not_viewed_since)
+
         def page(scoped: Scoped) -> Prepared:
-            listed = insights_order(
-                insights_filter(queryset=scoped.rows, filters=marked(scoped)), filters.order
-            )
+            listed = insights_order(filtered(scoped.rows, scoped), filters.order)
             return insight_rows(listed, scoped.markers, limit="limit", offset="offset")
 
         def total(scoped: Scoped) -> Prepared:
-            listed = insights_filter(queryset=scoped.lean, filters=marked(scoped))
-            return prepare(listed.values_list("id"), scoped.markers)
+            return prepare(filtered(scoped.lean, scoped).values_list("id"), scoped.markers)
 
         paginator = self.paginator
         assert isinstance(paginator, LimitOffsetPagination)  # settings' DEFAULT_PAGINATION_CLASS
@@ -335,6 +342,13 @@ class InsightViewSet(
             modified_to=bounds.get("date_to"),
             saved=params.get("saved"),
             insight_type=params.get("insight"),
+            tags_match=params["tags_match"],
+            on_dashboard=params.get("on_dashboard"),
+            not_viewed_since=(
+                Window.last_days(params["not_viewed_in_days"], now=now, tz=tz).start
+                if params.get("not_viewed_in_days")
+                else None
+            ),
             order=params["order"],
         )
 

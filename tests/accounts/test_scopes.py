@@ -37,6 +37,9 @@ def routes(insights_url, make_insight):
         ("viewed", "post", f"{insights_url}viewed/", {"insight_ids": [insight.id]}, READ),
         ("my_last_viewed", "get", f"{insights_url}my_last_viewed/", None, READ),
         ("trending", "get", f"{insights_url}trending/", None, READ),
+        ("views", "get", f"{detail}views/", None, READ),
+        ("viewers", "get", f"{detail}viewers/", None, READ),
+        ("usage", "get", f"{insights_url}usage/", None, READ),
         ("cancel", "post", f"{insights_url}cancel/", {"client_query_id": "q1"}, READ),
         (
             "bulk_update_tags",

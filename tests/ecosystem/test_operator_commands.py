@@ -31,6 +31,24 @@ def seeded(project, owner, capsys) -> tuple[APIClient, str]:
     return client, summary + progress
 
 
+def test_the_demo_gives_the_usage_routes_something_to_show(seeded, project):
+    client, _ = seeded
+    base = f"/api/projects/{project.id}/insights/"
+
+    usage = client.get(f"{base}usage/?days=30").json()
+    [top] = client.get(f"{base}trending/?days=90&limit=1").json()["results"]
+    weekly = client.get(f"{base}{top['id']}/views/?date_from=-90d&interval=week").json()
+    viewers = client.get(f"{base}{top['id']}/viewers/").json()
+    stale = client.get(f"{base}?not_viewed_in_days=90&on_dashboard=false").json()
+
+    assert usage["insights"] == 9 and usage["viewers"] == 4 and usage["views"] > 100
+    assert usage["not_viewed_in_window"] >= 1 and len(usage["top_viewers"]) == 4
+    assert sum(1 for point in weekly["series"] if point["view_count"]) >= 12
+    assert weekly["total"]["unique_viewers"] == 4 < sum(point["unique_viewers"] for point in weekly["series"])
+    assert viewers["count"] == 4
+    assert [row["name"] for row in stale["results"]] == ["Bounce Rate (Legacy)"]
+
+
 def test_the_demo_gives_every_insight_action_something_to_show(seeded, project):
     client, _ = seeded
     base = f"/api/projects/{project.id}/insights/"
@@ -47,14 +65,14 @@ def test_the_demo_gives_every_insight_action_something_to_show(seeded, project):
     ).json()
     activity = client.get(f"{base}activity/").json()
 
-    assert listed["count"] == 8
+    assert listed["count"] == 9
     assert {tag for row in listed["results"] for tag in row["tags"]} >= {
         "growth",
         "kpi",
         "revenue",
         "weekly review",
     }
-    assert all(row["dashboards"] for row in listed["results"])
+    assert [row["name"] for row in listed["results"] if not row["dashboards"]] == ["Bounce Rate (Legacy)"]
     assert (
         trending["count"] >= 5
         and trending["results"][0]["view_count"] > trending["results"][-1]["view_count"]
@@ -92,7 +110,7 @@ def test_the_demo_seed_shows_progress_and_refuses_a_project_that_has_insights(se
     with pytest.raises(CommandError, match="already has insights"):
         run("seed_demo", "--project", str(project.id))
     assert "events: 100%" in output and "insights: 100%" in output and "views: 100%" in output
-    assert "3000 events, 8 insights on dashboards, 4 people" in output
+    assert "3000 events, 9 insights, 4 people" in output
 
 
 def test_create_api_key_issues_a_key_with_scopes_and_a_project_limit(owner, project, stranger_project, org):

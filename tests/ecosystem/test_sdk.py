@@ -215,6 +215,42 @@ def test_insight_hygiene_through_the_sdk_bulk_delete_restore_and_the_projects_ta
     assert refused.status_code == 403 and isinstance(refused.parsed, models.ErrorEnvelope)
 
 
+def test_usage_analytics_through_the_sdk(sdk, owner_sdk, client_of, teammate, project, make_insight):
+    models = sdk.models
+    watched, ignored = make_insight(name="Watched"), make_insight(name="Ignored")
+    for client in (owner_sdk, client_of(teammate), owner_sdk):
+        module(sdk, "insights_viewed").sync_detailed(
+            project.id, client=client, body=models.ViewedRequest(insight_ids=[watched.id])
+        )
+
+    views = module(sdk, "insights_views").sync(
+        project.id, watched.id, client=owner_sdk, date_from="-6d", interval=models.UsageIntervalEnum.DAY
+    )
+    viewers = module(sdk, "insights_viewers").sync(project.id, watched.id, client=owner_sdk, days=7, limit=1)
+    usage = module(sdk, "insights_usage").sync(project.id, client=owner_sdk, days=7)
+    stale = module(sdk, "insights_list").sync(project.id, client=owner_sdk, not_viewed_in_days=7)
+
+    assert isinstance(views, models.InsightViews) and len(views.series) == 7
+    assert (views.total.view_count, views.total.unique_viewers) == (3, 2)
+    assert (views.series[-1].view_count, views.series[0].view_count) == (3, 0)
+    assert isinstance(viewers, models.PaginatedInsightViewerList) and viewers.count == 2
+    assert viewers.results[0].user.email == "owner@acme.test" and viewers.results[0].view_count == 2
+    assert viewers.next_ is not None
+    assert isinstance(usage, models.InsightUsage)
+    assert (usage.insights, usage.viewed, usage.not_viewed_in_window, usage.views, usage.viewers) == (
+        2,
+        1,
+        1,
+        3,
+        2,
+    )
+    assert [(top.user.email, top.view_count) for top in usage.top_viewers] == [
+        ("owner@acme.test", 2),
+        ("teammate@acme.test", 1),
+    ]
+    assert [row.id for row in stale.results] == [ignored.id]
+
+
 def test_access_controls_through_the_sdk_hide_an_insight_from_a_member(
     sdk, owner_sdk, client_of, teammate, project, make_insight
 ):

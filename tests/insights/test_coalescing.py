@@ -17,7 +17,7 @@ import pytest
 from infra.records import Renewal
 from infra.redis import redis_client
 from insights.query_workers import QUERY_LANE
-from tests.insights.conftest import BUSY_QUERY
+from tests.conftest import BUSY_QUERY
 from tests.live import (
     coalesced_executions,
     coalesced_waiters,

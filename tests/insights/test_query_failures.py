@@ -163,6 +163,27 @@ def test_a_query_whose_worker_was_killed_before_pickup_answers_503_and_the_next_
     assert executed == 1  # the new query only: the stale run, if delivered again, was skipped
 
 
+def test_queries_sent_the_moment_redis_comes_back_empty_run_on_the_workers_it_forgot(
+    tmp_path, private_redis, keys, insight_path
+):
+    """Redis back empty has forgotten every query worker until its next renewal, a third of a lease
+    later; a query sent meanwhile must still run (it answered 503 `query_workers_unavailable` at
+    once: the soak, bench/soak.py, found it after its Redis restart)."""
+    with serving(tmp_path, private_redis.url) as server:
+        control = redis.Redis.from_url(private_redis.url)
+        replies, forgotten = [], []
+        for _ in range(5):
+            control.flushdb()  # db 0 (presence, lanes, executions) as a restarted Redis has it: empty
+            forgotten.append(
+                not control.exists(f"presence:query-workers:{server.environment['QUERY_QUEUE']}")
+            )
+            replies.append(server.call("GET", insight_path, key=keys["owner"]))
+
+    assert any(forgotten)  # most sends really found no worker announced
+    assert [reply.status for reply in replies] == [200] * 5, [reply.json() for reply in replies]
+    assert {reply.json()["result"][0]["count"] for reply in replies} == {5}
+
+
 # --- Redis lost while a crowd waits --------------------------------------------------------------------
 
 

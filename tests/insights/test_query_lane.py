@@ -24,6 +24,7 @@ from infra.redis import redis_client
 from insights.models import Event
 from insights.query_workers import QUERY_LANE
 from tests.live import (
+    children,
     coalesced_waiters,
     database_url,
     events_table_locked,
@@ -259,11 +260,6 @@ def renew_held(project) -> None:
     pipe = redis_client().pipeline()
     QUERY_LANE.renew(pipe, str(project.id), "held-by-the-test")
     pipe.execute()
-
-
-def children(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(child) for child in path.read_text().split()] if path.exists() else []
 
 
 def waiting_on(table: str) -> int:

@@ -39,9 +39,8 @@ class Worker:
     log: Path
 
     def children(self) -> list[int]:
-        """Pids of the pool's child processes (prefork), read from /proc."""
-        path = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
-        return [int(pid) for pid in path.read_text().split()] if path.exists() else []
+        """Pids of the pool's child processes (prefork)."""
+        return live.children(self.process.pid)
 
     def kill(self) -> None:
         """kill -9 the worker's main process (its children die with it: they watch their parent)."""

@@ -25,7 +25,7 @@ WRITE_ACTIONS = frozenset(
 )  # fmt: skip
 READ_ACTIONS = frozenset(
     {"list", "retrieve", "my_last_viewed", "trending", "viewed", "cancel", "activity", "all_activity",
-     "access_controls"}
+     "access_controls", "views", "viewers", "usage"}
 )  # fmt: skip
 # The query route's `create` runs a query: a read (docs/tenancy-and-errors.md), unlike an insight's create; its
 # `destroy` is `cancel` by another route (docs/posthog-clients.md).
@@ -138,6 +138,9 @@ def samples(*, insight_id: int, email: str, password: str) -> dict[tuple[str, st
         ("insights-my-last-viewed", "GET"): Sample(),
         ("insights-trending", "GET"): Sample(query="?days=30"),
         ("insights-viewed", "POST"): Sample(body={"insight_ids": [insight_id]}),
+        ("insights-usage", "GET"): Sample(query="?days=30"),
+        ("insights-views", "GET"): Sample(query="?date_from=-30d&interval=week"),
+        ("insights-viewers", "GET"): Sample(query="?days=30"),
         ("insights-detail", "GET"): Sample(),
         ("insights-detail", "PUT"): Sample(body={"name": "Put by the sweep", "query": INSIGHT_QUERY}),
         ("insights-detail", "PATCH"): Sample(body={"description": "Patched by the sweep"}),

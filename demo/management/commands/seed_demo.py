@@ -61,7 +61,7 @@ class Command(BaseCommand):
             )
         self.stdout.write(
             f"Demo data in project {project.id} in {time.monotonic() - started:.1f}s: {seeded.events} events, "
-            f"{len(seeded.insights)} insights on dashboards, {len(seeded.users)} people, {seeded.views} views."
+            f"{len(seeded.insights)} insights, {len(seeded.users)} people, {seeded.views} views."
         )
 
 

@@ -44,6 +44,20 @@ async function main(): Promise<void> {
   });
   if (trending.error) throw new Error(trending.error.detail);
 
+  const views = await client.GET("/api/projects/{project_id}/insights/{id}/views/", {
+    params: { path: { project_id, id: created.data.id }, query: { date_from: "-6d", interval: "week" } },
+  });
+  if (views.error) throw new Error(views.error.detail);
+
+  const viewers = await client.GET("/api/projects/{project_id}/insights/{id}/viewers/", {
+    params: { path: { project_id, id: created.data.id }, query: { days: 7 } },
+  });
+  if (viewers.error) throw new Error(viewers.error.detail);
+
+  const usage = await client.GET("/api/projects/{project_id}/insights/usage/", {
+    params: { path: { project_id }, query: { days: 7 } },
+  });
+  if (usage.error) throw new Error(usage.error.detail);
   // Hygiene: soft-delete and restore in bulk, then rename the insight's tag and read the project's tags.
   const ids = [created.data.id];
   const deleted = await client.POST("/api/projects/{project_id}/insights/bulk_delete/", {
@@ -65,15 +79,16 @@ async function main(): Promise<void> {
     params: { path: { project_id }, query: { usage: true } },
   });
   if (tags.error) throw new Error(tags.error.detail);
-  const usage: [string, number][] = [];
+  const tagUsage: [string, number][] = [];
   for (const tag of tags.data) {
-    if (typeof tag !== "string") usage.push([tag.name, tag.insights]);
+    if (typeof tag !== "string") tagUsage.push([tag.name, tag.insights]);
   }
   const untagged = await client.POST("/api/projects/{project_id}/tags/delete/", {
     params: { path: { project_id } },
     body: { name: "typescript" },
   });
   if (untagged.error) throw new Error(untagged.error.detail);
+
 
   const missing = await client.GET("/api/projects/{project_id}/insights/{id}/", {
     params: { path: { project_id, id: "nosuchid" } },
@@ -86,9 +101,12 @@ async function main(): Promise<void> {
       next: listed.data.next,
       counts: run.data.results?.map((series) => series.count) ?? null,
       trending: trending.data.results.map((row) => [row.name, row.view_count]),
+      views: [views.data.total.view_count, views.data.total.unique_viewers],
+      viewers: viewers.data.results.map((row) => [row.user.email, row.view_count]),
+      usage: [usage.data.insights, usage.data.viewed, usage.data.views, usage.data.top_viewers.map((top) => top.user.email)],
       bulk: [...deleted.data.updated, ...restored.data.updated].map((row) => row.deleted),
       renamed: renamed.data.insights,
-      tags: usage,
+      tags: tagUsage,
       untagged: untagged.data.insights,
       missing: missing.error?.detail ?? null,
     }),
