@@ -1,4 +1,6 @@
-"""Insight CRUD, listing and the activity log under /api/projects/{project_id}/insights/."""
+"""Insight CRUD, listing and the activity log under /api/projects/{project_id}/insights/: insights' own
+routes. The viewset that serves them beside the other modules' actions is composed in the wiring
+(insights_api/urls.py, with the table of every route and the module that implements it)."""
 
 from __future__ import annotations
 
@@ -16,17 +18,13 @@ from rest_framework.response import Response
 
 from accounts.api.authentication import request_user
 from accounts.api.viewsets import Scoped
-from ai_metadata.api.actions import InsightMetadataActions
 from apikit.coalescing import label
 from apikit.pagination import LimitOffsetPagination
 from apikit.schema import error_response
 from infra.db.compiled import Prepared, prepare
 from infra.logs import current_request_uuid
 from insights.access import LEVEL
-from insights.api.access_actions import InsightAccessActions
 from insights.api.base import InsightViewSetBase
-from insights.api.bulk_actions import InsightBulkDeleteActions
-from insights.api.cancel_actions import InsightCancelActions
 from insights.api.editing import insight_create_with_tags, insight_update_with_tags
 from insights.api.result_routes import RESULT_DOCS, RESULT_ERRORS, result_request
 from insights.api.serializers import (
@@ -53,10 +51,7 @@ from insights.selectors import (
     insights_order,
 )
 from insights.trends import UnsupportedQuery
-from tagging.api.actions import InsightTagActions
 from tagging.normalization import normalize_tags
-from viewtracking.api.actions import InsightViewActions
-from viewtracking.api.usage_actions import InsightUsageActions
 from viewtracking.selectors import insights_not_viewed_since
 from viewtracking.usage import Window
 
@@ -70,18 +65,8 @@ ACTIVITY_ACCESS_DOCS = (
 NO_RESULTS = {"results": None, "is_cached": False, "last_refresh": None, "query_status": None}
 
 
-class InsightViewSet(
-    InsightViewActions,
-    InsightUsageActions,
-    InsightTagActions,
-    InsightMetadataActions,
-    InsightCancelActions,
-    InsightAccessActions,
-    InsightBulkDeleteActions,
-    InsightViewSetBase,
-):
-    """Insights: CRUD, listing and activity here; the six insight actions come from the mixins
-    (tagging's, viewtracking's and ai_metadata's own, and insights' cancel and access controls)."""
+class InsightRoutes(InsightViewSetBase):
+    """Insights' own routes: the list, create, retrieve (with results), update and the activity log."""
 
     coalesced_actions = ("retrieve",)  # identical concurrent retrieves compute once (insights/results.py)
     serializer_class = InsightSerializer

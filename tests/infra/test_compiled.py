@@ -8,8 +8,8 @@ import pytest
 from accounts.api import viewsets
 from accounts.models import OrganizationMembership, Project, User
 from infra.db.compiled import Markers, prepare, prepare_shared
-from insights.api.views import InsightViewSet
 from insights.models import Insight, InsightAccessOverride
+from insights_api.urls import InsightViewSet
 
 
 def test_a_statement_whose_two_compilations_agree_is_shared_and_runs_with_each_requests_values(
