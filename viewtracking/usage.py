@@ -239,12 +239,16 @@ def usage_summary(*, visible: QuerySet[Insight], markers: Markers) -> Prepared:
         ), top AS (
             SELECT user_id, sum(views) AS views FROM per_user_day GROUP BY user_id
             ORDER BY views DESC, user_id LIMIT {TOP_VIEWERS}
+        ), glance AS (  -- one pass over the live insights and their latest views
+            SELECT count(*) AS insights,
+                   count(*) FILTER (WHERE latest.last_viewed_at >= %(start)s) AS viewed,
+                   count(*) FILTER (WHERE latest.insight_id IS NULL) AS never_viewed
+            FROM live LEFT JOIN {_LAST_VIEW} AS latest ON latest.insight_id = live.id
         )
         SELECT
-            (SELECT count(*) FROM live),
-            (SELECT count(*) FROM live JOIN {_LAST_VIEW} AS latest ON latest.insight_id = live.id
-             WHERE latest.last_viewed_at >= %(start)s),
-            (SELECT count(*) FROM live) - (SELECT count(*) FROM live JOIN {_LAST_VIEW} AS latest ON latest.insight_id = live.id),
+            (SELECT insights FROM glance),
+            (SELECT viewed FROM glance),
+            (SELECT never_viewed FROM glance),
             (SELECT coalesce(sum(views), 0) FROM per_user_day),
             (SELECT count(DISTINCT user_id) FROM per_user_day),
             (SELECT coalesce(json_agg(json_build_array(day, views, viewers) ORDER BY day), '[]') FROM daily),
