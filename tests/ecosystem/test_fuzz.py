@@ -87,6 +87,13 @@ include-path-regex = "/query/$"
 include-method = "POST"
 checks.positive_data_acceptance.expected-statuses = ["2xx", 400, 401, 403, 404, 429]
 
+# Nor whether the views window's date_to comes after its date_from, or the window reaches further
+# back than the rollups keep (both a 400 validation_error, as the operation's description says).
+[[operations]]
+include-path-regex = '/insights/\\{{id\\}}/views/$'
+include-method = "GET"
+checks.positive_data_acceptance.expected-statuses = ["2xx", 400, 401, 403, 404, 429]
+
 # A query node's schema is deep and recursive: the coverage phase's enumeration of every boundary of
 # every nested field runs to ~100,000 cases. The fuzzing phase generates them instead, valid and not.
 [[operations]]

@@ -76,7 +76,8 @@ class InsightUsageActions(InsightViewSetBase):
             "the last 90 days until now); a first or last partial week or month counts only its days in "
             "the window. `unique_viewers` is the number of distinct users in each bucket and in the "
             "whole window — never a sum of smaller buckets — for any window inside the rollups' "
-            f"retention ({settings.VIEW_ROLLUP_RETENTION_DAYS} days; a window is at most that long)." + EXACT
+            f"retention ({settings.VIEW_ROLLUP_RETENTION_DAYS} days; a longer window, or a `date_to` before "
+            "`date_from`, is a 400)." + EXACT
         ),
         parameters=[InsightViewsQuerySerializer],
         responses={200: InsightViewsSerializer},
