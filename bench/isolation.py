@@ -160,7 +160,7 @@ class Lister:
 
     def run_for(self, seconds: float) -> list[float]:
         running = self.start()
-        running.stop.wait(seconds)
+        time.sleep(seconds)
         return self.stop(running)
 
     def start(self) -> _Listing:

@@ -44,11 +44,11 @@ def views_record(
     visible: QuerySet[Insight] | None = None,
 ) -> int:
     """Record that `user` viewed these insights `at` (default now), in one statement: the live
-        insights of the project among `insight_ids` (and of `visible`, the insights the user may see,
-        when given; others are dropped silently, duplicates count once) get one view event each, queued
-        for the rollup, and the user's last-viewed time moves forward (never back: with several web
-        servers, a request with an earlier clock may commit later), and so does the insight's latest view by
-    anyone. Returns how many insights were kept."""
+    insights of the project among `insight_ids` (and of `visible`, the insights the user may see,
+    when given; others are dropped silently, duplicates count once) get one view event each, queued
+    for the rollup, and the user's last-viewed time moves forward (never back: with several web
+    servers, a request with an earlier clock may commit later), and so does the insight's latest view
+    by anyone. Returns how many insights were kept."""
     candidates = (visible if visible is not None else Insight.objects.all()).filter(
         project_id=project.id, id__in=sorted(set(insight_ids)), deleted=False
     )

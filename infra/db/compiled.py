@@ -88,14 +88,7 @@ def prepare_shared(build: Callable[[Markers], Prepared]) -> Prepared:
 def _same(one: Any, other: Any) -> bool:
     """Whether two compilations' parameters are one value (a parameter type without equality, such
     as a JSON adapter, is compared by its representation)."""
-    if type(one) is not type(other):
-        return False
-    try:
-        if one == other:
-            return True
-    except Exception:  # an adapter whose equality raises is compared as text
-        pass
-    return repr(one) == repr(other)
+    return type(one) is type(other) and (one == other or repr(one) == repr(other))
 
 
 @dataclass(frozen=True)
