@@ -94,7 +94,7 @@ def query_refreshed_key(*, project_id: int, fingerprint: str) -> str:
     return f"query-refreshed:{project_id}:{fingerprint}"
 
 
-def insight_results_fingerprint(query: JSONObject | None) -> str | None:
+def insight_results_fingerprint(query: object) -> str | None:
     """The fingerprint an insight stores for its query, or None for a query this service cannot run."""
     if query is None:
         return None
