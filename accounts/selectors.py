@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from django.db import connection
 from django.db.models import JSONField, Model, OuterRef, Subquery
@@ -23,7 +23,20 @@ def user_basic_json(user_id: str) -> Subquery:
     return Subquery(user, output_field=JSONField())
 
 
-def user_organizations(*, user: User, project_ids: list[int] | None = None) -> list[dict[str, Any]]:
+class ProjectSummary(TypedDict):
+    id: int
+    name: str
+
+
+class OrganizationSummary(TypedDict):
+    id: int
+    name: str
+    membership_level: str
+    is_ai_data_processing_approved: bool
+    projects: list[ProjectSummary]
+
+
+def user_organizations(*, user: User, project_ids: list[int] | None = None) -> list[OrganizationSummary]:
     """The user's organizations, each with its projects, in two queries. With `project_ids` (an API
     key limited to some projects) only those projects, and only the organizations holding one: such
     a key learns nothing of the rest."""
@@ -37,7 +50,7 @@ def user_organizations(*, user: User, project_ids: list[int] | None = None) -> l
     )
     if project_ids is not None:
         visible = visible.filter(id__in=project_ids)
-    projects: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    projects: dict[int, list[ProjectSummary]] = defaultdict(list)
     for project in visible.order_by("id"):
         projects[project.organization_id].append({"id": project.id, "name": project.name})
     return [

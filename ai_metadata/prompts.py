@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+
+from infra.json_types import JSONObject
 
 SYSTEM_PROMPT = """You name saved product-analytics insights.
 Given a query (JSON), reply with only a JSON object: {"name": "...", "description": "..."}.
@@ -16,5 +17,5 @@ Name: Title Case, 3 to 12 words, at most 100 characters, no quotes.
 Description: one plain sentence, at most 200 characters, saying what is measured, over which period, and how it is split."""
 
 
-def user_message(query: dict[str, Any]) -> str:
+def user_message(query: JSONObject) -> str:
     return "Query:\n" + json.dumps(query, sort_keys=True, ensure_ascii=False)

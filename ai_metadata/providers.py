@@ -10,13 +10,15 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 from django.conf import settings
 
 from ai_metadata.heuristic import finish_description, finish_name, heuristic_metadata
 from ai_metadata.heuristic.wording import Metadata
 from ai_metadata.prompts import SYSTEM_PROMPT, user_message
+from infra.json_types import JSONObject
+from insights.query_nodes import AnyQueryNode
 
 HEURISTIC, OPENAI, ANTHROPIC = "heuristic", "openai", "anthropic"
 PROVIDERS = (HEURISTIC, OPENAI, ANTHROPIC)
@@ -28,16 +30,16 @@ class MalformedOutput(ValueError):
 
 
 class Provider(Protocol):
-    def suggest(self, *, node: Any, query: dict[str, Any]) -> Metadata: ...
+    def suggest(self, *, node: AnyQueryNode, query: JSONObject) -> Metadata: ...
 
 
 class HeuristicProvider:
-    def suggest(self, *, node: Any, query: dict[str, Any]) -> Metadata:
+    def suggest(self, *, node: AnyQueryNode, query: JSONObject) -> Metadata:
         return heuristic_metadata(node)
 
 
 class OpenAIProvider:
-    def suggest(self, *, node: Any, query: dict[str, Any]) -> Metadata:
+    def suggest(self, *, node: AnyQueryNode, query: JSONObject) -> Metadata:
         import openai  # imported on first use: the SDK costs every process ~1 s of start-up
 
         client = openai.OpenAI(
@@ -59,7 +61,7 @@ class OpenAIProvider:
 
 
 class AnthropicProvider:
-    def suggest(self, *, node: Any, query: dict[str, Any]) -> Metadata:
+    def suggest(self, *, node: AnyQueryNode, query: JSONObject) -> Metadata:
         import anthropic  # imported on first use, like openai
 
         client = anthropic.Anthropic(
@@ -108,5 +110,5 @@ def parse_model_output(text: str) -> Metadata:
     raise MalformedOutput(f"No name/description object in the model's reply ({len(text)} characters).")
 
 
-def _usable(value: Any) -> bool:
+def _usable(value: object) -> bool:
     return isinstance(value, str) and bool(value.strip())

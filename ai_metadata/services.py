@@ -13,8 +13,8 @@ import logging
 import time
 import uuid
 from contextlib import suppress
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
+from typing import TypedDict, cast
 
 import redis
 from celery import current_app as celery_app  # the project's app (insights_api.celery), set as current
@@ -26,7 +26,8 @@ from ai_metadata.heuristic import heuristic_metadata
 from ai_metadata.providers import HEURISTIC, provider_for
 from infra import slots
 from infra.errors import DomainError
-from infra.records import DeadlinePassed, Record, RedisLost
+from infra.json_types import JSONObject
+from infra.records import DeadlinePassed, Record, RedisLost, Snapshot
 from infra.redis import cache_get, cache_set
 from insights.query_nodes import query_fingerprint, query_parse
 
@@ -44,6 +45,15 @@ class AIProcessingNotApproved(DomainError):
     default_detail = "AI data processing must be approved by your organization"
 
 
+class SuggestionJSON(TypedDict):
+    """A Suggestion as JSON: cached, and a worker's reply."""
+
+    name: str
+    description: str
+    provider: str
+    fallback: bool
+
+
 @dataclass(frozen=True)
 class Suggestion:
     name: str
@@ -51,11 +61,12 @@ class Suggestion:
     provider: str
     fallback: bool = False
 
-    def as_json(self) -> dict[str, Any]:
-        return asdict(self)
+    def as_json(self) -> SuggestionJSON:
+        return {"name": self.name, "description": self.description, "provider": self.provider,
+                "fallback": self.fallback}  # fmt: skip
 
 
-def metadata_suggest(*, project: Project, query: dict[str, Any]) -> Suggestion:
+def metadata_suggest(*, project: Project, query: JSONObject) -> Suggestion:
     """The suggestion for a query already validated with query_parse."""
     node = query_parse(query)
     provider = settings.AI_PROVIDER
@@ -67,7 +78,7 @@ def metadata_suggest(*, project: Project, query: dict[str, Any]) -> Suggestion:
     cache_key = f"ai-metadata:{project.id}:{provider}:{query_fingerprint(normalised)}"
     cached = cache_get(cache_key)
     if cached is not None:
-        return Suggestion(**cached)
+        return Suggestion(**cast(SuggestionJSON, cached))  # as cached below
     suggestion = _on_worker(project_id=project.id, provider=provider, query=normalised)
     if suggestion is None:
         return Suggestion(**heuristic_metadata(node), provider=HEURISTIC, fallback=True)
@@ -76,7 +87,7 @@ def metadata_suggest(*, project: Project, query: dict[str, Any]) -> Suggestion:
     return suggestion
 
 
-def suggestion_from_provider(*, project_id: int, provider: str, query: dict[str, Any]) -> Suggestion:
+def suggestion_from_provider(*, project_id: int, provider: str, query: JSONObject) -> Suggestion:
     """Ask one provider (the worker's side); any failure of the provider gives the heuristic."""
     node = query_parse(query)
     try:
@@ -93,7 +104,7 @@ def suggestion_reply(reply_id: str) -> Record:
     return Record(f"reply:{reply_id}", ttl=REPLY_TTL_SECONDS)
 
 
-def _on_worker(*, project_id: int, provider: str, query: dict[str, Any]) -> Suggestion | None:
+def _on_worker(*, project_id: int, provider: str, query: JSONObject) -> Suggestion | None:
     deadline = settings.AI_METADATA_DEADLINE_SECONDS
     reply_id = uuid.uuid4().hex
     try:
@@ -107,7 +118,7 @@ def _on_worker(*, project_id: int, provider: str, query: dict[str, Any]) -> Sugg
         with slots.waiting():
             # A reply needs Redis to arrive: without it, fall back at once rather than hold on.
             answer = suggestion_reply(reply_id).wait(
-                lambda reply: reply.json("suggestion"), deadline=time.monotonic() + deadline, hold_on=0
+                _replied, deadline=time.monotonic() + deadline, hold_on=0
             )
     except (BrokerUnavailable, redis.exceptions.RedisError, RedisLost):
         logger.warning("Broker unreachable; metadata falls back to the heuristic", exc_info=True)
@@ -117,4 +128,10 @@ def _on_worker(*, project_id: int, provider: str, query: dict[str, Any]) -> Sugg
         with suppress(BrokerUnavailable, redis.exceptions.RedisError):
             pending.revoke()
         return None
-    return Suggestion(**answer)
+    return answer
+
+
+def _replied(reply: Snapshot) -> Suggestion | None:
+    """The suggestion a worker replied (ai_metadata/tasks.py), once it has."""
+    answer = reply.json("suggestion")
+    return None if answer is None else Suggestion(**cast(SuggestionJSON, answer))

@@ -15,7 +15,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -27,6 +27,24 @@ IGNORED_FIELDS = frozenset({"client_query_id", "session_id"})
 PROJECTS, ENVIRONMENTS = "/api/projects/", "/api/environments/"
 
 
+@dataclass
+class Coalescing:
+    """What the middleware and the view note on a request, kept on it under one attribute."""
+
+    arrived: float  # time.monotonic()
+    key: str | None = None  # for a coalesced action's request
+    role: str | None = None  # the `X-Coalesced` the view gave it
+
+
+def _coalescing(request: HttpRequest) -> Coalescing:
+    """The request's notes; a request the middleware did not see arrives now."""
+    notes = vars(request)  # HttpRequest declares no attribute of ours: the notes go in its __dict__
+    noted = notes.get("coalescing")
+    if not isinstance(noted, Coalescing):
+        noted = notes["coalescing"] = Coalescing(arrived=time.monotonic())
+    return noted
+
+
 class CoalescingMiddleware:
     """Notes each request's arrival, keys the requests that may be coalesced, labels their answers."""
 
@@ -34,34 +52,41 @@ class CoalescingMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        request.arrived = time.monotonic()  # type: ignore[attr-defined]
+        noted = _coalescing(request)
         response = self.get_response(request)
-        role = getattr(request, "coalescing_role", None)
+        role = noted.role
         if role is not None:
             response[HEADER] = role
         return response
 
-    def process_view(self, request: HttpRequest, view_func: Any, view_args: Any, view_kwargs: Any) -> None:
+    def process_view(
+        self,
+        request: HttpRequest,
+        view_func: Callable[..., HttpResponse],
+        view_args: tuple[object, ...],
+        view_kwargs: dict[str, object],
+    ) -> None:
         view_class = getattr(view_func, "cls", None)
         action = (getattr(view_func, "actions", None) or {}).get((request.method or "").lower())
         if action and action in getattr(view_class, "coalesced_actions", ()):
-            request.coalescing_key = key_of(request)  # type: ignore[attr-defined]
+            _coalescing(request).key = key_of(request)
 
 
 def coalescing_key(request: HttpRequest) -> str:
     """The key the middleware gave a request of a coalesced action."""
-    key: str = request.coalescing_key  # type: ignore[attr-defined]
+    key = _coalescing(request).key
+    assert key is not None, "not a request of a coalesced action"
     return key
 
 
 def arrived(request: HttpRequest) -> float:
     """When the request arrived (time.monotonic())."""
-    return getattr(request, "arrived", time.monotonic())
+    return _coalescing(request).arrived
 
 
 def label(request: HttpRequest, role: str) -> None:
     """Say in `X-Coalesced` what the request was: leader, follower or off."""
-    request.coalescing_role = role  # type: ignore[attr-defined]
+    _coalescing(request).role = role
 
 
 def key_of(request: HttpRequest) -> str:
@@ -78,7 +103,7 @@ def key_of(request: HttpRequest) -> str:
         if name not in IGNORED_FIELDS
     )
     try:
-        body: Any = json.loads(request.body or b"null")
+        body: object = json.loads(request.body or b"null")
         if isinstance(body, dict):
             body = {name: value for name, value in body.items() if name not in IGNORED_FIELDS}
     except (ValueError, RecursionError):  # not JSON, or nested too deeply to parse: key the raw bytes

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any
+from collections.abc import Mapping
 
 import redis
 from django.conf import settings
@@ -53,13 +53,13 @@ class InvalidInput(exceptions.APIException):
     default_type = "validation_error"
 
 
-def exception_reporter(exc: BaseException, context: dict[str, Any] | None = None) -> None:
+def exception_reporter(exc: BaseException, context: Mapping[str, object] | None = None) -> None:
     """Log what is not an ordinary client error, with its traceback (hooked into exceptions_hog)."""
     if not isinstance(exc, exceptions.APIException) or isinstance(exc, ServiceUnavailable):
         logger.error("Unhandled error while serving a request", exc_info=exc)
 
 
-def exception_handler(exc: BaseException, context: dict[str, Any] | None = None) -> Response | None:
+def exception_handler(exc: BaseException, context: Mapping[str, object] | None = None) -> Response | None:
     if isinstance(exc, DomainError):  # the one place a domain error becomes HTTP
         if exc.status >= 500:
             logger.error("Service error while serving a request: %s", exc.detail)
@@ -90,19 +90,33 @@ def exception_handler(exc: BaseException, context: dict[str, Any] | None = None)
     return response
 
 
+# A domain error as DRF's exception: its envelope type is `exception_type`, read by drf-exceptions-hog.
+class _DomainFieldError(exceptions.ValidationError):
+    exception_type: str
+
+
+class _DomainThrottled(exceptions.Throttled):
+    exception_type: str
+
+
+class _DomainError(exceptions.APIException):
+    exception_type: str
+    wait: float | None = None  # read above for Retry-After
+
+
 def as_api_exception(error: DomainError) -> exceptions.APIException:
     """The DRF exception a domain error's envelope is written from."""
-    api_error: exceptions.APIException
+    api_error: _DomainFieldError | _DomainThrottled | _DomainError
     if error.attr is not None:  # drf-exceptions-hog names a field of a ValidationError only
-        api_error = exceptions.ValidationError({error.attr: [error.detail]}, code=error.code)
+        api_error = _DomainFieldError({error.attr: [error.detail]}, code=error.code)
     elif error.status == 429:
-        api_error = exceptions.Throttled(wait=error.retry_after)
+        api_error = _DomainThrottled(wait=error.retry_after)
         api_error.detail = exceptions.ErrorDetail(error.detail, code=error.code)
     else:
-        api_error = exceptions.APIException(error.detail, code=error.code)
-        api_error.wait = error.retry_after  # type: ignore[attr-defined]  # read above for Retry-After
+        api_error = _DomainError(error.detail, code=error.code)
+        api_error.wait = error.retry_after
     api_error.status_code = error.status
-    api_error.exception_type = error.type  # type: ignore[attr-defined]  # read by drf-exceptions-hog
+    api_error.exception_type = error.type
     return api_error
 
 

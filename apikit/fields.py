@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import Any
+from typing import TypedDict, Unpack
 
 from django.utils.functional import cached_property
 from rest_framework import serializers
+from rest_framework.utils.serializer_helpers import BindingDict
 
 MAX_DB_ID = 2**63 - 1
 
@@ -16,10 +17,10 @@ class JSONListParam(serializers.ListField):
     """A query parameter holding a JSON array, e.g. `?tags=["growth","kpi"]` (PostHog's convention).
     A bare comma-separated value (`?tags=growth,kpi`) is accepted too."""
 
-    def to_internal_value(self, data: Any) -> list[Any]:
+    def to_internal_value(self, data: object) -> list[object]:
         # From a query string DRF hands over every value of the parameter: ['["a","b"]'] or ['a', 'b'].
         values = data if isinstance(data, list) else [data]
-        items: list[Any] = []
+        items: list[object] = []
         for value in values:
             text = value.strip() if isinstance(value, str) else value
             if isinstance(text, str) and text.startswith("["):
@@ -42,12 +43,21 @@ class JSONListParam(serializers.ListField):
     }
 
 
-def DatabaseIdField(**kwargs: Any) -> serializers.IntegerField:
+class FieldOptions(TypedDict, total=False):
+    """The options of DRF's fields that the fields built here pass on."""
+
+    required: bool
+    allow_null: bool
+    read_only: bool
+    help_text: str
+
+
+def DatabaseIdField(**kwargs: Unpack[FieldOptions]) -> serializers.IntegerField:
     """A positive integer that fits a bigint column (so a huge id is a 400, never a database error)."""
     return serializers.IntegerField(min_value=1, max_value=MAX_DB_ID, **kwargs)
 
 
-def BigIntField(**kwargs: Any) -> serializers.IntegerField:
+def BigIntField(**kwargs: Unpack[FieldOptions]) -> serializers.IntegerField:
     """Any integer a bigint column can hold: one outside that range is a 400, not a database error."""
     return serializers.IntegerField(min_value=-MAX_DB_ID - 1, max_value=MAX_DB_ID, **kwargs)
 
@@ -60,7 +70,7 @@ class StrictCharField(serializers.CharField):
         "not_a_string": "Must be a string.",
     }
 
-    def to_internal_value(self, data: Any) -> str:
+    def to_internal_value(self, data: object) -> str:
         if not isinstance(data, str):
             self.fail("not_a_string")
         return super().to_internal_value(data)
@@ -75,7 +85,7 @@ class StrictBooleanField(serializers.BooleanField):
         "not_a_boolean": "Must be true or false.",
     }
 
-    def to_internal_value(self, data: Any) -> bool:
+    def to_internal_value(self, data: object) -> bool:
         if not isinstance(data, bool):
             self.fail("not_a_boolean")
         return data
@@ -88,10 +98,10 @@ class ParamsSerializer(serializers.Serializer):
     read the context (it is empty) or the request, and it is never partial."""
 
     @cached_property
-    def fields(self) -> Any:
+    def fields(self) -> BindingDict:
         return _bound_fields(type(self))
 
 
 @functools.cache
-def _bound_fields(serializer_class: type[ParamsSerializer]) -> Any:
+def _bound_fields(serializer_class: type[ParamsSerializer]) -> BindingDict:
     return super(ParamsSerializer, serializer_class()).fields

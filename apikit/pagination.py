@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from django.db.models import Model, QuerySet
 from rest_framework import pagination
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
+if TYPE_CHECKING:  # DRF's views import the pagination class from the settings: no import at run time
+    from rest_framework.views import APIView
+
 MAX_OFFSET = 10**9
 PAGE = "page"
+Row = TypeVar("Row")
 
 
 class LimitOffsetPagination(pagination.LimitOffsetPagination):
     default_limit = 100
     max_limit = 1000
 
-    def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> list[Any]:
+    def paginate_queryset(
+        self, queryset: QuerySet[Model, Row] | Sequence[Row], request: Request, view: APIView | None = None
+    ) -> list[Row]:
         return self.paginate(
             request,
             page=lambda limit, offset: list(queryset[offset : offset + limit]),
@@ -26,8 +33,8 @@ class LimitOffsetPagination(pagination.LimitOffsetPagination):
         )
 
     def paginate(
-        self, request: Request, *, page: Callable[[int, int], list[Any]], count: Callable[[], int]
-    ) -> list[Any]:
+        self, request: Request, *, page: Callable[[int, int], list[Row]], count: Callable[[], int]
+    ) -> list[Row]:
         """The page (`page(limit, offset)`) first; `count()` only when the page cannot tell the
         total: a page short of `limit` ends the list, so `offset` plus its length is the count."""
         self.request = request
@@ -58,7 +65,7 @@ class LimitOffsetPagination(pagination.LimitOffsetPagination):
             envelope["properties"][link]["type"] = ["string", "null"]
         return envelope
 
-    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+    def get_schema_operation_parameters(self, view: APIView) -> list[dict[str, Any]]:
         bounds = {
             self.limit_query_param: {"minimum": 1, "maximum": self.max_limit, "default": self.default_limit},
             self.offset_query_param: {"minimum": 0, "maximum": MAX_OFFSET},

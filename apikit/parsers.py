@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import IO, Any, NoReturn
 
 from django.conf import settings
 from rest_framework import parsers
@@ -18,9 +18,13 @@ from rest_framework.exceptions import ParseError
 
 class JSONParser(parsers.JSONParser):
     def parse(
-        self, stream: Any, media_type: str | None = None, parser_context: Mapping[str, Any] | None = None
-    ) -> Any:
-        encoding = (parser_context or {}).get("encoding") or settings.DEFAULT_CHARSET
+        self,
+        stream: IO[bytes],
+        media_type: str | None = None,
+        parser_context: Mapping[str, object] | None = None,
+    ) -> Any:  # any JSON value, though DRF's stubs say an object
+        encoding = (parser_context or {}).get("encoding")
+        encoding = encoding if isinstance(encoding, str) and encoding else settings.DEFAULT_CHARSET
         try:
             text = stream.read().decode(encoding)
         except UnicodeDecodeError:
@@ -36,7 +40,7 @@ class JSONParser(parsers.JSONParser):
         return data
 
 
-def _reject_constant(name: str) -> Any:
+def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not valid JSON")
 
 
@@ -46,7 +50,7 @@ def _reject_constant(name: str) -> Any:
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
-def _has_lone_surrogate(data: Any) -> bool:
+def _has_lone_surrogate(data: object) -> bool:
     try:
         json.dumps(data, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TypeGuard
 
+from django.http import HttpResponseBase
 from rest_framework_csv.renderers import CSVRenderer
 
 # A spreadsheet evaluates a cell starting with one of these as a formula (OWASP "CSV injection").
@@ -14,7 +16,7 @@ ENVELOPE = frozenset({"count", "next", "previous", "results"})
 TOTAL_COUNT = "X-Total-Count"
 
 
-def escape_cell(value: Any) -> Any:
+def escape_cell(value: object) -> object:
     if isinstance(value, bool):
         return "true" if value else "false"  # match the JSON body, not Python's True/False
     if isinstance(value, str) and value.startswith(FORMULA_TRIGGERS):
@@ -22,12 +24,12 @@ def escape_cell(value: Any) -> Any:
     return value
 
 
-def is_page(data: Any) -> bool:
+def is_page(data: object) -> TypeGuard[Mapping[str, object]]:
     """Whether a body is a page of a paginated list: exactly the envelope's keys, `results` a list."""
     return isinstance(data, dict) and data.keys() == ENVELOPE and isinstance(data["results"], list)
 
 
-def page_link_header(page: dict[str, Any]) -> str | None:
+def page_link_header(page: Mapping[str, object]) -> str | None:
     """RFC 8288 links to the neighbouring pages (`rel="next"`, `rel="prev"`), those there are."""
     links = [
         f'<{page[key]}>; rel="{rel}"' for key, rel in (("next", "next"), ("previous", "prev")) if page[key]
@@ -43,15 +45,23 @@ class SafeCSVRenderer(CSVRenderer):
     `next`/`previous` into a `Link` header, so every paginated route, whoever adds it, exports rows
     a spreadsheet can use."""
 
-    def tablize(self, data: Any, header: Any = None, labels: Any = None):
+    def tablize(
+        self, data: object, header: Sequence[str] | None = None, labels: Mapping[str, str] | None = None
+    ) -> Iterator[list[object]]:
         # Header cells too: column names come from JSON keys, and a stored query's keys are user input.
         for row in super().tablize(data, header=header, labels=labels):
             yield [escape_cell(cell) for cell in row]
 
-    def render(self, data: Any, media_type: str | None = None, renderer_context: dict | None = None) -> bytes:
+    def render(
+        self,
+        data: object,
+        media_type: str | None = None,
+        renderer_context: Mapping[str, object] | None = None,
+    ) -> bytes:
         renderer_context = renderer_context or {}
         response = renderer_context.get("response")
         view = renderer_context.get("view")
+        assert response is None or isinstance(response, HttpResponseBase)
         if response is not None:
             response["Content-Disposition"] = f'attachment; filename="{_file_name(view, response)}"'
         if is_page(data):
@@ -70,7 +80,7 @@ class SafeCSVRenderer(CSVRenderer):
         return super().render(data, media_type, renderer_context)
 
 
-def _file_name(view: Any, response: Any) -> str:
+def _file_name(view: object, response: HttpResponseBase) -> str:
     if response.status_code >= 400:
         return "error.csv"
     basename = getattr(view, "basename", None) or "export"

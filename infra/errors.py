@@ -11,13 +11,24 @@ that work; any other is the caller's own.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar, TypedDict
+
+
+class ErrorJSON(TypedDict):
+    """A DomainError as JSON (`as_json()`), as one process publishes it for others."""
+
+    type: str
+    code: str
+    detail: str
+    attr: str | None
+    status: int
+    retry_after: float | None
 
 
 class DomainError(Exception):
-    status: ClassVar[int] = 400
+    status: int = 400
     code: str = "invalid_request"
-    type: ClassVar[str] = "invalid_request"
+    type: str = "invalid_request"
     attr: ClassVar[str | None] = None
     default_detail: ClassVar[str] = "The request cannot be carried out."
     of_the_work: ClassVar[bool] = False
@@ -29,7 +40,7 @@ class DomainError(Exception):
             self.code = code
         super().__init__(self.detail)
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> ErrorJSON:
         return {
             "type": self.type,
             "code": self.code,
@@ -46,10 +57,10 @@ class PublishedError(DomainError):
 
     of_the_work = True
 
-    def __init__(self, published: dict[str, Any]) -> None:
+    def __init__(self, published: ErrorJSON) -> None:
         super().__init__(published["detail"], code=published["code"])
-        self.status = published["status"]  # type: ignore[misc]
-        self.type = published["type"]  # type: ignore[misc]
+        self.status = published["status"]
+        self.type = published["type"]
         self.retry_after = published.get("retry_after")
 
 

@@ -29,16 +29,18 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from django.conf import settings
 
-from infra.records import Record, Snapshot, Transition
+from infra.json_types import JSONObject
+from infra.records import Record, ScriptReply, Snapshot, Transition
 from infra.redis import as_text, redis_client
 
 STATE_TTL_SECONDS = 600  # how long an execution's record outlives its last change
-LOST = {"lost": True}
+LOST: JSONObject = {"lost": True}
 
 # KEYS[1] = K. ARGV: token, holder, lease (ms), max age of a reused outcome (ms), ttl, waiter.
 _JOIN = """
@@ -123,6 +125,13 @@ redis.call('hset', KEYS[1], 'abandoned', '1')
 return 1
 """)
 # ARGV: the lost outcome. Returns what the waiters do now: 'alive', 'rejoin', 'lost' or 'done'.
+Settled = Literal["alive", "rejoin", "lost", "done"]
+_SETTLED: dict[ScriptReply, Settled] = {
+    b"alive": "alive",
+    b"rejoin": "rejoin",
+    b"lost": "lost",
+    b"done": "done",
+}
 _SETTLE = Transition(
     _FORGET
     + """
@@ -171,7 +180,7 @@ class Execution:
         return bool(self.record.apply(_CLAIM, holder, int(lease_seconds() * 1000)))
 
     def finish(
-        self, outcome: dict[str, Any], *, states: tuple[str, ...] = ("running",), reusable: bool = False
+        self, outcome: Mapping[str, object], *, states: tuple[str, ...] = ("running",), reusable: bool = False
     ) -> bool:
         """Publish the outcome if the execution is still in one of `states` (False: it is not)."""
         return bool(
@@ -184,9 +193,9 @@ class Execution:
         """`waiter` stops waiting; True if it was the last, so that the execution is now abandoned."""
         return bool(self.record.apply(_LEAVE, waiter))
 
-    def settle(self) -> Literal["alive", "rejoin", "lost", "done"]:
+    def settle(self) -> Settled:
         """What a lapsed lease means, decided once for every waiter (see the module)."""
-        return as_text(self.record.apply(_SETTLE, json.dumps(LOST)))  # type: ignore[return-value]
+        return _SETTLED[self.record.apply(_SETTLE, json.dumps(LOST))]
 
 
 def is_abandoned(snapshot: Snapshot) -> bool:
@@ -199,7 +208,7 @@ class Joined:
 
     role: Literal["leader", "follower", "reused"]
     execution: Execution
-    outcome: dict[str, Any] | None = None  # when reused
+    outcome: JSONObject | None = None  # when reused
 
 
 def join(

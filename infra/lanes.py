@@ -27,9 +27,9 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
 import redis
+from redis.client import Pipeline
 
 from infra import records, wakeups
 from infra.redis import as_text, redis_client
@@ -142,7 +142,7 @@ class Lane:
             raise
         return time.monotonic() - arrived
 
-    def renew(self, pipeline: Any, tenant: str, ticket: str) -> None:
+    def renew(self, pipeline: Pipeline, tenant: str, ticket: str) -> None:
         """Extend a running ticket's lease, on `pipeline` (its holder renews it with its own lease)."""
         pipeline.eval(_RENEW, 1, self._keys(tenant)[0], ticket, int(LEASE_SECONDS * 1000))
 

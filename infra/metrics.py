@@ -6,10 +6,10 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, multiprocess
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 logger = logging.getLogger(__name__)
 
@@ -126,4 +126,4 @@ def metrics_registry(*, shared_state: bool = True) -> CollectorRegistry:
 
 # Collectors of gauges read from shared state at scrape time, added by the apps that own that state
 # (their AppConfig.ready), so this module knows no app.
-SHARED_STATE_COLLECTORS: list[Callable[[], Any]] = []
+SHARED_STATE_COLLECTORS: list[Callable[[], Collector]] = []

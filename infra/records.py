@@ -28,17 +28,23 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeAlias, TypeVar
 
 import redis
 from django.conf import settings
+from redis.client import Pipeline
+from redis.commands.core import Script
+from redis.typing import EncodableT, FieldT
 
 from infra import wakeups
+from infra.json_types import JSONObject
 from infra.redis import as_text, redis_client
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+# What a transition's script returns: a status word (bytes: replies are not decoded), a count, or nil.
+ScriptReply: TypeAlias = bytes | int | None
 POLL_SECONDS = 0.5
 
 
@@ -133,9 +139,11 @@ class Snapshot:
     def __getitem__(self, name: str) -> str | None:
         return self.fields.get(name)
 
-    def json(self, name: str) -> Any:
+    def json(self, name: str) -> JSONObject | None:
+        """The JSON object in field `name` (None: no such field)."""
         raw = self.fields.get(name)
-        return None if raw is None else json.loads(raw)
+        value = None if raw is None else json.loads(raw)
+        return value if isinstance(value, dict) else None
 
 
 class Transition:
@@ -149,9 +157,9 @@ class Transition:
             "if changed and changed ~= 0 then redis.call('publish', ARGV[1], '1') end\n"
             "return changed"
         )
-        self._scripts: dict[int, Any] = {}
+        self._scripts: dict[int, Script] = {}
 
-    def script(self, client: redis.Redis) -> Any:
+    def script(self, client: redis.Redis) -> Script:
         registered = self._scripts.get(id(client))
         if registered is None:
             registered = self._scripts[id(client)] = client.register_script(self.source)
@@ -188,7 +196,7 @@ class Record:
             ),
         )
 
-    def update(self, mapping: Mapping[Any, str | int | float], *, pipeline: Any = None) -> None:
+    def update(self, mapping: Mapping[FieldT, EncodableT], *, pipeline: Pipeline | None = None) -> None:
         """Set fields and wake the waiters (on `pipeline` if given, else at once). Raises RedisError."""
         pipe = pipeline if pipeline is not None else redis_client().pipeline()
         pipe.hset(self.key, mapping=mapping)
@@ -197,11 +205,12 @@ class Record:
         if pipeline is None:
             pipe.execute()
 
-    def apply(self, transition: Transition, *args: Any) -> Any:
+    def apply(self, transition: Transition, *args: str | int) -> ScriptReply:
         """Run a transition of this record; its waiters are woken if it changed anything."""
-        return transition.script(redis_client())(
+        reply: ScriptReply = transition.script(redis_client())(
             keys=[self.key, f"{self.key}:lease"], args=[self.channel, *args]
         )
+        return reply
 
     def wait(
         self,
@@ -312,14 +321,14 @@ class Lease:
     key: str
     seconds: float
 
-    def take(self, holder: str, *, pipeline: Any = None) -> None:
+    def take(self, holder: str, *, pipeline: Pipeline | None = None) -> None:
         """(Re)take the lease for `holder`, now. Raises RedisError."""
         (pipeline if pipeline is not None else redis_client()).set(
             self.key, holder, px=int(self.seconds * 1000)
         )
 
     @contextmanager
-    def held(self, holder: str, *, also: Callable[[Any], None] | None = None) -> Iterator[None]:
+    def held(self, holder: str, *, also: Callable[[Pipeline], None] | None = None) -> Iterator[None]:
         """Keep the lease for `holder` while the block runs, renewed every third of its length
         (`also(pipeline)` adds what is renewed with it). The lease is taken at once."""
 

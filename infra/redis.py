@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import Any
 
 import redis
 from django.conf import settings
@@ -28,15 +27,15 @@ def as_text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def cache_get(key: str) -> Any:
-    """The cached value, or None when missing or when Redis cannot be reached (caches fail open)."""
+def cache_get(key: str) -> object:
+    """The cached value (its type is the writer's, known by the key), or None when missing or when Redis cannot be reached (caches fail open)."""
     try:
         return cache.get(key)
     except redis.exceptions.RedisError:
         return None
 
 
-def cache_set(key: str, value: Any, *, timeout: int) -> None:
+def cache_set(key: str, value: object, *, timeout: int) -> None:
     """Cache a value if Redis can be reached; a cache that is down only costs recomputation."""
     try:
         cache.set(key, value, timeout=timeout)
@@ -44,7 +43,7 @@ def cache_set(key: str, value: Any, *, timeout: int) -> None:
         logger.warning("Could not cache %s: Redis unavailable", key.split(":")[0])
 
 
-def cache_get_many(keys: list[str]) -> dict[str, Any]:
+def cache_get_many(keys: list[str]) -> dict[str, object]:
     """The cached values found (one round trip); none when Redis cannot be reached."""
     try:
         return cache.get_many(keys) if keys else {}
@@ -52,7 +51,7 @@ def cache_get_many(keys: list[str]) -> dict[str, Any]:
         return {}
 
 
-def cache_set_many(values: dict[str, Any], *, timeout: int) -> None:
+def cache_set_many(values: dict[str, object], *, timeout: int) -> None:
     """Cache several values in one round trip if Redis can be reached."""
     try:
         cache.set_many(values, timeout=timeout)

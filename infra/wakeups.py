@@ -18,9 +18,9 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
 
 import redis
+from redis.client import Pipeline
 
 from infra.redis import redis_client
 
@@ -36,7 +36,7 @@ def channel(name: str) -> str:
     return f"{PREFIX}{name}"
 
 
-def wake(*channels: str, pipeline: Any = None) -> None:
+def wake(*channels: str, pipeline: Pipeline | None = None) -> None:
     """Wake whoever watches these channels, in any process (on `pipeline` if given)."""
     target = pipeline if pipeline is not None else redis_client()
     for name in channels:

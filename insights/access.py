@@ -18,6 +18,7 @@ from django.db.models.functions import Coalesce
 
 from accounts.caller import Caller
 from accounts.models import User
+from infra.json_types import JSONObject
 from insights.activity import FieldChange, activity_entry, activity_log_write
 from insights.models import AccessLevel, ActivityLog, Insight, InsightAccessOverride
 
@@ -55,7 +56,7 @@ class AccessControls:
     access_level: str
     members: dict[int, str]
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> JSONObject:
         return {
             "access_level": self.access_level,
             "members": [
@@ -110,7 +111,7 @@ def access_controls_set(
     return controls
 
 
-def activity_changes_shown(changes: list[dict[str, Any]], *, level: str | None) -> list[dict[str, Any]]:
+def activity_changes_shown(changes: list[JSONObject], *, level: str | None) -> list[JSONObject]:
     """An activity entry's changes as a caller whose level on its insight is `level` may see them:
     an editor sees them whole; anyone else sees that the access controls changed, with `before` and
     `after` null, since who was given which level is for the insight's editors to know."""

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 from accounts.models import User
+from infra.json_types import JSONObject, JSONValue
 from insights.models import ActivityLog, Insight
 
 
 @dataclass(frozen=True)
 class FieldChange:
     field: str
-    before: Any
-    after: Any
+    before: JSONValue
+    after: JSONValue
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> JSONObject:
         return {
             "type": "Insight",
             "action": "changed",

@@ -14,9 +14,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache, partial
 from itertools import accumulate
-from typing import Any, NamedTuple
+from typing import Generic, NamedTuple, NoReturn, TypeVar
 
 from django.db import connection, transaction
+
+from infra.json_types import JSONObject, JSONValue
 
 MAX_NAME_LENGTH = 400  # `event` and `distinct_id` are varchar(400)
 
@@ -35,7 +37,7 @@ class EventRow(NamedTuple):
     timestamp: datetime
     event: str
     distinct_id: str
-    properties: dict[str, Any]
+    properties: JSONObject
 
 
 def events_copy(*, project_id: int, rows: Iterable[EventRow]) -> int:
@@ -130,7 +132,7 @@ def _event_row(line: str) -> EventRow:
     return EventRow(_timestamp(data.get("timestamp")), event, distinct_id, properties)
 
 
-def _name(data: dict[str, Any], key: str) -> str:
+def _name(data: JSONObject, key: str) -> str:
     value = data.get(key)
     if value is None:
         raise _Invalid(f"'{key}' is missing")
@@ -146,7 +148,7 @@ def _name(data: dict[str, Any], key: str) -> str:
     return value
 
 
-def _timestamp(value: Any) -> datetime:
+def _timestamp(value: JSONValue) -> datetime:
     if value is None:
         raise _Invalid("'timestamp' is missing")
     if not isinstance(value, str):
@@ -163,10 +165,10 @@ def _timestamp(value: Any) -> datetime:
         raise _Invalid(f"'timestamp' {value[:60]!r} is out of range") from None
 
 
-def _check_strings(root: dict[str, Any]) -> None:
+def _check_strings(root: JSONObject) -> None:
     """Refuse strings PostgreSQL cannot store: text and jsonb hold no NUL character, and a lone
     surrogate (from an escape like \\ud800, or bytes that were not UTF-8) has no UTF-8 encoding."""
-    pending: list[tuple[str, Any]] = list(root.items())
+    pending: list[tuple[str, JSONValue]] = list(root.items())
     while pending:
         path, value = pending.pop()
         if isinstance(value, dict):
@@ -191,7 +193,7 @@ def _check_string(where: str, value: str) -> None:
             ) from None
 
 
-def _refuse_constant(name: str) -> Any:
+def _refuse_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not a JSON number")
 
 
@@ -203,7 +205,7 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def _json_type(value: Any) -> str:
+def _json_type(value: object) -> str:
     names = {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "an array"}
     return "null" if value is None else names.get(type(value), "an object")
 
@@ -211,16 +213,19 @@ def _json_type(value: Any) -> str:
 # --- Synthetic events -----------------------------------------------------------------------------
 
 
-class _Weighted:
+T = TypeVar("T")
+
+
+class _Weighted(Generic[T]):
     """Picks from a small fixed table with the given relative weights, from one uniform draw."""
 
-    def __init__(self, choices: Sequence[tuple[Any, float]]) -> None:
+    def __init__(self, choices: Sequence[tuple[T, float]]) -> None:
         self.values = [value for value, _ in choices]
         self.cumulative = list(accumulate(weight for _, weight in choices))
         self.total = self.cumulative[-1]
         self.last = len(self.values) - 1
 
-    def pick(self, uniform: float) -> Any:
+    def pick(self, uniform: float) -> T:
         # `hi` keeps a rounding of uniform * total up to total on the last value.
         return self.values[bisect_right(self.cumulative, uniform * self.total, 0, self.last)]
 
@@ -355,9 +360,9 @@ def _user(rank: int, *, id_base: int) -> tuple[str, dict[str, str]]:
     return f"{user_hash:016x}", traits
 
 
-def _properties(*, event: str, traits: dict[str, str], rng: random.Random) -> dict[str, Any]:
+def _properties(*, event: str, traits: dict[str, str], rng: random.Random) -> JSONObject:
     page = _EVENT_PAGES.get(event) or _PAGES.pick(rng.random())
-    properties: dict[str, Any] = {**traits, "$current_url": _HOST + page}
+    properties: JSONObject = {**traits, "$current_url": _HOST + page}
     if event == "purchase":
         # Order values are log-normal: median about 33, a long tail of large orders.
         properties["revenue"] = round(rng.lognormvariate(3.5, 0.8), 2)

@@ -13,11 +13,12 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Literal, TypedDict, cast
 
 from django.utils import timezone
 
 from accounts.models import Project
+from infra.json_types import JSONObject
 from infra.metrics import QUERY_EXECUTIONS, QUERY_RUNTIME
 from infra.redis import cache_get, cache_get_many, cache_set_many
 from insights import events_store
@@ -52,18 +53,26 @@ CACHE_SECONDS = 24 * 3600
 
 @dataclass(frozen=True)
 class QueryOutcome:
-    results: list[dict[str, Any]] | None
+    results: list[JSONObject] | None
     last_refresh: str | None
     is_cached: bool
     timezone: str
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> JSONObject:
         return {
             "results": self.results,
             "is_cached": self.is_cached,
             "last_refresh": self.last_refresh,
             "timezone": self.timezone,
         }
+
+
+class CachedResults(TypedDict):
+    """A query's results as cached (query_cache_key)."""
+
+    results: list[JSONObject]
+    last_refresh: str  # isoformat
+    date_to: str | None  # the query's fixed end, if it has one
 
 
 def query_results_fingerprint(node: AnyQueryNode) -> str:
@@ -85,7 +94,7 @@ def query_refreshed_key(*, project_id: int, fingerprint: str) -> str:
     return f"query-refreshed:{project_id}:{fingerprint}"
 
 
-def insight_results_fingerprint(query: dict[str, Any] | None) -> str | None:
+def insight_results_fingerprint(query: object) -> str | None:
     """The fingerprint an insight stores for its query, or None for a query this service cannot run."""
     if query is None:
         return None
@@ -100,12 +109,13 @@ def insight_results_fingerprint(query: dict[str, Any] | None) -> str | None:
 def query_last_refreshed(*, project_id: int, fingerprints: Iterable[str]) -> dict[str, str]:
     """fingerprint → when its cached results were computed, for those that are cached."""
     keys = {query_refreshed_key(project_id=project_id, fingerprint=fp): fp for fp in set(fingerprints)}
-    return {keys[key]: refreshed for key, refreshed in cache_get_many(list(keys)).items()}
+    return {keys[key]: str(refreshed) for key, refreshed in cache_get_many(list(keys)).items()}
 
 
-def query_source_json(normalised: dict[str, Any]) -> dict[str, Any]:
+def query_source_json(normalised: JSONObject) -> JSONObject:
     """An InsightVizNode and its bare source compute the same thing, so they share a cache entry."""
-    return normalised.get("source", normalised) if normalised.get("kind") == "InsightVizNode" else normalised
+    source = normalised.get("source") if normalised.get("kind") == "InsightVizNode" else None
+    return source if isinstance(source, dict) else normalised
 
 
 def query_check_runnable(node: AnyQueryNode) -> TrendsQuery:
@@ -124,7 +134,7 @@ def query_cached(*, project: Project, node: AnyQueryNode, refresh: RefreshMode) 
     if refresh in ("force_blocking", "force_async"):
         return None
     source = query_check_runnable(node)
-    cached = cache_get(query_cache_key(project_id=project.id, node=node))
+    cached = cast(CachedResults | None, cache_get(query_cache_key(project_id=project.id, node=node)))
     if cached is not None and (refresh == "force_cache" or _fresh(cached, source)):
         return QueryOutcome(cached["results"], cached["last_refresh"], True, project.timezone)
     if refresh == "force_cache":
@@ -151,9 +161,9 @@ def query_compute(*, project: Project, node: AnyQueryNode, run_id: str | None = 
     last_refresh = computed_at.isoformat()
     cache_set_many(
         {
-            _results_key(project.id, fingerprint): {
-                "results": results, "last_refresh": last_refresh, "date_to": _date_to(source),
-            },
+            _results_key(project.id, fingerprint): CachedResults(
+                results=results, last_refresh=last_refresh, date_to=_date_to(source),
+            ),
             query_refreshed_key(project_id=project.id, fingerprint=fingerprint): last_refresh,
         },
         timeout=CACHE_SECONDS,
@@ -161,7 +171,7 @@ def query_compute(*, project: Project, node: AnyQueryNode, run_id: str | None = 
     return QueryOutcome(results, last_refresh, False, project.timezone)
 
 
-def _fresh(cached: dict[str, Any], source: TrendsQuery) -> bool:
+def _fresh(cached: CachedResults, source: TrendsQuery) -> bool:
     computed = datetime.fromisoformat(cached["last_refresh"])
     date_to = cached.get("date_to")
     if date_to and date_to[:10] < cached["last_refresh"][:10]:  # a closed range changes only by late loads

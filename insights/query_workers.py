@@ -25,11 +25,11 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import redis
 from celery import current_app as celery_app  # the project's app (insights_api.celery), set as current
 from celery import signals
+from celery.worker.consumer import Consumer
 from django.conf import settings
 from django.db import connection
 from kombu.exceptions import OperationalError as BrokerUnavailable
@@ -38,6 +38,7 @@ from prometheus_client.core import GaugeMetricFamily
 from accounts.models import Project
 from infra.errors import DomainError, Unavailable
 from infra.executions import Execution, is_abandoned
+from infra.json_types import JSONObject
 from infra.lanes import Lane
 from infra.metrics import QUERY_CANCELLATIONS
 from infra.records import DeadlinePassed, Presence, RedisLost, Renewal, Snapshot, retried
@@ -141,7 +142,7 @@ def _none_alive() -> bool:
 # --- Worker side ---------------------------------------------------------------------------------------
 
 
-def execution_compute(*, execution_id: str, project_id: int, query: dict[str, Any]) -> None:
+def execution_compute(*, execution_id: str, project_id: int, query: JSONObject) -> None:
     """Claim the execution unless it was abandoned or taken, compute it, publish the outcome."""
     execution = Execution(execution_id)
     holder = f"{os.getpid()}-{uuid.uuid4().hex}"  # names the worker's process, for operators
@@ -159,7 +160,7 @@ def execution_compute(*, execution_id: str, project_id: int, query: dict[str, An
         QUERY_LANE.release(tenant, execution.id)
 
 
-def _outcome(execution: Execution, *, project_id: int, query: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+def _outcome(execution: Execution, *, project_id: int, query: JSONObject) -> tuple[dict[str, object], bool]:
     """The outcome of computing the query, and whether later identical requests may reuse it."""
     try:
         project = Project.objects.get(id=project_id)
@@ -207,7 +208,7 @@ def _stopped_when_abandoned(execution: Execution) -> Iterator[None]:
 _announced: dict[str, Renewal] = {}
 
 
-def _announce(sender: Any = None, **_: Any) -> None:
+def _announce(sender: Consumer, **_: object) -> None:
     """A worker consuming QUERY_QUEUE is a query worker: it is alive from now on."""
     if settings.QUERY_QUEUE not in sender.app.amqp.queues.consume_from:
         return
@@ -215,7 +216,7 @@ def _announce(sender: Any = None, **_: Any) -> None:
     _announced[name] = query_workers().announce(name)
 
 
-def _withdraw(**_: Any) -> None:
+def _withdraw(**_: object) -> None:
     for name, renewal in list(_announced.items()):
         query_workers().withdraw(name, renewal)
         del _announced[name]

@@ -45,7 +45,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal, cast
 
 import redis
 from django.conf import settings
@@ -53,8 +53,9 @@ from django.db import connection
 
 from accounts.models import Project
 from infra import slots
-from infra.errors import DomainError, PublishedError, Unavailable
+from infra.errors import DomainError, ErrorJSON, PublishedError, Unavailable
 from infra.executions import LOST, Execution, is_abandoned, join
+from infra.json_types import JSONObject
 from infra.lanes import LocalLane, TurnAbandoned
 from infra.metrics import (
     COALESCING_OUTCOMES,
@@ -71,11 +72,11 @@ from insights.query_workers import QUERY_LANE, QueryFailed, hand_off
 
 logger = logging.getLogger(__name__)
 
-Render = Callable[[dict[str, Any]], dict[str, Any]]
+Render = Callable[[JSONObject], JSONObject]  # the result fields → the route's body
 Role = Literal["leader", "follower", "off"]
 ASYNC_WAITER = "async"  # the one "waiter" of an asynchronous run: its caller's cancel removes it
 STATUS_TTL_SECONDS = 3600  # how long an asynchronous run's status is kept
-REJOIN: dict[str, Any] = {"rejoin": True}  # the execution ended without an answer for its waiters
+REJOIN: JSONObject = {"rejoin": True}  # the execution ended without an answer for its waiters
 
 
 class TooManyConcurrentQueries(DomainError):
@@ -129,7 +130,7 @@ class ResultRequest:
 
 @dataclass(frozen=True)
 class ResultAnswer:
-    body: dict[str, Any]
+    body: JSONObject
     role: Role  # X-Coalesced
     started: bool = False  # an asynchronous run started instead
 
@@ -171,22 +172,24 @@ def result_answer(request: ResultRequest, *, render: Render) -> ResultAnswer:
     return _answered(body, "leader" if led else "follower")
 
 
-def _answered(body: dict[str, Any], role: Role, *, started: bool = False) -> ResultAnswer:
+def _answered(body: JSONObject, role: Role, *, started: bool = False) -> ResultAnswer:
     COALESCING_OUTCOMES.labels(role=role).inc()
     return ResultAnswer(body, role, started)
 
 
-def _fields(outcome: QueryOutcome) -> dict[str, Any]:
+def _fields(outcome: QueryOutcome) -> JSONObject:
     return {**outcome.as_json(), "query_status": None}
 
 
-def _result_fields(outcome: dict[str, Any]) -> dict[str, Any]:
+def _result_fields(outcome: JSONObject) -> JSONObject:
     """The result fields of a published outcome, or its error raised as this caller's."""
     if "error" in outcome:
-        raise PublishedError(outcome["error"])
+        raise PublishedError(cast(ErrorJSON, outcome["error"]))  # as `DomainError.as_json()` wrote it
     if outcome.get("lost"):
         raise QueryLost
-    return {**outcome["value"], "query_status": None}
+    value = outcome["value"]
+    assert isinstance(value, dict)  # a QueryOutcome's `as_json()`
+    return {**value, "query_status": None}
 
 
 # --- 3. and 4.: the leader's driver --------------------------------------------------------------------
@@ -249,7 +252,7 @@ def _failed(execution: Execution, error: DomainError) -> None:
 # --- 5.: waiting for the outcome -----------------------------------------------------------------------
 
 
-def _awaited(execution: Execution, request: ResultRequest, waiter: str) -> dict[str, Any]:
+def _awaited(execution: Execution, request: ResultRequest, waiter: str) -> JSONObject:
     """The execution's outcome, or REJOIN. Raises QueryCancelled, TooManyConcurrentQueries,
     ResultsUnavailable."""
     # The bound counts the wait for the project's turn, not the request's time before it joined.
@@ -259,14 +262,13 @@ def _awaited(execution: Execution, request: ResultRequest, waiter: str) -> dict[
         connection.close()  # waiting needs no database: the connection goes back to the pool
     with _registered(request, execution, waiter) as registration:
 
-        def until(snapshot: Snapshot) -> dict[str, Any] | None:
+        def until(snapshot: Snapshot) -> JSONObject | None:
             if registration is not None and registration.cancelled():
                 raise QueryCancelled
             if is_abandoned(snapshot):  # its leader died before handing it over
                 return REJOIN
             if snapshot["state"] == "done":
-                outcome: dict[str, Any] = snapshot.json("outcome")
-                return outcome
+                return snapshot.json("outcome")
             if snapshot.holder_gone:
                 settled = execution.settle()
                 return LOST if settled == "lost" else REJOIN if settled == "rejoin" else None
@@ -316,9 +318,9 @@ class _Rendered:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._bodies: OrderedDict[str, Future[dict[str, Any]]] = OrderedDict()
+        self._bodies: OrderedDict[str, Future[JSONObject]] = OrderedDict()
 
-    def once(self, execution_id: str, render: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    def once(self, execution_id: str, render: Callable[[], JSONObject]) -> JSONObject:
         with self._lock:
             body = self._bodies.get(execution_id)
             first = body is None
@@ -378,7 +380,7 @@ def _async_execution(project_id: int, query_id: str) -> Execution:
     return Execution(f"async:{{{project_id}:{query_id}}}:run")
 
 
-def _run_later(request: ResultRequest) -> dict[str, Any]:
+def _run_later(request: ResultRequest) -> JSONObject:
     """Start an execution nobody waits for (steps 3 and 4, bounded by QUERY_QUEUE_TIMEOUT_SECONDS
     for its turn) and answer the result fields of a run that started; `query_status()` follows it.
     A cancel of its client_query_id abandons it."""
@@ -407,7 +409,7 @@ def _run_later(request: ResultRequest) -> dict[str, Any]:
 INTERRUPTED = "The query was interrupted before it finished; run it again."
 
 
-def query_status(*, project_id: int, query_id: str) -> dict[str, Any] | None:
+def query_status(*, project_id: int, query_id: str) -> JSONObject | None:
     """The status of an asynchronous run (None: no such run, or older than an hour). Raises RedisError."""
     execution = _async_execution(project_id, query_id)
     snapshot = execution.record.read()
@@ -429,10 +431,8 @@ def query_status(*, project_id: int, query_id: str) -> dict[str, Any] | None:
         return _status(query_id, error=error.detail)
 
 
-def _status(
-    query_id: str, *, fields: dict[str, Any] | None = None, error: str | None = None
-) -> dict[str, Any]:
-    status: dict[str, Any] = {
+def _status(query_id: str, *, fields: JSONObject | None = None, error: str | None = None) -> JSONObject:
+    status: JSONObject = {
         "id": query_id,
         "complete": False,
         "error": False,

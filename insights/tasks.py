@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from celery import shared_task
 
+from infra.json_types import JSONObject
 from insights.query_workers import COMPUTE_TASK, execution_compute
 
 
@@ -15,6 +14,6 @@ from insights.query_workers import COMPUTE_TASK, execution_compute
 # restores unacknowledged messages through the connection it has just closed.) Workers fetch a task
 # only when a process is free (CELERY_WORKER_DISABLE_PREFETCH), so none waits in a busy worker.
 @shared_task(name=COMPUTE_TASK, acks_late=False, ignore_result=True)
-def compute_execution(*, execution_id: str, project_id: int, query: dict[str, Any]) -> None:
+def compute_execution(*, execution_id: str, project_id: int, query: JSONObject) -> None:
     """Compute one execution of a result request (insights/query_workers.py)."""
     execution_compute(execution_id=execution_id, project_id=project_id, query=query)

@@ -13,10 +13,9 @@ workers (which run tasks).
 
 from __future__ import annotations
 
-from typing import Any
-
-from celery import signals
+from celery import Task, signals
 from django.conf import settings
+from kombu import Message
 from prometheus_client import start_http_server
 
 from infra.logs import current_request_id, log_context_reset, log_context_set
@@ -29,14 +28,14 @@ _tokens: dict[str, object] = {}
 
 
 @signals.before_task_publish.connect
-def _send_request_id(headers: dict[str, Any] | None = None, **_: Any) -> None:
+def _send_request_id(headers: dict[str, object] | None = None, **_: object) -> None:
     request_id = current_request_id()
     if request_id and headers is not None:
         headers.setdefault(HEADER, request_id)
 
 
 @signals.task_prerun.connect
-def _enter_task_context(task_id: str | None = None, task: Any = None, **_: Any) -> None:
+def _enter_task_context(task_id: str | None = None, task: Task | None = None, **_: object) -> None:
     if task_id is None or task is None:
         return
     _tokens[task_id] = log_context_set(
@@ -45,7 +44,7 @@ def _enter_task_context(task_id: str | None = None, task: Any = None, **_: Any) 
 
 
 @signals.task_postrun.connect
-def _leave_task_context(task_id: str | None = None, **_: Any) -> None:
+def _leave_task_context(task_id: str | None = None, **_: object) -> None:
     token = _tokens.pop(task_id, None) if task_id is not None else None
     if token is not None:
         log_context_reset(token)
@@ -56,37 +55,37 @@ def _count(task_name: str | None, outcome: str) -> None:
 
 
 @signals.task_success.connect
-def _count_success(sender: Any = None, **_: Any) -> None:
+def _count_success(sender: Task | None = None, **_: object) -> None:
     _count(getattr(sender, "name", None), "success")
 
 
 @signals.task_failure.connect
-def _count_failure(sender: Any = None, **_: Any) -> None:
+def _count_failure(sender: Task | None = None, **_: object) -> None:
     _count(getattr(sender, "name", None), "failure")
 
 
 @signals.task_retry.connect
-def _count_retry(sender: Any = None, **_: Any) -> None:
+def _count_retry(sender: Task | None = None, **_: object) -> None:
     _count(getattr(sender, "name", None), "retry")
 
 
 @signals.task_revoked.connect
-def _count_revoked(sender: Any = None, request: Any = None, **_: Any) -> None:
+def _count_revoked(sender: Task | None = None, request: object = None, **_: object) -> None:
     _count(getattr(sender, "name", None) or getattr(request, "task", None), "revoked")
 
 
 @signals.task_rejected.connect
-def _count_rejected(message: Any = None, **_: Any) -> None:
+def _count_rejected(message: Message | None = None, **_: object) -> None:
     headers = getattr(message, "headers", None) or {}
     _count(headers.get("task"), "rejected")
 
 
 @signals.task_unknown.connect
-def _count_unknown(name: str | None = None, **_: Any) -> None:
+def _count_unknown(name: str | None = None, **_: object) -> None:
     _count(name, "unknown")
 
 
 @signals.worker_ready.connect
-def _serve_worker_metrics(**_: Any) -> None:
+def _serve_worker_metrics(**_: object) -> None:
     if settings.WORKER_METRICS_PORT:
         start_http_server(settings.WORKER_METRICS_PORT, registry=metrics_registry(shared_state=False))

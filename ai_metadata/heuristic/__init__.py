@@ -9,19 +9,18 @@ wording.py; a table or a visualization is named for what it shows (its source).
 
 from __future__ import annotations
 
-from typing import Any
-
 from ai_metadata.heuristic.insights import INSIGHT_DESCRIBERS
 from ai_metadata.heuristic.lists import LIST_DESCRIBERS
 from ai_metadata.heuristic.wording import Describer, Metadata, finish_description, finish_name, humanize_event
 from insights.query_nodes import DataTableNode, DataVisualizationNode, InsightVizNode
+from insights.query_nodes.common import Node
 
 __all__ = ["finish_description", "finish_name", "heuristic_metadata", "humanize_event"]
 
 DESCRIBERS: dict[type, Describer] = {**INSIGHT_DESCRIBERS, **LIST_DESCRIBERS}
 
 
-def heuristic_metadata(node: Any) -> Metadata:
+def heuristic_metadata(node: Node) -> Metadata:
     """Name and description for a parsed query node (see insights.query_nodes.query_parse)."""
     while isinstance(node, InsightVizNode | DataTableNode | DataVisualizationNode):
         node = node.source

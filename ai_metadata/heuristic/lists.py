@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from ai_metadata.heuristic.insights import INSIGHT_DESCRIBERS
 from ai_metadata.heuristic.sql import sql_description, sql_name, sql_shape
 from ai_metadata.heuristic.wording import (
@@ -17,7 +15,7 @@ from ai_metadata.heuristic.wording import (
     lower_label,
     period_phrase,
 )
-from insights.query_nodes.common import ActionsNode, DateRange, EventsNode
+from insights.query_nodes.common import ActionsNode, DateRange, EventsNode, Properties
 from insights.query_nodes.data import (
     ActorsQuery,
     EventsQuery,
@@ -51,7 +49,7 @@ def _events_node(node: EventsNode) -> tuple[str, str]:
     return f"Latest {subject}", f"Lists the most recent {lower_label(subject)}."
 
 
-def _subject(node: Any) -> str:
+def _subject(node: object) -> str:
     """What a series is about, without its math: "Pageviews", "Purchase", "Signed Up" (an action)."""
     if isinstance(node, EventsNode):
         return node.custom_name or humanize_event(node.event)
@@ -134,7 +132,7 @@ def _actors(query: ActorsQuery) -> tuple[str, str]:
     return _list_of("Persons", "persons", query.search, query.properties)
 
 
-def _list_of(plural: str, lower: str, search: str | None, properties: Any) -> tuple[str, str]:
+def _list_of(plural: str, lower: str, search: str | None, properties: Properties | None) -> tuple[str, str]:
     if search and _search(search):
         return f"{plural} Matching {_search(search)}", f"Lists the {lower} matching “{_search(search)}”."
     filters = properties if isinstance(properties, list) else []

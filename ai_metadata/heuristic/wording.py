@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any, TypedDict
 
 from insights.query_nodes import ActionsNode, BreakdownFilter, DateRange, EventsNode
+from insights.query_nodes.common import Properties
 
 # A query node's (name, description), before the final shaping: one function per kind of node.
 Describer = Callable[[Any], tuple[str, str]]
@@ -210,7 +211,7 @@ def split_phrase(breakdown: BreakdownFilter | None) -> str:
     return f", broken down by {lower_label(join_labels(keys))}" if keys else ""
 
 
-def filter_phrase(properties: Any) -> str:
+def filter_phrase(properties: Properties | None) -> str:
     filters = properties if isinstance(properties, list) else []
     if not filters:
         return ""

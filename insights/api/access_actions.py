@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypedDict
 
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import exceptions, serializers
@@ -16,10 +16,15 @@ from apikit.fields import DatabaseIdField
 from infra.logs import current_request_uuid
 from insights.access import AccessControls, access_controls_get, access_controls_set
 from insights.api.base import InsightViewSetBase
-from insights.models import AccessLevel
+from insights.models import AccessLevel, Insight
 
 MAX_MEMBERS = 1000
 EXAMPLE = {"access_level": "viewer", "members": [{"user_id": 7, "access_level": "editor"}]}
+
+
+class MemberAccess(TypedDict):
+    user_id: int
+    access_level: str
 
 
 class MemberAccessSerializer(serializers.Serializer):
@@ -39,7 +44,7 @@ class AccessControlsSerializer(serializers.Serializer):
         help_text="Per-member overrides; a PUT replaces them all (omitted: none).",
     )
 
-    def validate_members(self, members: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def validate_members(self, members: list[MemberAccess]) -> list[MemberAccess]:
         user_ids = [member["user_id"] for member in members]
         if len(set(user_ids)) != len(user_ids):
             raise serializers.ValidationError("Each member may appear once.")
@@ -104,7 +109,7 @@ class InsightAccessActions(InsightViewSetBase):
     def required_scope(self) -> str:
         return "insight:write" if self.action == "access_controls_update" else super().required_scope()
 
-    def _controlled_insight(self, *, change: bool) -> Any:
+    def _controlled_insight(self, *, change: bool) -> Insight:
         insight = self.get_object()
         if change and not (self.caller.is_admin or insight.created_by_id == self.caller.user_id):
             raise exceptions.PermissionDenied(

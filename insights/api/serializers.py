@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict, Unpack
 
 from django.core.validators import RegexValidator
 from drf_spectacular.extensions import OpenApiSerializerExtension, OpenApiSerializerFieldExtension
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import ResolvedComponent
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -13,6 +14,7 @@ from rest_framework import serializers
 from accounts.api.serializers import UserBasicSerializer
 from apikit.fields import (
     DatabaseIdField,
+    FieldOptions,
     JSONListParam,
     ParamsSerializer,
     StrictBooleanField,
@@ -44,7 +46,7 @@ class QueryNodeField(serializers.JSONField):
 class QueryNodeFieldSchema(OpenApiSerializerFieldExtension):
     target_class = QueryNodeField
 
-    def map_serializer_field(self, auto_schema: Any, direction: str) -> dict[str, Any]:
+    def map_serializer_field(self, auto_schema: AutoSchema, direction: str) -> dict[str, Any]:
         for name, schema in query_node_components().items():
             auto_schema.registry.register_on_missing(
                 ResolvedComponent(name=name, type=ResolvedComponent.SCHEMA, object=name, schema=schema)
@@ -52,7 +54,7 @@ class QueryNodeFieldSchema(OpenApiSerializerFieldExtension):
         return {"$ref": f"#/components/schemas/{self.target.component}"}
 
 
-def _validate_query(value: Any) -> Any:
+def _validate_query(value: object) -> object:
     if value is None:
         return value
     try:
@@ -110,7 +112,7 @@ class InsightReplaceSerializerSchema(OpenApiSerializerExtension):
 
     target_class = InsightReplaceSerializer
 
-    def map_serializer(self, auto_schema: Any, direction: str) -> dict[str, Any]:
+    def map_serializer(self, auto_schema: AutoSchema, direction: str) -> dict[str, Any]:
         schema: dict[str, Any] = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
         return {**schema, "minProperties": 1}
 
@@ -344,7 +346,12 @@ class InsightSerializer(InsightBasicSerializer):
         return caller_access_fields(insight.user_access_level)["effective_privilege_level"]
 
 
-def caller_access_fields(level: str) -> dict[str, Any]:
+class CallerAccess(TypedDict):
+    user_access_level: str
+    effective_privilege_level: int
+
+
+def caller_access_fields(level: str) -> CallerAccess:
     """The fields of an insight's shapes that depend on who asks, for the caller's `level`."""
     return {
         "user_access_level": level,
@@ -409,7 +416,7 @@ class ActivityLogSerializer(serializers.ModelSerializer):
         return shown
 
 
-def ClientQueryIdField(**kwargs: Any) -> StrictCharField:
+def ClientQueryIdField(**kwargs: Unpack[FieldOptions]) -> StrictCharField:
     """The caller's id for a query run: 1-128 characters of [A-Za-z0-9_.:-]."""
     message = "client_query_id must be 1-128 characters of A-Z, a-z, 0-9, _ . : -"
     return StrictCharField(max_length=128, validators=[RegexValidator(CLIENT_QUERY_ID, message)], **kwargs)
@@ -465,7 +472,7 @@ class BodyRefreshField(RefreshField):
 class BodyRefreshFieldSchema(OpenApiSerializerFieldExtension):
     target_class = BodyRefreshField
 
-    def map_serializer_field(self, auto_schema: Any, direction: str) -> dict[str, Any]:
+    def map_serializer_field(self, auto_schema: AutoSchema, direction: str) -> dict[str, Any]:
         choices = auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True)
         enum = ResolvedComponent(
             name="RefreshEnum",

@@ -20,10 +20,11 @@ from __future__ import annotations
 import importlib
 from collections.abc import Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Protocol, cast
 
 from django.conf import settings
 
+from infra.json_types import JSONObject
 from insights.events_store.errors import EventsRefused, EventsStoreUnavailable, QueryCancelled, QueryTimedOut
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ class Backend(Protocol):
 
     def trends_compute(
         self, *, project: Project, source: TrendsQuery, now: datetime, run_id: str | None
-    ) -> list[dict[str, Any]]: ...
+    ) -> list[JSONObject]: ...
 
     def query_stop(self, run_id: str) -> bool: ...
 
@@ -68,7 +69,7 @@ def backend(name: str | None = None) -> Backend:
 
 def trends_compute(
     *, project: Project, source: TrendsQuery, now: datetime, run_id: str | None = None
-) -> list[dict[str, Any]]:
+) -> list[JSONObject]:
     return backend().trends_compute(project=project, source=source, now=now, run_id=run_id)
 
 

@@ -32,6 +32,7 @@ from clickhouse_connect.driver.exceptions import ClickHouseError, DatabaseError,
 from django.conf import settings
 
 from accounts.models import Project
+from infra.json_types import JSONObject
 from insights.event_streams import EventRow
 from insights.events_store.errors import EventsRefused, EventsStoreUnavailable, QueryCancelled, QueryTimedOut
 from insights.events_store.schema import (
@@ -44,6 +45,7 @@ from insights.events_store.schema import (
 from insights.query_nodes import TrendsQuery
 from insights.trends import (
     ClickHouseDialect,
+    Param,
     UnsupportedQuery,
     breakdown_key,
     bucket_start,
@@ -107,13 +109,13 @@ def events_table() -> str:
 
 def trends_compute(
     *, project: Project, source: TrendsQuery, now: datetime, run_id: str | None
-) -> list[dict[str, Any]]:
+) -> list[JSONObject]:
     return trends_run(source, project_id=project.id, tz=ZoneInfo(project.timezone), now=now, run_id=run_id)
 
 
 def trends_run(
     query: TrendsQuery, *, project_id: int, tz: ZoneInfo, now: datetime, run_id: str | None = None
-) -> list[dict[str, Any]]:
+) -> list[JSONObject]:
     """What `insights.trends.trends_run` is on PostgreSQL, on ClickHouse: the same window, the same
     statement in ClickHouse's dialect, the same shaping."""
     query_id = run_id or uuid.uuid4().hex
@@ -123,7 +125,7 @@ def trends_run(
     window = trends_window(query, tz=tz, now=now, first_event=first_event)
     dialect = ClickHouseDialect(events_table(), MATERIALIZED_PROPERTIES)
     sql = trends_compile(query, project_id=project_id, window=window, dialect=dialect)
-    query_settings = {
+    query_settings: dict[str, str | float] = {
         "query_id": query_id,
         "log_comment": query_id,
         "max_execution_time": settings.QUERY_TIMEOUT_MS / 1000,
@@ -147,7 +149,9 @@ def _first_event(project_id: int) -> datetime | None:
     return first.replace(tzinfo=UTC) if first.tzinfo is None else first.astimezone(UTC)  # a naive one is UTC
 
 
-def _query(sql: str, parameters: dict[str, Any], query_settings: dict[str, Any]) -> list[tuple[Any, ...]]:
+def _query(
+    sql: str, parameters: dict[str, Param], query_settings: dict[str, str | float]
+) -> list[tuple[Any, ...]]:
     try:
         return [
             tuple(row)
@@ -241,7 +245,7 @@ def events_write(*, project_id: int, rows: Iterable[EventRow]) -> int:
             logger.warning("Could not drop the staging table %s", staging)
 
 
-def _row_values(project_id: int, row: EventRow) -> list[Any]:
+def _row_values(project_id: int, row: EventRow) -> list[object]:
     if row.timestamp.tzinfo is None:
         raise ValueError(f"Event timestamps must be aware, got {row.timestamp.isoformat()}.")
     if not EARLIEST <= row.timestamp <= LATEST:
@@ -251,7 +255,7 @@ def _row_values(project_id: int, row: EventRow) -> list[Any]:
     return [project_id, row.timestamp, row.event, row.distinct_id, properties_json(row.properties)]
 
 
-def properties_json(properties: dict[str, Any]) -> str:
+def properties_json(properties: JSONObject) -> str:
     """The properties as the JSON text PostgreSQL's jsonb is given (psycopg's `json.dumps`)."""
     return json.dumps(properties, ensure_ascii=False)
 

@@ -10,7 +10,6 @@ import contextlib
 import logging
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import redis
@@ -18,6 +17,7 @@ from django.conf import settings
 from django.db import OperationalError, connection, transaction
 
 from accounts.models import Project
+from infra.json_types import JSONObject
 from infra.redis import redis_client
 from insights.event_streams import EventRow, events_copy
 from insights.events_store.errors import QueryCancelled, QueryTimedOut
@@ -31,7 +31,7 @@ QUERY_CANCELED = "57014"  # SQLSTATE of both a statement timeout and pg_cancel_b
 
 def trends_compute(
     *, project: Project, source: TrendsQuery, now: datetime, run_id: str | None
-) -> list[dict[str, Any]]:
+) -> list[JSONObject]:
     """Run the SQL under the query timeout. With a run id, the backend pid is published under it
     while the statement runs, so `query_stop` can cancel it from anywhere."""
     with transaction.atomic():

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, ValidationError
 
+from infra.json_types import JSONObject
 from insights.query_nodes import data, insight
 from insights.query_nodes.common import (
     ActionsNode,
@@ -111,7 +112,7 @@ class InvalidQuery(ValueError):
     """The value is not a query node this service accepts; the message says why."""
 
 
-def query_parse(value: Any) -> AnyQueryNode:
+def query_parse(value: object) -> AnyQueryNode:
     """Validate a query node and return it as a model; raise InvalidQuery otherwise."""
     if not isinstance(value, dict):
         raise InvalidQuery("A query must be a JSON object with a 'kind'.")
@@ -135,13 +136,13 @@ def query_source(node: Any) -> Any:
     return node.source if isinstance(node, InsightVizNode) else node
 
 
-def query_fingerprint(value: dict[str, Any]) -> str:
+def query_fingerprint(value: JSONObject) -> str:
     """A stable hash of a query's JSON (key order and whitespace do not matter), for cache keys."""
     canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _check_json(value: Any, *, depth: int) -> None:
+def _check_json(value: object, *, depth: int) -> None:
     """What pydantic does not check: depth and NUL characters (PostgreSQL rejects them in jsonb).
     Integers of any size are kept where the service does not interpret them; the fields it does
     interpret declare their bounds."""

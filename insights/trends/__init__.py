@@ -12,11 +12,11 @@ store runs the statement (insights/events_store/); `trends_run` runs it on Postg
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db import connection
 
+from infra.json_types import JSONObject
 from insights.models import Event
 from insights.query_nodes import TrendsQuery
 from insights.trends.common import (
@@ -30,6 +30,7 @@ from insights.trends.shape import trends_shape
 from insights.trends.sql import (
     USER_KEY,
     ClickHouseDialect,
+    Param,
     PostgresDialect,
     bucket_start,
     json_text,
@@ -43,6 +44,7 @@ __all__ = [
     "DEFAULT_BREAKDOWN_LIMIT",
     "USER_KEY",
     "ClickHouseDialect",
+    "Param",
     "PostgresDialect",
     "TimeWindow",
     "UnsupportedQuery",
@@ -57,14 +59,14 @@ __all__ = [
 ]
 
 
-def trends_sql(query: TrendsQuery, *, project_id: int, window: TimeWindow) -> tuple[str, dict[str, Any]]:
+def trends_sql(query: TrendsQuery, *, project_id: int, window: TimeWindow) -> tuple[str, dict[str, Param]]:
     """The PostgreSQL statement of `query` and its parameters."""
     dialect = PostgresDialect(Event._meta.db_table)
     sql = trends_compile(query, project_id=project_id, window=window, dialect=dialect)
     return sql, dialect.values
 
 
-def trends_run(query: TrendsQuery, *, project_id: int, tz: ZoneInfo, now: datetime) -> list[dict[str, Any]]:
+def trends_run(query: TrendsQuery, *, project_id: int, tz: ZoneInfo, now: datetime) -> list[JSONObject]:
     """Execute a TrendsQuery on PostgreSQL's current connection; results in docs/queries.md#results's shape."""
     first_event = None
     if query.dateRange and query.dateRange.date_from == "all":

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from decimal import Decimal
 
+from infra.json_types import JSONObject
 from insights.query_nodes import EventsNode, TrendsQuery
 from insights.trends.common import BREAKDOWN_NULL, BREAKDOWN_OTHER
 from insights.trends.window import TimeWindow
+
+Number = int | float | Decimal | None  # a row's value, as PostgreSQL or ClickHouse answers it
 
 
 def trends_shape(
     query: TrendsQuery,
     *,
     window: TimeWindow,
-    rows: list[tuple[int, datetime, str | None, Any]],
+    rows: list[tuple[int, datetime, str | None, Number]],
     broken_down: bool,
-) -> list[dict[str, Any]]:
+) -> list[JSONObject]:
     position = {bucket: index for index, bucket in enumerate(window.buckets)}
     cells: dict[tuple[int, str | None], list[float]] = {}
     for series_index, bucket, breakdown, value in rows:
@@ -28,14 +31,15 @@ def trends_shape(
             cells.setdefault((index, None), [0] * len(window.buckets))
     days = [_day_label(bucket, window.interval) for bucket in window.buckets]
     labels = [_display_label(bucket, window.interval) for bucket in window.buckets]
-    results = []
+    results: list[tuple[tuple[int, float, str], JSONObject]] = []  # (order, result)
     for (index, breakdown), data in cells.items():
         series = query.series[index]
         assert isinstance(series, EventsNode)  # trends_sql refuses any other series
         name = series.custom_name or series.event or "All events"
-        result: dict[str, Any] = {
+        count = _number(sum(data))
+        result: JSONObject = {
             "label": name if not broken_down else f"{name} - {_breakdown_label(breakdown)}",
-            "count": _number(sum(data)),
+            "count": count,
             "data": data,
             "days": days,
             "labels": labels,
@@ -44,15 +48,12 @@ def trends_shape(
         }  # fmt: skip
         if broken_down:
             result["breakdown_value"] = breakdown
-        results.append(result)
+        results.append(((index, -count, str(breakdown if broken_down else None)), result))
     # Series in query order; within a series, the biggest breakdown values first.
-    return sorted(
-        results,
-        key=lambda result: (result["action"]["order"], -result["count"], str(result.get("breakdown_value"))),
-    )
+    return [result for _, result in sorted(results, key=lambda ordered: ordered[0])]
 
 
-def _number(value: Any) -> float | int:
+def _number(value: Number) -> float | int:
     if value is None:
         return 0
     number = float(value)

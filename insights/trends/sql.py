@@ -21,9 +21,9 @@ in a first scan and folds each event as it aggregates in a second.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 
 from insights.query_nodes import ActionsNode, EventsNode, PropertyFilter, PropertyGroup, TrendsQuery
+from insights.query_nodes.common import Properties, PropertyValue
 from insights.trends.common import (
     BREAKDOWN_NULL,
     BREAKDOWN_OTHER,
@@ -45,6 +45,8 @@ _EPOCH = datetime(1970, 1, 1)
 # fixed 16-byte keys is two to three times faster than over the id strings. Exact in practice: two of a
 # project's ids collide with probability under 1e-26 at ten million users.
 USER_KEY = "user_key"
+# A bound parameter's value: psycopg and clickhouse-connect each convert it to their own.
+Param = str | int | float | datetime | list[str] | None
 INSTANT = "DateTime64(6, 'UTC')"  # the ClickHouse type of the window's ends, as of event timestamps
 
 
@@ -53,9 +55,9 @@ class Dialect:
 
     def __init__(self, table: str) -> None:
         self.table = table
-        self.values: dict[str, Any] = {}
+        self.values: dict[str, Param] = {}
 
-    def param(self, value: Any, kind: str) -> str:
+    def param(self, value: Param, kind: str) -> str:
         """A placeholder for `value`; `kind` is its ClickHouse type (PostgreSQL infers its own)."""
         raise NotImplementedError
 
@@ -104,7 +106,7 @@ class PostgresDialect(Dialect):
         super().__init__(table)
         self._ctes: list[str] = []
 
-    def param(self, value: Any, kind: str) -> str:
+    def param(self, value: Param, kind: str) -> str:
         name = f"p{len(self.values)}"
         self.values[name] = value
         return f"%({name})s"
@@ -199,7 +201,7 @@ class ClickHouseDialect(Dialect):
         super().__init__(table)
         self.materialized = materialized or {}  # property → the column holding its text
 
-    def param(self, value: Any, kind: str) -> str:
+    def param(self, value: Param, kind: str) -> str:
         name = f"p{len(self.values)}"
         if isinstance(value, datetime):  # an exact UTC instant, as the DateTime64 column holds it
             value = value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
@@ -298,13 +300,13 @@ def json_text(properties: str, key: str) -> str:
     )
 
 
-def bucket_start(value: Any) -> Any:
+def bucket_start(value: datetime | date | int) -> datetime:
     """The naive local start a ClickHouse bucket names (PostgreSQL's are that already)."""
+    if isinstance(value, datetime):
+        return value
     if isinstance(value, int):
         return _EPOCH + timedelta(seconds=value)
-    if isinstance(value, date) and not isinstance(value, datetime):
-        return datetime(value.year, value.month, value.day)
-    return value
+    return datetime(value.year, value.month, value.day)
 
 
 def trends_compile(query: TrendsQuery, *, project_id: int, window: TimeWindow, dialect: Dialect) -> str:
@@ -354,7 +356,7 @@ def _aggregate(series: EventsNode, dialect: Dialect) -> str:
     return dialect.aggregate(math, value)
 
 
-def _properties(properties: Any, dialect: Dialect) -> str:
+def _properties(properties: Properties | None, dialect: Dialect) -> str:
     if isinstance(properties, PropertyGroup):
         parts = [
             _properties(value if isinstance(value, PropertyGroup) else [value], dialect)
@@ -402,7 +404,7 @@ def _filter(item: PropertyFilter, dialect: Dialect) -> str:
     raise UnsupportedQuery("unsupported_property", f"The '{operator}' operator is not supported.")
 
 
-def _text(value: Any) -> str:
+def _text(value: PropertyValue) -> str:
     """A filter value as `properties->>key` renders it (JSON booleans are `true`/`false`)."""
     if isinstance(value, bool):
         return "true" if value else "false"

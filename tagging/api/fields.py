@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Unpack
 
 from rest_framework import serializers
 
-from apikit.fields import StrictCharField
+from apikit.fields import FieldOptions, StrictCharField
 from tagging.normalization import MAX_TAG_LENGTH, normalize_tags
 
 MAX_TAGS = 100
@@ -15,7 +15,7 @@ MAX_TAGS = 100
 class TagListField(serializers.ListField):
     """Tag names, normalised (trimmed, lowercased, de-duplicated, sorted) on the way in."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, **kwargs: Unpack[FieldOptions]) -> None:
         super().__init__(
             child=StrictCharField(allow_blank=True, trim_whitespace=False),
             max_length=MAX_TAGS,

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from drf_spectacular.extensions import OpenApiSerializerExtension
+from drf_spectacular.openapi import AutoSchema
 from rest_framework import serializers
 
-from apikit.fields import BigIntField, StrictCharField
+from apikit.fields import BigIntField, FieldOptions, StrictCharField
 from insights.api.bulk_serializers import BULK_MAX_IDS, SkippedInsightSerializer
 from tagging.api.fields import TagListField
 from tagging.normalization import MAX_TAG_LENGTH, normalize_tags
@@ -15,12 +16,18 @@ from tagging.normalization import MAX_TAG_LENGTH, normalize_tags
 BULK_MAX_PAIRS = 10_000
 
 
+class BulkUpdateTags(TypedDict):
+    ids: list[int]
+    action: str
+    tags: list[str]
+
+
 class BulkUpdateTagsSerializer(serializers.Serializer):
     ids = serializers.ListField(child=BigIntField(), min_length=1, max_length=BULK_MAX_IDS)
     action = serializers.ChoiceField(choices=["add", "remove", "set"])
     tags = TagListField()
 
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+    def validate(self, attrs: BulkUpdateTags) -> BulkUpdateTags:
         if attrs["action"] in ("add", "remove") and not attrs["tags"]:
             raise serializers.ValidationError(
                 {"tags": f"tags must not be empty for action '{attrs['action']}'."}
@@ -49,7 +56,7 @@ class BulkUpdateTagsSchema(OpenApiSerializerExtension):
 
     target_class = BulkUpdateTagsSerializer
 
-    def map_serializer(self, auto_schema: Any, direction: str) -> dict[str, Any]:
+    def map_serializer(self, auto_schema: AutoSchema, direction: str) -> dict[str, Any]:
         schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
         return {
             **schema,
@@ -63,16 +70,19 @@ class BulkUpdateTagsSchema(OpenApiSerializerExtension):
 class TagNameField(StrictCharField):
     """One tag name, normalised as everywhere (trimmed, lowercased); blank after that is a 400."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, **kwargs: Unpack[FieldOptions]) -> None:
         super().__init__(trim_whitespace=False, **kwargs)
 
-    def to_internal_value(self, data: Any) -> str:
+    def to_internal_value(self, data: object) -> str:
         names = normalize_tags([super().to_internal_value(data)])
         if not names:
             self.fail("blank")
         if len(names[0]) > MAX_TAG_LENGTH:
             raise serializers.ValidationError(f"A tag may be at most {MAX_TAG_LENGTH} characters.")
         return names[0]
+
+
+TagRename = TypedDict("TagRename", {"from": str, "to": str})  # `from` is a keyword
 
 
 class TagRenameSerializer(serializers.Serializer):
@@ -82,7 +92,7 @@ class TagRenameSerializer(serializers.Serializer):
         # `from` is a Python keyword, so it cannot be declared as a class attribute.
         return {"from": TagNameField(help_text="The tag to rename."), **super().get_fields()}
 
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+    def validate(self, attrs: TagRename) -> TagRename:
         if attrs["from"] == attrs["to"]:
             raise serializers.ValidationError({"to": "`to` names the same tag as `from`."})
         return attrs
