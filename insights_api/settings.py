@@ -39,6 +39,10 @@ MIDDLEWARE = [
     # Outermost: every response and log line carries the request id; every request is timed.
     "apikit.request_id.RequestIdMiddleware",
     "apikit.request_metrics.RequestMetricsMiddleware",
+    # Notes when a request arrived — before it waits for a slot, so that one that queued there still
+    # joins an execution that started meanwhile — and keys result requests that may be shared; the
+    # views coalesce them after their own checks.
+    "apikit.coalescing.CoalescingMiddleware",
     # A request works only with one of the process's slots; waiting, it holds none (slots.py).
     "infra.slots.WorkSlotsMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -49,8 +53,6 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    # Keys result requests that may be shared; the views coalesce them after their own checks.
-    "apikit.coalescing.CoalescingMiddleware",
 ]
 
 ROOT_URLCONF = "insights_api.urls"
@@ -125,7 +127,7 @@ WEB_WORK_SLOTS = env_int("WEB_WORK_SLOTS", 8, minimum=1)
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "infra.cache.SharedRedisCache",  # one client per process (its module says why)
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "insights"),
         "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 1.0},
