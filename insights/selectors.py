@@ -36,6 +36,8 @@ INSIGHT_KINDS = {
 OTHER_TYPE_KINDS = {"SQL": "DataVisualizationNode", "HOG": "HogQuery"}
 INSIGHT_TYPES = (*INSIGHT_KINDS, *OTHER_TYPE_KINDS, "JSON")
 DEFAULT_ORDER = "-last_modified_at"
+# The largest id a bigint holds: a larger number in a URL is no insight's (and no statement's value).
+LARGEST_ID = 2**63 - 1
 
 
 def insights_visible_to(
@@ -239,7 +241,7 @@ def insight_found(*, project_id: int, caller: Caller, lookup: str) -> FoundInsig
     """The project's live insight with this numeric id or short_id, if the caller may see it: the
     statement every retrieve (coalesced followers too) runs first, one per kind of lookup."""
     by_id = lookup.isdigit()
-    if by_id and int(lookup) > 2**63 - 1:
+    if by_id and int(lookup) > LARGEST_ID:
         return None
 
     def build(visible: VisibleInsights) -> Prepared:
@@ -259,7 +261,7 @@ def insight_lookup(*, queryset: QuerySet[Any], id_or_short_id: str) -> Any | Non
     """The row of `queryset` (an Insight, or a dict for a `.values()` queryset) with this numeric id or
     short_id (short_ids are never all digits, so there is no ambiguity)."""
     if id_or_short_id.isdigit():
-        if int(id_or_short_id) > 2**63 - 1:
+        if int(id_or_short_id) > LARGEST_ID:
             return None
         return queryset.filter(id=int(id_or_short_id)).first()
     return queryset.filter(short_id=id_or_short_id).first()
