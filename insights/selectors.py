@@ -337,8 +337,7 @@ def activity_list(*, project_id: int, caller: Caller, insight_id: int | None = N
     what the caller may see of an entry depends on it (`activity_changes_shown`)."""
     visible = insights_visible_to(project_id=project_id, caller=caller)
     level = visible.filter(id=OuterRef("insight_id")).values(LEVEL)[:1]
-    entries = ActivityLog.objects.filter(project_id=project_id)
-    if insight_id is not None:
-        entries = entries.filter(insight_id=insight_id)
+    of_insight = {} if insight_id is None else {"insight_id": insight_id}
+    entries = ActivityLog.objects.filter(project_id=project_id, **of_insight)
     entries = entries.filter(insight_id__in=visible.values("id")).annotate(**{LEVEL: Subquery(level)})
     return entries.select_related("user").order_by("-created_at", "-id")
