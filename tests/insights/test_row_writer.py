@@ -17,7 +17,7 @@ from accounts.caller import Caller
 from apikit.json_rows import RowWriter
 from infra.db.compiled import Markers, prepare
 from insights.access import insights_visible
-from insights.api.base import insights_shown
+from insights.api.selectors import insights_shown
 from insights.api.serializers import InsightBasicSerializer, InsightSerializer
 from insights.models import AccessLevel, Insight, InsightAccessOverride
 from insights.selectors import insight_rows
