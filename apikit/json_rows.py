@@ -10,11 +10,12 @@ by field, and tests compare the two, byte for byte, on the same rows.
 Why this way (issue 23, `bench/run.py --writers`, bench/writers.md): the three ways to write a page
 of the insight list were measured in one run on the same pages: these writers, the plain
 serializers on the same rows, and PostgreSQL building each row's JSON (`json_build_object`). The
-simplest within 10% of the fastest is kept. The plain serializers were 16-27% slower per request
-than the fastest on pages of 100 (their Python took two and a half times the writers': 29.8 ms
-against 11.2 ms for 100 full rows), so they are out; the JSON built in SQL was at most 6% faster
-than the writers (it saves Python, but its statement costs more, and it repeats every field's shape
-in SQL), so these writers, simpler than it, are kept.
+simplest within 10% of the fastest is kept. In each of three runs (on a shared machine; the
+figures here are the last one's) the plain serializers were over 10% slower per request than the
+fastest on pages of 100, 14-31% (their Python took two and a half times the writers': 16.1 ms
+against 6.7 ms for 100 full rows), so they are out; the JSON built in SQL was at most 7% faster than
+the writers (it saves Python, but its statement costs more, and it repeats every field's shape in
+SQL), so these writers, simpler than it, are kept.
 
 Safe by construction, where DRF would be lenient or the writer would differ from DRF:
 - A column the rows lack raises (`MissingColumn`) instead of becoming the field's default: for rows

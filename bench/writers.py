@@ -7,10 +7,10 @@ today's before it is timed.
 - `serializers`: the same statement, its rows through the plain serializer
   (`Serializer(rows, many=True, context=...).data`), rendered by the same renderer.
 - `sql json`: the same statement wrapped in one that builds each row's JSON object in PostgreSQL
-  (`json_build_object`, the page aggregated by `json_agg`) and returns it as text; Python then parses
-  it, puts in each row's `last_refresh` (from Redis, as the others do) and renders it, since
-  PostgreSQL's JSON text is not compact and its time stamps are not DRF's (so the bytes could not
-  be identical without both steps).
+  (bench/writers_sql.py: `json_build_object`, the page aggregated by `json_agg`) and returns it as
+  text; Python then parses it, puts in each row's `last_refresh` (from Redis, as the others do) and
+  renders it: PostgreSQL's JSON text is not compact, and a query's numbers are written as Python
+  writes them, so the bytes could not be identical without both steps.
 
 Every timed call is one request's worth: the statement, the Redis round trip of `last_refresh`, the
 writing and the rendering. Rounds interleave the variants (in a rotating order) on the same page
@@ -20,8 +20,8 @@ admin of the organization, so every row's access level is computed as for most c
 
 from __future__ import annotations
 
-import collections
 import json
+import os
 import random
 import statistics
 import time
@@ -32,13 +32,13 @@ from typing import Any
 
 import stack
 from django.db import connection
-from rest_framework import serializers
 from rest_framework.renderers import JSONRenderer
 
 from accounts.caller import Caller
 from accounts.models import OrganizationMembership, Project, User
 from accounts.services import installation_bootstrap
 from apikit.json_rows import RowWriter
+from bench.writers_sql import sql_json_statement
 from infra.db.compiled import Markers, Prepared
 from infra.redis import cache_set_many
 from insights.access import insights_visible
@@ -190,67 +190,6 @@ def list_statement() -> Prepared:
     return insight_rows(listed, markers, limit="limit", offset="offset")
 
 
-def _utc_iso(column: str) -> str:
-    """DRF's ISO 8601 of a time stamp in UTC: a `Z`, microseconds only when there are some."""
-    return (
-        f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS') || CASE WHEN "
-        f"date_trunc('second', {column}) = {column} THEN '' ELSE to_char({column} AT TIME ZONE 'UTC', '.US') END || 'Z'"
-    )
-
-
-def _user(column: str) -> str:
-    keys = ("id", "uuid", "email", "first_name", "last_name")
-    built = ", ".join(f"'{key}', {column}->'{key}'" for key in keys)
-    return (
-        f"CASE WHEN {column} IS NULL THEN NULL ELSE json_build_object({built}, 'hedgehog_config', NULL) END"
-    )
-
-
-def _tiles(each: str) -> str:
-    return f"(SELECT coalesce(json_agg({each} ORDER BY o), '[]') FROM unnest(r.\"live_tiles\") WITH ORDINALITY AS x(t, o))"
-
-
-# Each field of the two shapes as PostgreSQL writes it from a row of `insight_rows` (`r`): the
-# serializers' shape again, in SQL. `last_refresh` holds the fingerprint, replaced in Python.
-SQL_FIELDS = {
-    "id": 'r."id"', "short_id": 'r."short_id"', "name": 'r."name"', "derived_name": 'r."derived_name"',
-    "filters": "'{}'::json", "query": 'r."query"',
-    "dashboards": _tiles("t->'dashboard_id'"),
-    "dashboard_tiles": _tiles("json_build_object('id', t->'id', 'dashboard_id', t->'dashboard_id', 'deleted', false)"),
-    "description": 'r."description"', "last_refresh": 'r."results_fingerprint"', "refreshing": "false",
-    "saved": 'r."saved"', "tags": 'to_json(r."tag_names")', "favorited": 'r."favorited"',
-    "created_at": _utc_iso('r."created_at"'), "created_by": _user('r."created_by"'),
-    "last_modified_at": _utc_iso('r."last_modified_at"'), "last_modified_by": _user('r."last_modified_by"'),
-    "updated_at": _utc_iso('r."updated_at"'), "user_access_level": 'r."user_access_level"',
-    "last_viewed_at": _utc_iso('r."last_viewed_at"'),
-    "order": 'r."order"', "deleted": 'r."deleted"', "result": "NULL", "is_cached": "false",
-    "query_status": "NULL", "timezone": "%s::text", "cache_target_age": "NULL",
-    "next_allowed_client_refresh": "NULL", "hasMore": "NULL", "columns": "NULL", "hogql": "NULL",
-    "types": "NULL", "resolved_date_range": "NULL", "is_sample": "false", "alerts": "'[]'::json",
-    "effective_restriction_level": "21",
-    "effective_privilege_level": "CASE WHEN r.\"user_access_level\" = 'editor' THEN 37 ELSE 21 END",
-}  # fmt: skip
-
-
-def sql_json_statement(rows: Prepared, serializer_class: type[serializers.Serializer]) -> Prepared:
-    """`rows`' statement wrapped in one returning the page as a JSON array of objects in the shape
-    of `serializer_class` (its fields in order, each written by SQL_FIELDS), as text; the first
-    parameter is the project's time zone."""
-    fields = [name for name, field in serializer_class().fields.items() if not field.write_only]
-    built = ", ".join(f"'{name}', {SQL_FIELDS[name]}" for name in fields)
-    columns = ", ".join(f'"{column}"' for column in rows.row_type._fields)  # type: ignore[attr-defined]
-    # The rows come in the inner statement's order (its ORDER BY and LIMIT), which json_agg keeps.
-    sql = (
-        f"SELECT coalesce(json_agg(json_build_object({built})), '[]')::text FROM ({rows.sql}) AS r({columns})"
-    )
-    timezones = sum(1 for name in fields if SQL_FIELDS[name] == "%s::text")
-    page = collections.namedtuple("Page", ["results"])
-    return Prepared(sql=sql, params=(*(_TZ,) * timezones, *rows.params), converters=(), row_type=page)
-
-
-_TZ = object()  # stands for the project's time zone among a Prepared's parameters (filled in below)
-
-
 @dataclass(frozen=True)
 class Page:
     """What one request asks for: its shape, its page size and its page."""
@@ -267,7 +206,10 @@ class Variants:
     def __init__(self, world: WritersWorld) -> None:
         self.project, self.caller = world.project, world.caller
         self.statement = list_statement()
-        self.sql = {shape: sql_json_statement(self.statement, cls) for shape, cls in SHAPES.items()}
+        self.sql = {
+            shape: sql_json_statement(self.statement, cls, timezone=self.project.timezone)
+            for shape, cls in SHAPES.items()
+        }
         self.renderer = JSONRenderer()
 
     def rows(self, page: Page) -> list[Any]:
@@ -288,13 +230,10 @@ class Variants:
         return self.renderer.render(data)
 
     def sql_rows(self, page: Page) -> str:
-        statement = self.sql[page.shape]
-        params = [self.project.timezone if param is _TZ else param for param in statement.params]
-        text: str = (
-            Prepared(statement.sql, tuple(params), (), statement.row_type)
-            .rows(project=self.project.id, user=self.caller.id, limit=page.size, offset=page.offset)[0]
-            .results
+        page_rows = self.sql[page.shape].rows(
+            project=self.project.id, user=self.caller.id, limit=page.size, offset=page.offset
         )
+        text: str = page_rows[0].results
         return text
 
     def sql_json(self, page: Page, text: str) -> bytes:
@@ -454,14 +393,15 @@ def report(samples: dict[Key, Samples], verdicts: dict[str, str], *, minutes: fl
 
 
 # What the code follows; a run that keeps another way says the decision should be revisited.
-DECIDED = "The code writes rows with the precompiled writers (apikit/json_rows.py)."
+DECIDED = (
+    "The code writes rows with the precompiled writers (apikit/json_rows.py, whose docstring gives the "
+    "figures that decided it); a run that keeps another way exits with 1, a sign to revisit that."
+)
 
 
 def bench_writers(header: str, started: float) -> tuple[str, bool]:
     """Build the world, check the outputs, time the variants; the report and whether this run keeps
     the way the code follows."""
-    import os
-
     stack.say("bench: building the writers' world")
     world = writers_world()
     variants = Variants(world)
