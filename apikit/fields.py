@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import TypedDict, Unpack
+from typing import Any, TypedDict, TypeVar, Unpack, cast
 
 from django.utils.functional import cached_property
 from rest_framework import serializers
 from rest_framework.utils.serializer_helpers import BindingDict
 
 MAX_DB_ID = 2**63 - 1
+F = TypeVar("F", bound=serializers.Field)
 
 
 class JSONListParam(serializers.ListField):
@@ -89,6 +90,26 @@ class StrictBooleanField(serializers.BooleanField):
         if not isinstance(data, bool):
             self.fail("not_a_boolean")
         return data
+
+
+class DefaultOnly:
+    """Marks an output field that no row has a value for: it is always its `default` (a field of
+    PostHog's schema this service leaves null, say). DRF writes a field's default for a row without
+    its attribute; the precompiled writers (apikit.json_rows) write this one without looking, and
+    refuse any other field whose column the rows lack."""
+
+
+def default_only(field_class: type[F], **kwargs: Any) -> F:
+    """A read-only `field_class(**kwargs)`, marked DefaultOnly; `kwargs` must give the `default`."""
+    if "default" not in kwargs:
+        raise TypeError(f"A default-only {field_class.__name__} needs a default.")
+    marked = _DEFAULT_ONLY.get(field_class)
+    if marked is None:  # named as the field class it extends: the schema describes it as that field
+        marked = _DEFAULT_ONLY[field_class] = type(field_class.__name__, (DefaultOnly, field_class), {})
+    return cast(F, marked(read_only=True, **kwargs))
+
+
+_DEFAULT_ONLY: dict[type, type] = {}  # field class → its DefaultOnly subclass
 
 
 class ParamsSerializer(serializers.Serializer):

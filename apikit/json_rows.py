@@ -5,8 +5,27 @@ fields through `get_attribute`, the null check and `to_representation`. A `RowWr
 serializer class's fields once per process and turns each into one small function of the row, so a
 page costs one dict per row. The serializer stays the description of the shape (the OpenAPI
 schema is generated from it, and it can still render the same rows); the writer follows it field
-by field, with DRF's rules for nulls, defaults and absent attributes, and tests compare the two on
-the same rows.
+by field, and tests compare the two, byte for byte, on the same rows.
+
+Why this way (issue 23, `bench/run.py --writers`, bench/writers.md): the three ways to write a page
+of the insight list were measured in one run on the same pages: these writers, the plain
+serializers on the same rows, and PostgreSQL building each row's JSON (`json_build_object`). The
+simplest within 10% of the fastest is kept. In each of three runs (on a shared machine; the
+figures here are the last one's) the plain serializers were over 10% slower per request than the
+fastest on pages of 100, 14-31% (their Python took two and a half times the writers': 16.1 ms
+against 6.7 ms for 100 full rows), so they are out; the JSON built in SQL was at most 7% faster than
+the writers (it saves Python, but its statement costs more, and it repeats every field's shape in
+SQL), so these writers, simpler than it, are kept.
+
+Safe by construction, where DRF would be lenient or the writer would differ from DRF:
+- A column the rows lack raises (`MissingColumn`) instead of becoming the field's default: for rows
+  that are named tuples, when the writer is compiled; for objects and mappings, when a row is
+  written. A field no row has a value for says so (`apikit.fields.default_only`) and is written as
+  its default without looking.
+- A field that reads its value with its own `get_attribute`, or a serializer (nested or listed)
+  with its own `to_representation`, is refused when the writer is compiled (`UnwritableField`); a
+  field's own `to_representation` is what the writer calls, so it is followed.
+- A source naming a method is called, as DRF calls it.
 
 A row is an object with the fields' sources as attributes (a model instance, or a named tuple of
 `infra.db.compiled`), or a mapping (a JSON object built by PostgreSQL, for a nested
@@ -17,6 +36,7 @@ attribute is `context`: such methods read `self.context` and the row, nothing el
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
@@ -24,13 +44,12 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 from rest_framework import ISO_8601, serializers
-from rest_framework.fields import empty
+from rest_framework.fields import is_simple_callable
 from rest_framework.settings import api_settings
 
-# Returned by a field's function when DRF would leave the key out of the row.
-_SKIP = object()
+from apikit.fields import DefaultOnly
 
-FieldWriter = Callable[[Any, Any], Any]  # (row, stand-in) -> value, or _SKIP
+FieldWriter = Callable[[Any, Any], Any]  # (row, stand-in) -> value
 
 
 class _Stand:
@@ -43,10 +62,32 @@ class _Stand:
         self.timezone = timezone.get_current_timezone() if settings.USE_TZ else None
 
 
+class MissingColumn(LookupError):
+    """The rows lack what a field of the shape reads: a bug of the statement or of the shape, never
+    something to write as the field's default."""
+
+    def __init__(self, field: serializers.Field, attr: str) -> None:
+        super().__init__(
+            f"The rows have no {attr!r} for {type(field.parent).__name__}.{field.field_name}; a field "
+            "no row has a value for is declared with apikit.fields.default_only."
+        )
+
+
+class UnwritableField(TypeError):
+    """A field or serializer the writer cannot write as DRF would; refused when the writer is compiled."""
+
+    def __init__(self, field: serializers.Field, reason: str) -> None:
+        named = field.parent is not None and field.field_name  # not a top or a listed serializer
+        owner = f"{type(field.parent).__name__}.{field.field_name}" if named else type(field).__name__
+        super().__init__(f"{owner} {reason}: write its rows with the serializer itself.")
+
+
 class RowWriter:
     def __init__(self, serializer: serializers.Serializer, attributes: tuple[str, ...] | None = None) -> None:
         """`attributes`: every attribute of the rows to come, when they are all named tuples of one
-        type; a field whose source is not among them is written without looking."""
+        type; a field whose source is not among them is refused now, not when a row is written."""
+        if type(serializer).to_representation is not serializers.Serializer.to_representation:
+            raise UnwritableField(serializer, "is written by its own to_representation")
         self.plan: tuple[tuple[str, FieldWriter], ...] = tuple(
             (name, _compile(field, attributes))
             for name, field in serializer.fields.items()
@@ -75,33 +116,29 @@ class RowWriter:
         return [self.write_one(row, stand) for row in rows]
 
     def write_one(self, row: Any, stand: _Stand) -> dict[str, Any]:
-        written = {}
-        for name, field_writer in self.plan:
-            value = field_writer(row, stand)
-            if value is not _SKIP:
-                written[name] = value
-        return written
+        return {name: field_writer(row, stand) for name, field_writer in self.plan}
 
 
 def _compile(field: serializers.Field, attributes: tuple[str, ...] | None = None) -> FieldWriter:
     if isinstance(field, serializers.SerializerMethodField):
         method = getattr(type(field.parent), field.method_name)
         return lambda row, stand: method(stand, row)
-    if attributes is not None and field.source != "*" and field.source_attrs[0] not in attributes:
-        absent = _absent_value(field)
-        if absent is _RAISE:
-            raise AttributeError(f"The rows have no {field.source_attrs[0]!r} for {field.field_name!r}.")
-        return lambda row, stand: absent() if callable(absent) else absent
-    read = _reader(field)
+    _refuse_unwritable(field)
+    column = field.source_attrs[0] if field.source != "*" else None
+    if isinstance(field, DefaultOnly):
+        if attributes is not None and column in attributes:
+            raise UnwritableField(field, f"is always its default, yet the rows have {column!r}")
+        return _default_writer(field)
+    if attributes is not None and column is not None and column not in attributes:
+        raise MissingColumn(field, column)
+    read = _reader(field, attributes)
     if isinstance(field, serializers.ListSerializer):
         assert isinstance(field.child, serializers.Serializer), f"{field.field_name!r} lists no serializer"
         child = RowWriter(field.child)
 
         def write_many(row: Any, stand: _Stand) -> Any:
             value = read(row)
-            if value is None or value is _SKIP:
-                return value
-            return [child.write_one(item, stand) for item in value]
+            return None if value is None else [child.write_one(item, stand) for item in value]
 
         return write_many
     if isinstance(field, serializers.Serializer):
@@ -109,7 +146,7 @@ def _compile(field: serializers.Field, attributes: tuple[str, ...] | None = None
 
         def write_nested(row: Any, stand: _Stand) -> Any:
             value = read(row)
-            return value if value is None or value is _SKIP else nested.write_one(value, stand)
+            return value if value is None else nested.write_one(value, stand)
 
         return write_nested
     represent = field.to_representation
@@ -118,9 +155,18 @@ def _compile(field: serializers.Field, attributes: tuple[str, ...] | None = None
 
     def write_value(row: Any, stand: _Stand) -> Any:
         value = read(row)
-        return value if value is None or value is _SKIP else represent(value)
+        return value if value is None else represent(value)
 
     return write_value
+
+
+def _default_writer(field: serializers.Field) -> FieldWriter:
+    """A DefaultOnly field, written as DRF writes a field's default for a row without its attribute."""
+    default, represent = field.default, field.to_representation
+    if callable(default):  # a new value each time (`default=list`)
+        return lambda row, stand: None if (value := default()) is None else represent(value)
+    written = None if default is None else represent(default)
+    return lambda row, stand: written
 
 
 def _plain_datetime(field: serializers.Field) -> bool:
@@ -139,7 +185,7 @@ def _datetime_writer(read: Callable[[Any], Any], represent: Callable[[Any], Any]
 
     def write_datetime(row: Any, stand: _Stand) -> Any:
         value = read(row)
-        if value is None or value is _SKIP:
+        if value is None:
             return value
         if stand.timezone is None or not isinstance(value, datetime) or timezone.is_naive(value):
             return represent(value)  # DRF's own way for anything unusual
@@ -152,36 +198,38 @@ def _datetime_writer(read: Callable[[Any], Any], represent: Callable[[Any], Any]
     return write_datetime
 
 
-def _reader(field: serializers.Field) -> Callable[[Any], Any]:
+def _reader(field: serializers.Field, attributes: tuple[str, ...] | None) -> Callable[[Any], Any]:
     """`field.get_attribute` without the per-call bookkeeping: the source's attributes (or keys) in
-    turn; an absent one gives the field's default, null, or no key at all, as DRF decides."""
+    turn, a method among them called as DRF calls it; an absent one raises (`MissingColumn`)."""
     if field.source == "*":
         return lambda row: row
     attrs = tuple(field.source_attrs)
-    absent = _absent_value(field)
+    if attributes is not None and len(attrs) == 1:
+        # A column of a named tuple: a value from the database, never a method (the tuple's own
+        # methods are not among its `_fields`).
+        return operator.attrgetter(attrs[0])
 
     def read(row: Any) -> Any:
         for attr in attrs:
             try:
                 row = row[attr] if isinstance(row, dict) else getattr(row, attr)
             except (KeyError, AttributeError):
-                if absent is _RAISE:
-                    raise
-                return absent() if callable(absent) else absent
+                raise MissingColumn(field, attr) from None
+            if callable(row) and is_simple_callable(row):
+                row = row()
         return row
 
     return read
 
 
-_RAISE = object()
-
-
-def _absent_value(field: serializers.Field) -> Any:
-    """What DRF writes for a field whose attribute the row lacks (`Field.get_attribute`)."""
-    if field.default is not empty:
-        return field.get_default
-    if field.allow_null:
-        return None
-    if not field.required:
-        return _SKIP
-    return _RAISE
+def _refuse_unwritable(field: serializers.Field) -> None:
+    """A field that reads its row its own way, or a list of rows written its own way, would be
+    written otherwise than DRF writes it: refused when the writer is compiled (a serializer that
+    writes its rows its own way is refused by RowWriter)."""
+    if type(field).get_attribute is not serializers.Field.get_attribute:
+        raise UnwritableField(field, "reads its value with its own get_attribute")
+    if (
+        isinstance(field, serializers.ListSerializer)
+        and type(field).to_representation is not serializers.ListSerializer.to_representation
+    ):
+        raise UnwritableField(field, "is written by its own to_representation")

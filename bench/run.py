@@ -9,7 +9,8 @@ million view events on 10,000 insights), into bench/usage.md. `make bench ARGS=-
 throughput (bench/reads.py) on the same setup, in about two minutes, into bench/reads.md. The Trends
 benchmarks run on PostgreSQL and, side by side on the same events, on ClickHouse (an embedded chDB
 database served by its owner process, as `make run` serves it); `--trends` runs only those, into
-bench/trends.md (`--trends --events 300000` takes a minute or two).
+bench/trends.md (`--trends --events 300000` takes a minute or two). `--writers` measures the three ways
+to write a page of insights (issue 23) on a world of its own, into bench/writers.md (two minutes or so).
 """
 
 from __future__ import annotations
@@ -78,6 +79,11 @@ def main() -> int:
         action="store_true",
         help="only the workload isolation benchmarks (crowds, storm, two projects), into bench/isolation.md",
     )
+    parser.add_argument(
+        "--writers",
+        action="store_true",
+        help="only the three ways to write a page of insights, side by side (writes bench/writers.md)",
+    )
     options = parser.parse_args()
     started = time.monotonic()
     with stack.ServiceStack() as services:
@@ -90,7 +96,7 @@ def main() -> int:
         )
         stack.create_database(pg, "bench")
         redis = services.enter_context(stack.redis_server(scratch / "redis", 26500))
-        clickhouse_url = start_chdb_owner(services, scratch)
+        clickhouse_url = "" if options.writers else start_chdb_owner(services, scratch)
         env = {
             "DATABASE_URL": pg.url("bench"),
             "REDIS_URL": redis.url(0),
@@ -123,6 +129,8 @@ def main() -> int:
             TRENDS.write_text(report)
             print(f"written to {TRENDS}")
             return 0 if all(figure.met is not False for figure in figures) else 1
+        if options.writers:
+            return writers_only(started, postgres=pg.version)
         if options.usage:
             figures = usage_only(services, scratch, env)
             report = render(figures, minutes=(time.monotonic() - started) / 60, postgres=pg.version, events=0,
@@ -210,6 +218,22 @@ def usage_only(services: stack.ServiceStack, scratch: Path, env: dict[str, str])
 
 
 ISOLATION = ROOT / "bench" / "isolation.md"
+WRITERS = ROOT / "bench" / "writers.md"
+
+
+def writers_only(started: float, *, postgres: str) -> int:
+    """`--writers`: the three ways to write a page of insights, measured in this process."""
+    from bench import writers
+
+    header = (
+        f"Run on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `bench/run.py --writers`: {os.cpu_count()} CPUs "
+        f"({_cpu_model()}), Python {platform.python_version()}, PostgreSQL {postgres} and Redis as in `make bench`"
+    )
+    report, as_decided = writers.bench_writers(header, started)
+    print(report)
+    WRITERS.write_text(report)
+    print(f"written to {WRITERS}")
+    return 0 if as_decided else 1
 
 
 def reads_only(

@@ -1,18 +1,22 @@
-"""Reads of insights: list filtering and ordering, lookups, and the annotations a page of them needs."""
+"""Reads of insights: the statements every insight read starts from (`insights_statement`: the
+caller's visible insights, compiled once per process), list filtering and ordering, lookups, and the
+annotations a page of them needs."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from django.contrib.postgres.expressions import ArraySubquery
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import JSONObject
 
+from accounts.caller import Caller
 from accounts.selectors import user_basic_json
-from infra.db.compiled import Markers, Prepared, prepare
-from insights.access import LEVEL
+from infra.db.compiled import Markers, Prepared, compiled_once, prepare
+from insights.access import LEVEL, insights_visible
 from insights.models import ActivityLog, DashboardTile, Insight
 
 # How `tags` matches: PostHog's any, or all of them.
@@ -32,12 +36,78 @@ INSIGHT_KINDS = {
 OTHER_TYPE_KINDS = {"SQL": "DataVisualizationNode", "HOG": "HogQuery"}
 INSIGHT_TYPES = (*INSIGHT_KINDS, *OTHER_TYPE_KINDS, "JSON")
 DEFAULT_ORDER = "-last_modified_at"
+# The largest id a bigint holds: a larger number in a URL is no insight's (and no statement's value).
+LARGEST_ID = 2**63 - 1
+
+
+def insights_visible_to(
+    *, project_id: int, caller: Caller, start: QuerySet[Insight] | None = None
+) -> QuerySet[Insight]:
+    """The project's insights (of `start`, by default all of them) the caller may see, each with the
+    caller's level on it (`insights_visible`)."""
+    insights = (Insight.objects.all() if start is None else start).filter(project_id=project_id)
+    return insights_visible(insights, caller)
+
+
+@dataclass(frozen=True)
+class VisibleInsights:
+    """What an insight statement is built from: the insights of a stand-in project that a stand-in
+    caller may see (`insights_visible_to`), so that one compiled statement serves every project and
+    every caller of the same kind of visibility."""
+
+    insights: QuerySet[Insight]
+    caller_id: int  # the stand-in caller's id, for a statement about the caller's own insights or views
+    markers: Markers
+
+
+@dataclass(frozen=True)
+class CallerStatement:
+    """A statement of `insights_statement` with the project and the caller it runs for."""
+
+    statement: Prepared
+    project_id: int
+    caller: Caller
+
+    def rows(self, **values: object) -> list[Any]:
+        """The statement's rows (named tuples) for the project, the caller and `values`."""
+        return self.statement.rows(project=self.project_id, user=self.caller.user_id, **values)
+
+    def count(self, **values: object) -> int:
+        """How many rows `rows` would return, without the statement's `LIMIT`."""
+        return self.statement.count(project=self.project_id, user=self.caller.user_id, **values)
+
+
+def insights_statement(
+    key: Hashable | None,
+    *,
+    project_id: int,
+    caller: Caller,
+    build: Callable[[VisibleInsights], Prepared],
+    start: QuerySet[Insight] | None = None,
+) -> CallerStatement:
+    """The statement `build` prepares from the project's insights the caller may see (starting from
+    `start`: the insights with what a shape shows, or by default the bare ones), for this project and
+    caller: the one way an insight read gets a statement, so no read can leave the visibility rule
+    out. Compiled once per process for each `key` (naming the read and anything else its statement
+    depends on) and each kind of visibility (an admin's is another statement); with key None, for
+    this call alone (a statement carrying a request's own values)."""
+
+    def visible(markers: Markers) -> VisibleInsights:
+        project = markers.number("project")
+        stand_in = Caller(user_id=markers.number("user"), is_admin=caller.is_admin)
+        insights = insights_visible_to(project_id=project, caller=stand_in, start=start)
+        return VisibleInsights(insights=insights, caller_id=stand_in.user_id, markers=markers)
+
+    statement = compiled_once(
+        None if key is None else (key, caller.is_admin), lambda markers: build(visible(markers))
+    )
+    return CallerStatement(statement=statement, project_id=project_id, caller=caller)
 
 
 # How each list filter enters the list's statement (InsightFilters.shape): a FLAG takes one of a few
 # values, each compiled into a statement of its own and shared by every request with that value; a VALUE
 # is the request's own text, ids or dates, so a statement holding one serves that request alone; the
-# CALLER filter is the caller's own id, shared through the caller's stand-in.
+# CALLER filter is on or off, the caller's own id entering as the caller's stand-in.
 FLAG, VALUE, CALLER = {"statement": "flag"}, {"statement": "value"}, {"statement": "caller"}
 
 
@@ -50,7 +120,7 @@ class InsightFilters:
     tags_match: str = field(default="any", metadata=FLAG)  # one of TAGS_MATCH: any tag may match, or all
     favorited: bool | None = field(default=None, metadata=FLAG)
     created_by: list[int] = field(default_factory=list, metadata=VALUE)
-    mine_user_id: int | None = field(default=None, metadata=CALLER)
+    mine: bool = field(default=False, metadata=CALLER)  # only the caller's own insights
     dashboards: list[int] = field(default_factory=list, metadata=VALUE)  # all must match
     short_id: str | None = field(default=None, metadata=VALUE)
     modified_from: datetime | None = field(default=None, metadata=VALUE)
@@ -73,10 +143,8 @@ class InsightFilters:
             if kind == VALUE:
                 if value not in (None, []):
                     return None
-            elif kind == FLAG:
+            elif kind in (FLAG, CALLER):  # a few values each (the caller's own id is a stand-in)
                 shape.append(value)
-            elif kind == CALLER:
-                shape.append(value is not None)
             else:
                 raise AssertionError(
                     f"InsightFilters.{filter_field.name} says not how it enters the statement"
@@ -84,8 +152,11 @@ class InsightFilters:
         return tuple(shape)
 
 
-def insights_filter(*, queryset: QuerySet[Insight], filters: InsightFilters) -> QuerySet[Insight]:
-    """Apply the list filters to an already project-scoped queryset of live insights.
+def insights_filter(
+    *, queryset: QuerySet[Insight], filters: InsightFilters, caller_id: int
+) -> QuerySet[Insight]:
+    """Apply the list filters to an already project-scoped queryset of live insights (`caller_id`:
+    whose insights are the caller's own, `filters.mine`).
 
     Tags are reached through the reverse relation `tagged_items` (owned by the tagging app) by
     name, so this module needs no import of it.
@@ -110,8 +181,8 @@ def insights_filter(*, queryset: QuerySet[Insight], filters: InsightFilters) -> 
         queryset = queryset.filter(favorited=filters.favorited)
     if filters.created_by:
         queryset = queryset.filter(created_by_id__in=filters.created_by)
-    if filters.mine_user_id is not None:
-        queryset = queryset.filter(created_by_id=filters.mine_user_id)
+    if filters.mine:
+        queryset = queryset.filter(created_by_id=caller_id)
     if filters.dashboards:
         on_all = (
             DashboardTile.objects.filter(dashboard_id__in=filters.dashboards)
@@ -157,11 +228,40 @@ def insights_order(queryset: QuerySet[Insight], order: str) -> QuerySet[Insight]
     return queryset.order_by(expression, "-id")
 
 
+@dataclass(frozen=True)
+class FoundInsight:
+    """A live insight the caller may see, as a retrieve first needs it."""
+
+    id: int
+    query: object  # the stored query node, as JSON
+    user_access_level: str  # insights.access.LEVEL
+
+
+def insight_found(*, project_id: int, caller: Caller, lookup: str) -> FoundInsight | None:
+    """The project's live insight with this numeric id or short_id, if the caller may see it: the
+    statement every retrieve (coalesced followers too) runs first, one per kind of lookup."""
+    by_id = lookup.isdigit()
+    if by_id and int(lookup) > LARGEST_ID:
+        return None
+
+    def build(visible: VisibleInsights) -> Prepared:
+        markers = visible.markers
+        wanted = {"id": markers.number("lookup")} if by_id else {"short_id": markers.text("lookup")}
+        found = visible.insights.filter(deleted=False, **wanted).values_list("id", "query", LEVEL)
+        return prepare(found[:1], markers)
+
+    statement = insights_statement(
+        ("insight found", by_id), project_id=project_id, caller=caller, build=build
+    )
+    rows = statement.rows(lookup=int(lookup) if by_id else lookup)
+    return FoundInsight(*rows[0]) if rows else None
+
+
 def insight_lookup(*, queryset: QuerySet[Any], id_or_short_id: str) -> Any | None:
     """The row of `queryset` (an Insight, or a dict for a `.values()` queryset) with this numeric id or
     short_id (short_ids are never all digits, so there is no ambiguity)."""
     if id_or_short_id.isdigit():
-        if int(id_or_short_id) > 2**63 - 1:
+        if int(id_or_short_id) > LARGEST_ID:
             return None
         return queryset.filter(id=int(id_or_short_id)).first()
     return queryset.filter(short_id=id_or_short_id).first()
@@ -200,6 +300,18 @@ INSIGHT_COLUMNS = (
     "last_viewed_at",
     LEVEL,
 )
+
+
+class InsightRow(Protocol):
+    """A row of `insight_rows`, a named tuple the shapes' writers read by name; the columns Python
+    reads itself."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def results_fingerprint(self) -> str | None: ...
+
+
 # The creators, as JSON objects in the rows (named as the model's relations): the columns of their ids.
 _CREATORS = {"created_by": "created_by_id", "last_modified_by": "last_modified_by_id"}
 
@@ -219,12 +331,13 @@ def insight_rows(
     return prepare(rows, markers, rename=rename, limit=limit, offset=offset)
 
 
-def activity_list(*, queryset: QuerySet[ActivityLog], visible: QuerySet[Any]) -> QuerySet[ActivityLog]:
-    """The entries of `queryset` on the insights of `visible` (the caller's, as `insights_visible`
-    gives them), newest first, each carrying the caller's level on its insight as
-    `user_access_level`: what the caller may see of an entry depends on it (`activity_changes_shown`)."""
+def activity_list(*, project_id: int, caller: Caller, insight_id: int | None = None) -> QuerySet[ActivityLog]:
+    """The project's activity entries (those of one insight, when given) on the insights the caller
+    may see, newest first, each carrying the caller's level on its insight as `user_access_level`:
+    what the caller may see of an entry depends on it (`activity_changes_shown`)."""
+    visible = insights_visible_to(project_id=project_id, caller=caller)
     level = visible.filter(id=OuterRef("insight_id")).values(LEVEL)[:1]
-    entries: QuerySet[ActivityLog] = queryset.filter(insight_id__in=visible.values("id")).annotate(
-        **{LEVEL: Subquery(level)}
-    )
+    of_insight = {} if insight_id is None else {"insight_id": insight_id}
+    entries = ActivityLog.objects.filter(project_id=project_id, **of_insight)
+    entries = entries.filter(insight_id__in=visible.values("id")).annotate(**{LEVEL: Subquery(level)})
     return entries.select_related("user").order_by("-created_at", "-id")

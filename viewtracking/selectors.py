@@ -11,11 +11,13 @@ from django.contrib.postgres.expressions import ArraySubquery
 from django.db.models import Exists, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
+from accounts.caller import Caller
 from accounts.models import Project
 from accounts.selectors import user_basic_json
 from infra.db.compiled import Markers, Prepared, prepare_sql
 from infra.db.sql import queryset_sql
 from insights.models import Insight
+from insights.selectors import insights_statement, insights_visible_to
 from viewtracking.models import InsightLastView, InsightViewDaily, InsightViewed, PendingView
 
 _VIEWED = InsightViewed._meta.db_table
@@ -84,16 +86,36 @@ def trending_rank(
         markers=markers,
     )
     start = trending_window_start(days=days, now=timezone.now())
-    rows = ranking.rows(project=project.id, **trending_values(start=start, limit=limit, offset=offset))
-    return trending_page(
-        rows, offset=offset, count=lambda: trending_count(ranked=_live(project, visible), start=start)
+    rows = ranking.rows(project=project.id, **_trending_values(start=start, limit=limit, offset=offset))
+    return _trending_page(
+        rows, offset=offset, count=lambda: _trending_count(ranked=_live(project, visible), start=start)
+    )
+
+
+def trending_list(*, project_id: int, caller: Caller, days: int, limit: int, offset: int) -> TrendingPage:
+    """A page of the project's live insights the caller may see, ranked by views in the last `days`
+    days: one statement (trending_ranking), compiled once per process."""
+    start = trending_window_start(days=days, now=timezone.now())
+    ranking = insights_statement(
+        "trending ranking",
+        project_id=project_id,
+        caller=caller,
+        build=lambda visible: trending_ranking(visible=visible.insights, markers=visible.markers),
+    )
+    return _trending_page(
+        ranking.rows(**_trending_values(start=start, limit=limit, offset=offset)),
+        offset=offset,
+        count=lambda: _trending_count(
+            ranked=insights_visible_to(project_id=project_id, caller=caller).filter(deleted=False),
+            start=start,
+        ),
     )
 
 
 def trending_ranking(*, visible: QuerySet[Insight], markers: Markers) -> Prepared:
     """The statement ranking the live insights of `visible` (a queryset scoped to the stand-in
     `markers.number("project")`) by views in a window; run it with the project and
-    `trending_values(...)`.
+    `_trending_values(...)`.
 
     view_count = rolled-up days in the window + views still queued for the rollup (exact: the
     rollup moves views from one side to the other in a single transaction). unique_viewers and
@@ -134,12 +156,12 @@ def trending_ranking(*, visible: QuerySet[Insight], markers: Markers) -> Prepare
     )
 
 
-def trending_values(*, start: datetime, limit: int, offset: int) -> dict[str, Any]:
+def _trending_values(*, start: datetime, limit: int, offset: int) -> dict[str, Any]:
     """The values of a run of `trending_ranking` for the window from `start`."""
     return {"start": start, "first_day": start.date(), "limit": limit, "offset": offset}
 
 
-def trending_page(rows: list[Any], *, offset: int, count: Callable[[], int]) -> TrendingPage:
+def _trending_page(rows: list[Any], *, offset: int, count: Callable[[], int]) -> TrendingPage:
     """A page of the ranking from its rows; past the end (no rows at an offset) `count()` says how
     many are ranked."""
     if not rows and offset:
@@ -153,7 +175,7 @@ def trending_page(rows: list[Any], *, offset: int, count: Callable[[], int]) -> 
     )
 
 
-def trending_count(*, ranked: QuerySet[Insight], start: datetime) -> int:
+def _trending_count(*, ranked: QuerySet[Insight], start: datetime) -> int:
     """How many of `ranked` are ranked (used only for an offset past the end, where the page is empty)."""
     return (
         InsightViewed.objects.filter(last_viewed_at__gte=start, insight__in=ranked)

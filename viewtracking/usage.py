@@ -16,12 +16,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db import connection
-from django.db.models import QuerySet
 
+from accounts.caller import Caller
 from accounts.models import User
-from infra.db.compiled import Markers, Prepared, prepare_sql
+from infra.db.compiled import Prepared, prepare_sql
 from infra.db.sql import queryset_sql
 from insights.models import Insight
+from insights.selectors import VisibleInsights, insights_statement
 from viewtracking.models import (
     InsightLastView,
     InsightViewed,
@@ -198,10 +199,30 @@ def insight_viewers_count(*, insight: Insight, window: Window) -> int:
     return InsightViewed.objects.filter(insight_id=insight.id, last_viewed_at__gte=window.start).count()
 
 
-def usage_summary(*, visible: QuerySet[Insight], markers: Markers) -> Prepared:
-    """The statement of the project at a glance over the live insights of `visible` (scoped to the
-    stand-in `markers.number("project")`), run with the window's `first_day`, `start` and `tz`: one
-    row of `insights`, `viewed`, `never_viewed`, `views`, `viewers`, `series` (`[[day, views,
+@dataclass(frozen=True)
+class Usage:
+    insights: int
+    viewed: int
+    never_viewed: int
+    views: int
+    viewers: int
+    series: list[tuple[date, Counts]]
+    top_viewers: list[tuple[dict[str, Any], int]]
+
+
+def usage_summary(*, project_id: int, caller: Caller, window: Window) -> Usage:
+    """The project at a glance over `window`, counting only the live insights the caller may see:
+    one statement (`_usage_statement`), compiled once per process."""
+    statement = insights_statement(
+        "usage summary", project_id=project_id, caller=caller, build=_usage_statement
+    )
+    [row] = statement.rows(first_day=window.first_day, start=window.start, tz=window.tz.key)
+    return _usage_from_row(row, window)
+
+
+def _usage_statement(visible: VisibleInsights) -> Prepared:
+    """The statement of the project at a glance over the live insights the caller may see, run with
+    the window's `first_day`, `start` and `tz`: one row of `insights`, `viewed`, `never_viewed`, `views`, `viewers`, `series` (`[[day, views,
     viewers]]`, days with views only) and `top_viewers` (`[[user, views]]`).
 
     Only views of those insights count: an insight the caller cannot see, or a deleted one, adds
@@ -213,7 +234,8 @@ def usage_summary(*, visible: QuerySet[Insight], markers: Markers) -> Prepared:
     the latest views (InsightViewed, never pruned: one probe of insight_viewed_latest_idx per
     insight), so `viewed` agrees with the list's `not_viewed_in_days` for the same window.
     """
-    live_sql, live_params = queryset_sql(visible.filter(deleted=False).values("id"), prefix="live")
+    markers = visible.markers
+    live_sql, live_params = queryset_sql(visible.insights.filter(deleted=False).values("id"), prefix="live")
     return prepare_sql(
         f"""
         WITH live AS MATERIALIZED ({live_sql}), hidden AS MATERIALIZED (
@@ -263,19 +285,8 @@ def usage_summary(*, visible: QuerySet[Insight], markers: Markers) -> Prepared:
     )
 
 
-@dataclass(frozen=True)
-class Usage:
-    insights: int
-    viewed: int
-    never_viewed: int
-    views: int
-    viewers: int
-    series: list[tuple[date, Counts]]
-    top_viewers: list[tuple[dict[str, Any], int]]
-
-
-def usage_from_row(row: Any, window: Window) -> Usage:
-    """A run of `usage_summary` as figures, the series one point a day (zeros included)."""
+def _usage_from_row(row: Any, window: Window) -> Usage:
+    """A run of `_usage_statement` as figures, the series one point a day (zeros included)."""
     daily = {
         date.fromisoformat(day): Counts(int(views), int(viewers)) for day, views, viewers in _json(row.series)
     }

@@ -3,6 +3,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from accounts.models import OrganizationMembership, User
+from apikit.fields import default_only
 
 
 class UserBasicSerializer(serializers.ModelSerializer):
@@ -12,8 +13,8 @@ class UserBasicSerializer(serializers.ModelSerializer):
     # strict `format: email` validators refuse).
     email = serializers.CharField(read_only=True)
     # PostHog's schema requires it (its avatars' settings); there are no avatars here.
-    hedgehog_config = serializers.JSONField(
-        read_only=True, allow_null=True, default=None, help_text="Always null."
+    hedgehog_config = default_only(
+        serializers.JSONField, allow_null=True, default=None, help_text="Always null."
     )
 
     class Meta:

@@ -10,8 +10,6 @@ scope by project.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
-from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
@@ -23,7 +21,6 @@ from accounts.api.permissions import APIScopePermission, ProjectAccessPermission
 from accounts.caller import Caller
 from accounts.models import OrganizationMembership, PersonalAPIKey, Project
 from apikit.throttling import throttle_waits
-from infra.db.compiled import Markers, Prepared, prepare_shared
 
 if TYPE_CHECKING:
     from rest_framework.decorators import ViewSetAction
@@ -35,9 +32,6 @@ PROTECTED_ATTRIBUTES = (
     "permission_classes",
     "project",
     "caller",
-    "prepared",
-    "run",
-    "run_count",
 )
 # Scope level of the built-in actions; extra actions declare `required_scopes` themselves.
 BUILTIN_ACTION_LEVELS = {
@@ -49,20 +43,6 @@ BUILTIN_ACTION_LEVELS = {
     "partial_update": "write",
     "destroy": "write",
 }
-
-
-@dataclass(frozen=True)
-class Scoped:
-    """A viewset's querysets for a prepared statement (`ProjectScopedViewSet.prepared`), scoped to
-    the stand-ins `markers.number("project")` and `markers.number("user")` for the project and the caller."""
-
-    rows: QuerySet[Any]  # as get_queryset()
-    lean: QuerySet[Any]  # as get_project_queryset()
-    markers: Markers
-
-
-# Statements of `ProjectScopedViewSet.prepared`, by viewset, key and the caller's visibility.
-_PREPARED: dict[Hashable, Prepared] = {}
 
 
 class ProjectScopedViewSet(viewsets.GenericViewSet):
@@ -170,44 +150,8 @@ class ProjectScopedViewSet(viewsets.GenericViewSet):
         assert self.queryset is not None, f"{type(self).__name__} must set queryset"
         return self._visible(self.queryset.filter(**{self.project_field: self.project.id}))
 
-    def _visible(self, queryset: QuerySet[Any], caller: Caller | None = None) -> QuerySet[Any]:
-        return queryset if self.visibility is None else self.visibility(queryset, caller or self.caller)
-
-    def prepared(self, key: Hashable | None, build: Callable[[Scoped], Prepared]) -> Prepared:
-        """A statement over the rows of the URL's project the caller may see, compiled once per
-        process for each `key` (None: for this request only, as a statement carrying the request's
-        values must be). `build` gets `get_queryset()` and `get_project_queryset()` with stand-ins for
-        the project and the caller, and prepares its statement from them; run it with `run`."""
-        cache_key = (type(self), key, self.caller.is_admin)  # an admin's visibility is another statement
-        statement = _PREPARED.get(cache_key) if key is not None else None
-        if statement is None and key is None:
-            return build(self._scoped(Markers()))
-        if statement is None:  # shared by every request: compiled twice, kept only if both agree
-            statement = _PREPARED[cache_key] = prepare_shared(lambda markers: build(self._scoped(markers)))
-        return statement
-
-    def _scoped(self, markers: Markers) -> Scoped:
-        """The querysets `prepared`'s builders start from, with `markers`' stand-ins for the project
-        and the caller."""
-        assert self.queryset is not None, f"{type(self).__name__} must set queryset"
-        project_id = markers.number("project")
-        caller = Caller(user_id=markers.number("user"), is_admin=self.caller.is_admin)
-        return Scoped(
-            rows=self._visible(
-                self.safely_get_queryset(self.queryset.all()).filter(**{self.project_field: project_id}),
-                caller,
-            ),
-            lean=self._visible(self.queryset.filter(**{self.project_field: project_id}), caller),
-            markers=markers,
-        )
-
-    def run(self, statement: Prepared, **values: Any) -> list[Any]:
-        """The rows of a statement of `prepared` for this request's project and caller."""
-        return statement.rows(project=self.project.id, user=self.caller.user_id, **values)
-
-    def run_count(self, statement: Prepared, **values: Any) -> int:
-        """How many rows `run` would return, without the statement's `LIMIT`."""
-        return statement.count(project=self.project.id, user=self.caller.user_id, **values)
+    def _visible(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return queryset if self.visibility is None else self.visibility(queryset, self.caller)
 
     def get_serializer_context(self) -> dict[str, Any]:
         if getattr(self, "swagger_fake_view", False):

@@ -18,13 +18,17 @@ the same places, each stand-in's hole where the other has its own. A stand-in th
 any other form — inlined into the SQL, folded into a longer value, turned into a value of any other
 type — makes the two differ, so a statement that would run with one caller's values for every caller
 cannot be kept, whatever the types of its parameters.
+
+`compiled_once` is the cache: each read selector names its statement by a key (the selector, the
+shape of its filters, the caller's kind of visibility) and gets the one statement compiled for it in
+this process.
 """
 
 from __future__ import annotations
 
 import collections
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
@@ -64,6 +68,23 @@ class Markers:
         value = make(len(self.names))
         self.names[value] = name
         return value
+
+
+# The statements of `compiled_once`, by the key their selector names them with.
+_COMPILED: dict[Hashable, Prepared] = {}
+
+
+def compiled_once(key: Hashable | None, build: Callable[[Markers], Prepared]) -> Prepared:
+    """The statement `build` prepares from the stand-ins it is given, compiled once per process for
+    each `key` and shared by every request from then on (compiled twice and kept only if both
+    agree: `prepare_shared`); with key None, compiled for this call alone, as a statement carrying a
+    request's own values must be."""
+    if key is None:
+        return build(Markers())
+    statement = _COMPILED.get(key)
+    if statement is None:
+        statement = _COMPILED[key] = prepare_shared(build)
+    return statement
 
 
 def prepare_shared(build: Callable[[Markers], Prepared]) -> Prepared:

@@ -1,27 +1,22 @@
 """The contract between the insight viewset and every action mixin composed into it — insights'
 own and the satellites' (tagging.api, viewtracking.api, ai_metadata.api): the project-scoped
-insights, how they are loaded as rows, and how rows are written in their shapes."""
+insights, and how rows (read by insights/api/selectors.py) are written in their shapes."""
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from typing import Any
 
 from django.db.models import QuerySet
-from django.db.models.expressions import RawSQL
 from rest_framework import exceptions
 
-from accounts.api.viewsets import ProjectScopedViewSet, Scoped
+from accounts.api.viewsets import ProjectScopedViewSet
 from apikit.json_rows import RowWriter
-from infra.db.compiled import Prepared
 from insights.access import insights_visible
+from insights.api.selectors import insights_shown
 from insights.api.serializers import InsightBasicSerializer, InsightSerializer
 from insights.models import Insight
 from insights.query_runner import query_last_refreshed
-from insights.selectors import insight_lookup, insight_rows, insights_annotate_dashboards
-from tagging.selectors import insights_annotate_tags
-from viewtracking.selectors import insights_annotate_last_viewed_at
+from insights.selectors import InsightRow, insight_lookup
 
 # `{id}` takes a numeric id or a short_id.
 ID_LOOKUP_REGEX = r"[A-Za-z0-9]+"
@@ -58,7 +53,7 @@ class InsightViewSetBase(ProjectScopedViewSet):
 
     def render_insights(
         self,
-        rows: list[Any],
+        rows: list[InsightRow],
         *,
         basic: bool = False,
         serializer_class: type[InsightBasicSerializer] | None = None,
@@ -79,31 +74,3 @@ class InsightViewSetBase(ProjectScopedViewSet):
         context = {"project": self.project, "last_refresh": last_refresh, **(extra_context or {})}
         serializer = serializer_class or (InsightBasicSerializer if basic else InsightSerializer)
         return RowWriter.write_rows(serializer, rows, context)
-
-    def insights_by_id(
-        self,
-        ids: list[int],
-        *,
-        key: str = "by id",
-        annotate: Callable[[QuerySet[Insight]], QuerySet[Insight]] | None = None,
-        extra: tuple[str, ...] = (),
-    ) -> list[Any]:
-        """The caller's visible rows (`insight_rows`) of these insights, deleted or not, in no
-        particular order, with `extra` columns of `annotate`: one statement, compiled once per
-        process for each `key`."""
-
-        def build(scoped: Scoped) -> Prepared:
-            wanted = RawSQL("SELECT unnest(%s::bigint[])", (scoped.markers.numbers("ids"),))
-            queryset = scoped.rows.filter(id__in=wanted)
-            return insight_rows(annotate(queryset) if annotate else queryset, scoped.markers, *extra)
-
-        return self.run(self.prepared(key, build), ids=ids)
-
-
-@functools.cache
-def insights_shown() -> QuerySet[Insight]:
-    """All insights with what their shapes show (tags, dashboards, latest view; the creators are
-    columns of `insight_rows`), built once per process: building the annotations costs more than
-    cloning them (`.all()`), and this queryset itself is never evaluated, only its clones."""
-    queryset = Insight.objects.all()
-    return insights_annotate_dashboards(insights_annotate_tags(insights_annotate_last_viewed_at(queryset)))

@@ -19,6 +19,7 @@ from apikit.fields import (
     ParamsSerializer,
     StrictBooleanField,
     StrictCharField,
+    default_only,
 )
 from insights.access import LEVEL, activity_changes_shown
 from insights.api.query_schema import query_node_components
@@ -301,9 +302,10 @@ class InsightBasicSerializer(serializers.Serializer):
 
 
 def _absent(field: type[serializers.Field], help_text: str, **kwargs: Any) -> serializers.Field:
-    """A field PostHog's schema requires on an insight that this service leaves null (or `default`)."""
+    """A field PostHog's schema requires on an insight that this service leaves null (or `default`):
+    no row has a column for it."""
     kwargs.setdefault("default", None)
-    return field(read_only=True, allow_null=kwargs["default"] is None, help_text=help_text, **kwargs)
+    return default_only(field, allow_null=kwargs["default"] is None, help_text=help_text, **kwargs)
 
 
 class InsightSerializer(InsightBasicSerializer):

@@ -4,11 +4,9 @@ routes. The viewset that serves them beside the other modules' actions is compos
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db.models import QuerySet
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, status
@@ -17,16 +15,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.api.authentication import request_user
-from accounts.api.viewsets import Scoped
 from apikit.coalescing import label
 from apikit.pagination import LimitOffsetPagination
 from apikit.schema import error_response
-from infra.db.compiled import Prepared, prepare
 from infra.logs import current_request_uuid
-from insights.access import LEVEL
 from insights.api.base import InsightViewSetBase
 from insights.api.editing import insight_create_with_tags, insight_update_with_tags
 from insights.api.result_routes import RESULT_DOCS, RESULT_ERRORS, result_request
+from insights.api.selectors import insights_by_id, insights_count, insights_page
 from insights.api.serializers import (
     ActivityLogSerializer,
     InsightListItemSerializer,
@@ -39,20 +35,13 @@ from insights.api.serializers import (
     caller_access_fields,
 )
 from insights.dates import date_resolve
-from insights.models import AccessLevel, ActivityLog, Insight
+from insights.models import AccessLevel, Insight
 from insights.query_nodes import AnyQueryNode, InvalidQuery, query_parse
 from insights.query_runner import query_check_runnable
 from insights.results import result_answer
-from insights.selectors import (
-    InsightFilters,
-    activity_list,
-    insight_rows,
-    insights_filter,
-    insights_order,
-)
+from insights.selectors import FoundInsight, InsightFilters, activity_list, insight_found
 from insights.trends import UnsupportedQuery
 from tagging.normalization import normalize_tags
-from viewtracking.selectors import insights_not_viewed_since
 from viewtracking.usage import Window
 
 TAGS = ["insights"]
@@ -91,33 +80,14 @@ class InsightRoutes(InsightViewSetBase):
         params = InsightListQuerySerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         filters = self._filters(params.validated_data)
-        shape = filters.shape()  # None: a statement of this request's own
-
-        def marked(scoped: Scoped) -> InsightFilters:
-            # In a statement every caller shares, the caller's own insights are the stand-in caller's.
-            if shape is None or filters.mine_user_id is None:
-                return filters
-            return replace(filters, mine_user_id=scoped.markers.number("user"))
-
-        def filtered(queryset: QuerySet[Insight], scoped: Scoped) -> QuerySet[Insight]:
-            found = insights_filter(queryset=queryset, filters=marked(scoped))
-            return insights_not_viewed_since(found, filters.not_viewed_since)
-
-        def page(scoped: Scoped) -> Prepared:
-            listed = insights_order(filtered(scoped.rows, scoped), filters.order)
-            return insight_rows(listed, scoped.markers, limit="limit", offset="offset")
-
-        def total(scoped: Scoped) -> Prepared:
-            return prepare(filtered(scoped.lean, scoped).values_list("id"), scoped.markers)
-
         paginator = self.paginator
         assert isinstance(paginator, LimitOffsetPagination)  # settings' DEFAULT_PAGINATION_CLASS
         rows = paginator.paginate(
             request,
-            page=lambda limit, offset: self.run(
-                self.prepared(shape and ("page", shape), page), limit=limit, offset=offset
+            page=lambda limit, offset: insights_page(
+                project_id=self.project.id, caller=self.caller, filters=filters, limit=limit, offset=offset
             ),
-            count=lambda: self.run_count(self.prepared(shape and ("count", shape), total)),
+            count=lambda: insights_count(project_id=self.project.id, caller=self.caller, filters=filters),
         )
         return self.get_paginated_response(self.render_insights(rows, basic=params.validated_data["basic"]))
 
@@ -150,7 +120,7 @@ class InsightRoutes(InsightViewSetBase):
         node = runnable_query(found.query)
 
         def with_results(results: dict[str, Any]) -> dict[str, Any]:
-            rows = self.insights_by_id([found.id])
+            rows = insights_by_id(project_id=self.project.id, caller=self.caller, ids=[found.id])
             if not rows:  # deleted for good since the check above
                 raise exceptions.NotFound("Insight not found.")
             return {**self.render_insights(rows, results_known=True)[0], **_as_insight_result(results)}
@@ -234,7 +204,7 @@ class InsightRoutes(InsightViewSetBase):
     @action(detail=True, methods=["get"], url_path="activity", required_scopes=["insight:read"])
     def activity(self, request: Request, project_id: str, pk: str) -> Response:
         insight = self.get_object()
-        return self._activity_page(ActivityLog.objects.filter(project=self.project, insight=insight))
+        return self._activity_page(insight_id=insight.id)
 
     @extend_schema(
         summary="Activity of all insights",
@@ -247,7 +217,7 @@ class InsightRoutes(InsightViewSetBase):
     )
     @action(detail=False, methods=["get"], url_path="activity", required_scopes=["insight:read"])
     def all_activity(self, request: Request, project_id: str) -> Response:
-        return self._activity_page(ActivityLog.objects.filter(project=self.project))
+        return self._activity_page(insight_id=None)
 
     def _update(self, request: Request, *, replace: bool) -> Response:
         data = request.data if isinstance(request.data, dict) else {}
@@ -274,35 +244,22 @@ class InsightRoutes(InsightViewSetBase):
 
     def _reloaded(self, insight: Insight) -> dict[str, Any]:
         """The insight as just written (without results: writes never run its query)."""
-        return self.render_insights(self.insights_by_id([insight.pk]))[0]
+        rows = insights_by_id(project_id=self.project.id, caller=self.caller, ids=[insight.pk])
+        return self.render_insights(rows)[0]
 
-    def _found(self) -> Any:
-        """The URL's live insight (by id or short_id), if the caller may see it, as a row of its id,
-        query and the caller's level: the statement every retrieve (coalesced followers too) runs
-        first, compiled once per process."""
+    def _found(self) -> FoundInsight:
+        """The URL's live insight (by id or short_id), if the caller may see it."""
         lookup = self.kwargs[self.lookup_field]
-        by_id = lookup.isdigit()
-        if by_id and int(lookup) > 2**63 - 1:
+        found = insight_found(project_id=self.project.id, caller=self.caller, lookup=lookup)
+        if found is None:
             raise exceptions.NotFound("Insight not found.")
+        return found
 
-        def build(scoped: Scoped) -> Prepared:
-            wanted = (
-                {"id": scoped.markers.number("lookup")}
-                if by_id
-                else {"short_id": scoped.markers.text("lookup")}
-            )
-            found = scoped.lean.filter(deleted=False, **wanted).values_list("id", "query", LEVEL)
-            return prepare(found[:1], scoped.markers)
-
-        rows = self.run(self.prepared(("found", by_id), build), lookup=int(lookup) if by_id else lookup)
-        if not rows:
-            raise exceptions.NotFound("Insight not found.")
-        return rows[0]
-
-    def _activity_page(self, queryset: QuerySet[ActivityLog]) -> Response:
-        """A page of the entries of `queryset` on insights the caller may see, each as their level on
-        its insight lets them see it (docs/access-control.md)."""
-        page = self.paginate_queryset(activity_list(queryset=queryset, visible=self.get_project_queryset()))
+    def _activity_page(self, *, insight_id: int | None) -> Response:
+        """A page of the project's entries (of one insight, when given) on insights the caller may
+        see, each as their level on its insight lets them see it (docs/access-control.md)."""
+        entries = activity_list(project_id=self.project.id, caller=self.caller, insight_id=insight_id)
+        page = self.paginate_queryset(entries)
         return self.get_paginated_response(ActivityLogSerializer(page, many=True).data)
 
     def _filters(self, params: dict[str, Any]) -> InsightFilters:
@@ -320,7 +277,7 @@ class InsightRoutes(InsightViewSetBase):
             tags=normalize_tags(params.get("tags", [])),
             favorited=params.get("favorited"),
             created_by=params.get("created_by", []),
-            mine_user_id=self.request.user.pk if params.get("user") else None,
+            mine=bool(params.get("user")),
             dashboards=params.get("dashboards", []),
             short_id=params.get("short_id"),
             modified_from=bounds.get("date_from"),

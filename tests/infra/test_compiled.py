@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from accounts.api import viewsets
 from accounts.models import OrganizationMembership, Project, User
+from infra.db import compiled
 from infra.db.compiled import Markers, prepare, prepare_shared
 from insights.models import Insight, InsightAccessOverride
-from insights_api.urls import InsightViewSet
 
 
 def test_a_statement_whose_two_compilations_agree_is_shared_and_runs_with_each_requests_values(
@@ -65,7 +64,7 @@ def test_two_users_and_two_projects_run_one_cached_list_statement_and_each_sees_
     Insight.objects.filter(id=hidden.id).update(access_level="none")
     InsightAccessOverride.objects.create(insight=hidden, user=colleague, access_level="viewer")
     make_insight(name="On the second site", in_project=second_site)
-    viewsets._PREPARED.clear()  # so the first request below compiles the statement the others reuse
+    compiled._COMPILED.clear()  # so the first request below compiles the statement the others reuse
 
     def names(user: User, on: Project) -> list[str]:
         response = client_for(user).get(f"/api/projects/{on.id}/insights/?order=name")
@@ -85,7 +84,7 @@ def test_two_users_and_two_projects_run_one_cached_list_statement_and_each_sees_
         "teammate, second site": ["On the second site"],
         "colleague, second site": ["On the second site"],
     }
-    pages = [key for key in viewsets._PREPARED if key[0] is InsightViewSet and key[1][0] == "page"]
+    pages = [key for key in compiled._COMPILED if key[0][0] == "insights page"]
     assert len(pages) == 1  # one statement served all four
 
 

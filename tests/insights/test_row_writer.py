@@ -4,6 +4,7 @@ model instances before."""
 
 from __future__ import annotations
 
+import collections
 import zoneinfo
 from datetime import UTC, datetime, timedelta
 
@@ -14,10 +15,11 @@ from rest_framework.renderers import JSONRenderer
 
 from accounts.api.serializers import UserBasicSerializer
 from accounts.caller import Caller
-from apikit.json_rows import RowWriter
+from apikit.fields import default_only
+from apikit.json_rows import MissingColumn, RowWriter, UnwritableField
 from infra.db.compiled import Markers, prepare
 from insights.access import insights_visible
-from insights.api.base import insights_shown
+from insights.api.selectors import insights_shown
 from insights.api.serializers import InsightBasicSerializer, InsightSerializer
 from insights.models import AccessLevel, Insight, InsightAccessOverride
 from insights.selectors import insight_rows
@@ -103,33 +105,110 @@ class Shape(serializers.Serializer):
 
     id = serializers.IntegerField()
     at = serializers.DateTimeField(allow_null=True)
-    default = serializers.CharField(read_only=True, default="fallback")
     nullable = serializers.CharField(read_only=True, allow_null=True)
-    optional = serializers.CharField(read_only=True)  # absent: no key at all
-    listed = serializers.ListField(child=serializers.IntegerField(), default=list)
+    listed = serializers.ListField(child=serializers.IntegerField())
     formatted = serializers.DateTimeField(format="%Y-%m-%d", read_only=True, source="at")
     nested = UserBasicSerializer(allow_null=True, read_only=True)
+    described = serializers.CharField(read_only=True, source="describe")  # a method: DRF calls it
+    always = default_only(serializers.CharField, default="fallback")
+    always_listed = default_only(serializers.ListField, child=serializers.IntegerField(), default=list)
+
+
+class Row:
+    def __init__(self, **values):
+        self.__dict__.update(values)
+
+    def describe(self) -> str:
+        return f"row {self.id}"
+
+
+USER = {"id": 7, "uuid": "u", "email": "e", "first_name": "f", "last_name": "l"}
 
 
 @pytest.mark.parametrize("zone", ["UTC", "Asia/Kolkata", "America/St_Johns"])
-def test_the_writer_follows_drfs_rules_for_absent_null_and_time_zones(zone):
-    class Row:
-        def __init__(self, **values):
-            self.__dict__.update(values)
-
+def test_the_writer_follows_drfs_rules_for_nulls_defaults_methods_and_time_zones(zone):
     at = datetime(2026, 3, 8, 6, 30, 15, 123456, tzinfo=UTC)
     rows = [
-        Row(id=1, at=at, nested={"id": 7, "uuid": "u", "email": "e", "first_name": "f", "last_name": "l"}),
-        Row(id=2, at=None, nested=None, listed=[1, 2]),
-        Row(id=3, at=at + timedelta(days=200), default="given", nullable="n", optional="o", nested=None),
+        Row(id=1, at=at, nullable="n", listed=[], nested=USER),
+        Row(id=2, at=None, nullable=None, listed=[1, 2], nested=None),
+        Row(id=3, at=at + timedelta(days=200), nullable="n", listed=[3], nested=None),
     ]
     with timezone.override(zoneinfo.ZoneInfo(zone)):
         written = RowWriter.write_rows(Shape, rows, {})
         expected = Shape(rows, many=True).data
 
     assert as_bytes(written) == as_bytes(expected)
-    assert "optional" not in written[0] and written[2]["optional"] == "o"
-    assert (written[0]["default"], written[0]["nullable"], written[1]["at"]) == ("fallback", None, None)
+    assert (written[0]["always"], written[0]["always_listed"], written[0]["described"]) == (
+        "fallback",
+        [],
+        "row 1",
+    )
+    assert (written[1]["nullable"], written[1]["at"], written[1]["nested"]) == (None, None, None)
+    assert written[0]["nested"]["hedgehog_config"] is None  # default-only in the nested shape too
+
+
+def test_rows_without_a_column_of_the_shape_are_refused_not_written_as_its_default(varied, project, owner):
+    rows = insight_rows(shown(project, owner).order_by("id"), Markers()).rows()
+    Lacking = collections.namedtuple(
+        "Lacking", [name for name in rows[0]._fields if name != "last_viewed_at"]
+    )
+    lacking = [Lacking(*(getattr(row, name) for name in Lacking._fields)) for row in rows]
+
+    # The statement's rows lack a column: refused before any row is written.
+    with pytest.raises(MissingColumn, match="last_viewed_at"):
+        RowWriter.write_rows(InsightSerializer, lacking, {"project": project, "last_refresh": {}})
+    # An object without the attribute, a JSON object without the key: refused as they are written.
+    with pytest.raises(MissingColumn, match=r"'nullable' for Shape\.nullable"):
+        RowWriter.write_rows(Shape, [Row(id=1, at=None, listed=[], nested=None)], {})
+    with pytest.raises(MissingColumn, match=r"'email' for UserBasicSerializer\.email"):
+        RowWriter.write_rows(
+            Shape, [Row(id=1, at=None, nullable=None, listed=[], nested={"id": 7, "uuid": "u"})], {}
+        )
+
+
+class OwnRepresentation(serializers.Serializer):
+    id = serializers.IntegerField()
+
+    def to_representation(self, instance):
+        return {"id": instance.id * 2}
+
+
+class NestsOwnRepresentation(serializers.Serializer):
+    inner = OwnRepresentation(source="*")
+
+
+class ListsOwnRepresentation(serializers.Serializer):
+    inner = OwnRepresentation(many=True)
+
+
+class OwnGetAttribute(serializers.CharField):
+    def get_attribute(self, instance):
+        return "read its own way"
+
+
+class ReadsOwnWay(serializers.Serializer):
+    name = OwnGetAttribute()
+
+
+class DefaultOnlyColumn(serializers.Serializer):
+    always = default_only(serializers.CharField, default="fallback")
+
+
+@pytest.mark.parametrize(
+    ("shape", "refused"),
+    [
+        (OwnRepresentation, "OwnRepresentation is written by its own to_representation"),
+        (NestsOwnRepresentation, "NestsOwnRepresentation.inner is written by its own to_representation"),
+        (ListsOwnRepresentation, "OwnRepresentation is written by its own to_representation"),
+        (ReadsOwnWay, "ReadsOwnWay.name reads its value with its own get_attribute"),
+        (DefaultOnlyColumn, "DefaultOnlyColumn.always is always its default, yet the rows have 'always'"),
+    ],
+)
+def test_a_shape_the_writer_would_write_otherwise_than_drf_is_refused_when_compiled(shape, refused):
+    Columns = collections.namedtuple("Columns", ["id", "inner", "name", "always"])
+
+    with pytest.raises(UnwritableField, match=refused):
+        RowWriter.write_rows(shape, [Columns(1, [], "n", "a")], {})
 
 
 def test_a_prepared_statement_runs_with_each_requests_values_and_keeps_its_fixed_ones(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.decorators import action
@@ -10,22 +9,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.api.authentication import request_user
-from accounts.api.viewsets import Scoped
 from apikit.pagination import page_links
-from infra.db.compiled import Prepared
 from insights.api.base import InsightViewSetBase
+from insights.api.selectors import my_last_viewed_list, trending_insights
 from insights.api.serializers import InsightBasicSerializer
-from insights.selectors import insight_rows
 from viewtracking.api.serializers import TrendingInsightSerializer, TrendingQuerySerializer, ViewedSerializer
-from viewtracking.selectors import (
-    insights_annotate_recent_viewers,
-    my_last_viewed,
-    trending_count,
-    trending_page,
-    trending_ranking,
-    trending_values,
-    trending_window_start,
-)
+from viewtracking.selectors import trending_list
 from viewtracking.services import views_record
 
 TAGS = ["insights"]
@@ -68,11 +57,8 @@ class InsightViewActions(InsightViewSetBase):
     )
     @action(detail=False, methods=["get"], required_scopes=["insight:read"], pagination_class=None)
     def my_last_viewed(self, request: Request, project_id: str) -> Response:
-        def build(scoped: Scoped) -> Prepared:
-            viewed = my_last_viewed(queryset=scoped.rows, user_id=scoped.markers.number("user"))
-            return insight_rows(viewed, scoped.markers)
-
-        return Response(self.render_insights(self.run(self.prepared("my_last_viewed", build)), basic=True))
+        rows = my_last_viewed_list(project_id=self.project.id, caller=self.caller)
+        return Response(self.render_insights(rows, basic=True))
 
     @extend_schema(
         summary="Trending insights",
@@ -104,23 +90,11 @@ class InsightViewActions(InsightViewSetBase):
         params = TrendingQuerySerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         days, limit, offset = (params.validated_data[name] for name in ("days", "limit", "offset"))
-        start = trending_window_start(days=days, now=timezone.now())
-        ranking = self.prepared(
-            "trending ranking", lambda scoped: trending_ranking(visible=scoped.lean, markers=scoped.markers)
+        page = trending_list(
+            project_id=self.project.id, caller=self.caller, days=days, limit=limit, offset=offset
         )
-        page = trending_page(
-            self.run(ranking, **trending_values(start=start, limit=limit, offset=offset)),
-            offset=offset,
-            count=lambda: trending_count(
-                ranked=self.get_project_queryset().filter(deleted=False), start=start
-            ),
-        )
+        insights = trending_insights(project_id=self.project.id, caller=self.caller, page=page)
         ranked = {row.insight_id: row for row in page.rows}
-        found = self.insights_by_id(
-            list(ranked), key="trending", annotate=insights_annotate_recent_viewers, extra=("recent_viewers",)
-        )
-        by_id = {insight.id: insight for insight in found}
-        insights = [by_id[insight_id] for insight_id in ranked if insight_id in by_id]
         results = self.render_insights(
             insights, serializer_class=TrendingInsightSerializer, extra_context={"trending": ranked}
         )

@@ -31,7 +31,6 @@ from viewtracking.usage import (
     insight_viewers,
     insight_viewers_count,
     insight_views_series,
-    usage_from_row,
     usage_summary,
 )
 
@@ -160,11 +159,7 @@ class InsightUsageActions(InsightViewSetBase):
         params.is_valid(raise_exception=True)
         days = params.validated_data["days"]
         window = Window.last_days(days, now=timezone.now(), tz=self._tz())
-        summary = self.prepared(
-            "usage", lambda scoped: usage_summary(visible=scoped.lean, markers=scoped.markers)
-        )
-        [row] = self.run(summary, first_day=window.first_day, start=window.start, tz=window.tz.key)
-        usage = usage_from_row(row, window)
+        usage = usage_summary(project_id=self.project.id, caller=self.caller, window=window)
         return Response(
             {
                 "days": days,
