@@ -133,12 +133,12 @@ class InsightFilters:
     not_viewed_since: datetime | None = field(default=None, metadata=VALUE)
     order: str = field(default=DEFAULT_ORDER, metadata=FLAG)
 
-    def shape(self) -> tuple[Any, ...] | None:
+    def shape(self) -> tuple[object, ...] | None:
         """What the list's statement depends on besides the project, the caller and the page, read
         from the fields' kinds: the flags' values and whether the caller filter is on (one compiled
         statement per process serves each such shape); None when a value filter is set, as the
         statement then carries the request's own values."""
-        shape: list[Any] = []
+        shape: list[object] = []
         for filter_field in fields(self):
             value, kind = getattr(self, filter_field.name), filter_field.metadata
             if kind == VALUE:

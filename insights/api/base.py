@@ -4,6 +4,7 @@ insights, and how rows (read by insights/api/selectors.py) are written in their 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.db.models import QuerySet
@@ -57,7 +58,7 @@ class InsightViewSetBase(ProjectScopedViewSet[Insight]):
         *,
         basic: bool = False,
         serializer_class: type[InsightBasicSerializer] | None = None,
-        extra_context: dict[str, Any] | None = None,
+        extra_context: Mapping[str, object] | None = None,
         results_known: bool = False,
     ) -> list[dict[str, Any]]:
         """Write rows of `insight_rows` as their serializer describes them (its precompiled writer);

@@ -297,7 +297,7 @@ class InsightRoutes(InsightViewSetBase):
         )
 
 
-def runnable_query(query: Any) -> AnyQueryNode | None:
+def runnable_query(query: object) -> AnyQueryNode | None:
     """An insight's query if this service can compute it; other kinds retrieve with `result: null`."""
     try:
         node = query_parse(query)
