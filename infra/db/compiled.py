@@ -130,7 +130,7 @@ class Prepared:
     def rows(self, **values: object) -> list[Any]:
         """The rows for `values` (one for each hole's name): named tuples, each reader names the
         columns it reads with a Protocol or a dataclass of its own."""
-        # Any: the cursor takes every value psycopg adapts, which django-stubs' list narrows (it
+        # The cursor takes every value psycopg adapts; django-stubs' list of them is narrower (it
         # leaves out the ORM's JSON adapters).
         params: list[Any] = [values[param.name] if type(param) is _Hole else param for param in self.params]
         with connection.cursor() as cursor:
