@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any, TypedDict
+from typing import TypedDict, TypeVar
 
 from django.db import connection
 from django.db.models import JSONField, Model, OuterRef, Subquery
@@ -96,6 +96,7 @@ def api_key_caller(*, prefix: str, project_id: int | None) -> KeyCaller | None:
 
 
 _JOINED = (PersonalAPIKey, User, Project, Organization)
+M = TypeVar("M", bound=Model)
 
 
 def _columns(model: type[Model], alias: str) -> str:
@@ -124,16 +125,18 @@ def _caller_sql() -> str:
     )
 
 
-def _split(row: tuple[Any, ...]) -> tuple[list[tuple[Any, ...]], Any]:
+def _split(row: tuple[object, ...]) -> tuple[list[tuple[object, ...]], int | None]:
     """The row cut into each joined model's columns, and the membership level after them."""
     parts, start = [], 0
     for model in _JOINED:
         width = len(model._meta.concrete_fields)
         parts.append(row[start : start + width])
         start += width
-    return parts, row[start]
+    level = row[start]
+    assert level is None or isinstance(level, int), "a membership level, or none"
+    return parts, level
 
 
-def _instance(model: type[Model], values: tuple[Any, ...]) -> Any:
+def _instance(model: type[M], values: tuple[object, ...]) -> M:
     names = [field.attname for field in model._meta.concrete_fields]
     return model.from_db(connection.alias, names, values)

@@ -37,9 +37,8 @@ from __future__ import annotations
 
 import functools
 import operator
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
@@ -49,7 +48,7 @@ from rest_framework.settings import api_settings
 
 from apikit.fields import DefaultOnly
 
-FieldWriter = Callable[[Any, Any], Any]  # (row, stand-in) -> value
+FieldWriter = Callable[[object, "_Stand"], object]  # (row, stand-in) -> value
 
 
 class _Stand:
@@ -57,7 +56,7 @@ class _Stand:
 
     __slots__ = ("context", "timezone")
 
-    def __init__(self, context: dict[str, Any]) -> None:
+    def __init__(self, context: Mapping[str, object]) -> None:
         self.context = context
         self.timezone = timezone.get_current_timezone() if settings.USE_TZ else None
 
@@ -105,17 +104,20 @@ class RowWriter:
 
     @classmethod
     def write_rows(
-        cls, serializer_class: type[serializers.Serializer], rows: list[Any], context: dict[str, Any]
-    ) -> list[dict[str, Any]]:
+        cls,
+        serializer_class: type[serializers.Serializer],
+        rows: Sequence[object],
+        context: Mapping[str, object],
+    ) -> list[dict[str, object]]:
         """`rows` written as `serializer_class` writes them, with `context` for its method fields."""
         attributes = getattr(rows[0], "_fields", None) if rows else None  # a named tuple's
         return cls.of(serializer_class, attributes).write(rows, context)
 
-    def write(self, rows: Iterable[Any], context: dict[str, Any]) -> list[dict[str, Any]]:
+    def write(self, rows: Iterable[object], context: Mapping[str, object]) -> list[dict[str, object]]:
         stand = _Stand(context)
         return [self.write_one(row, stand) for row in rows]
 
-    def write_one(self, row: Any, stand: _Stand) -> dict[str, Any]:
+    def write_one(self, row: object, stand: _Stand) -> dict[str, object]:
         return {name: field_writer(row, stand) for name, field_writer in self.plan}
 
 
@@ -136,15 +138,15 @@ def _compile(field: serializers.Field, attributes: tuple[str, ...] | None = None
         assert isinstance(field.child, serializers.Serializer), f"{field.field_name!r} lists no serializer"
         child = RowWriter(field.child)
 
-        def write_many(row: Any, stand: _Stand) -> Any:
+        def write_many(row: object, stand: _Stand) -> object:
             value = read(row)
-            return None if value is None else [child.write_one(item, stand) for item in value]
+            return None if value is None else [child.write_one(item, stand) for item in _items(value)]
 
         return write_many
     if isinstance(field, serializers.Serializer):
         nested = RowWriter(field)
 
-        def write_nested(row: Any, stand: _Stand) -> Any:
+        def write_nested(row: object, stand: _Stand) -> object:
             value = read(row)
             return value if value is None else nested.write_one(value, stand)
 
@@ -153,7 +155,7 @@ def _compile(field: serializers.Field, attributes: tuple[str, ...] | None = None
     if _plain_datetime(field):
         return _datetime_writer(read, represent)
 
-    def write_value(row: Any, stand: _Stand) -> Any:
+    def write_value(row: object, stand: _Stand) -> object:
         value = read(row)
         return value if value is None else represent(value)
 
@@ -180,10 +182,10 @@ def _plain_datetime(field: serializers.Field) -> bool:
     )
 
 
-def _datetime_writer(read: Callable[[Any], Any], represent: Callable[[Any], Any]) -> FieldWriter:
+def _datetime_writer(read: Callable[[object], object], represent: Callable[[object], object]) -> FieldWriter:
     """DateTimeField.to_representation with the time zone looked up once per write, not per value."""
 
-    def write_datetime(row: Any, stand: _Stand) -> Any:
+    def write_datetime(row: object, stand: _Stand) -> object:
         value = read(row)
         if value is None:
             return value
@@ -198,7 +200,7 @@ def _datetime_writer(read: Callable[[Any], Any], represent: Callable[[Any], Any]
     return write_datetime
 
 
-def _reader(field: serializers.Field, attributes: tuple[str, ...] | None) -> Callable[[Any], Any]:
+def _reader(field: serializers.Field, attributes: tuple[str, ...] | None) -> Callable[[object], object]:
     """`field.get_attribute` without the per-call bookkeeping: the source's attributes (or keys) in
     turn, a method among them called as DRF calls it; an absent one raises (`MissingColumn`)."""
     if field.source == "*":
@@ -209,7 +211,7 @@ def _reader(field: serializers.Field, attributes: tuple[str, ...] | None) -> Cal
         # methods are not among its `_fields`).
         return operator.attrgetter(attrs[0])
 
-    def read(row: Any) -> Any:
+    def read(row: object) -> object:
         for attr in attrs:
             try:
                 row = row[attr] if isinstance(row, dict) else getattr(row, attr)
@@ -220,6 +222,12 @@ def _reader(field: serializers.Field, attributes: tuple[str, ...] | None) -> Cal
         return row
 
     return read
+
+
+def _items(value: object) -> Iterable[object]:
+    """The rows of a listed serializer's value (DRF iterates over it as it comes)."""
+    assert isinstance(value, Iterable), "a listed serializer's value is a list of rows"
+    return value
 
 
 def _refuse_unwritable(field: serializers.Field) -> None:

@@ -35,6 +35,7 @@ from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import serializers
 
 from apikit.renderers import ENVELOPE
+from infra.json_types import JSONObject
 
 ERROR_TYPES = [
     "validation_error",
@@ -93,7 +94,7 @@ CSV_DESCRIPTION = (
 FORMAT_COMPONENT = "Format"
 # gunicorn refuses an over-long request line itself, before the app (so without the envelope).
 
-HEADERS: dict[str, dict[str, Any]] = {
+HEADERS: dict[str, JSONObject] = {
     "X-Request-ID": {
         "description": "The request's id: the caller's `X-Request-ID` if well-formed, else a new UUID. "
         "It is on every log line the request (and any task it started) wrote.",
@@ -344,7 +345,7 @@ def move_request_defaults(result: dict[str, Any], **kwargs: Any) -> dict[str, An
     return result
 
 
-def document_default(field: dict[str, Any]) -> None:
+def document_default(field: dict[str, object]) -> None:
     """Move a field schema's `default` into its description. Generators read `default` as "always
     present", which makes an optional request field required to send."""
     if "default" in field:
@@ -359,7 +360,7 @@ def simplify_nullable_any(result: dict[str, Any], **kwargs: Any) -> dict[str, An
     """Postprocessing hook: drf-spectacular writes a nullable JSON field (any value) as `oneOf: [{},
     {type: null}]`, which null matches twice (so no value is valid); "any value" already admits null."""
 
-    def walk(node: Any) -> None:
+    def walk(node: object) -> None:
         if isinstance(node, dict):
             if {} in node.get("oneOf", []):
                 del node["oneOf"]

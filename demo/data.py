@@ -48,7 +48,7 @@ VIEW_DAYS = 90
 
 
 def _trends(
-    event: str, *, math: str = "total", interval: str = "day", date_from: str = "-30d", **extra: Any
+    event: str, *, math: str = "total", interval: str = "day", date_from: str = "-30d", **extra: object
 ) -> dict:
     series = {"kind": "EventsNode", "event": event, "math": math}
     source = {

@@ -13,11 +13,13 @@ import logging
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from datetime import UTC, datetime
 
 # What the current line of work is: {"request_id": …} in a request, plus task_id/task_name in a task.
 _context: ContextVar[dict[str, str]] = ContextVar("insights_log_context", default={})  # noqa: B039 - never mutated
+# What `log_context_set` returns, for `log_context_reset` to restore the fields before it.
+LogContextToken = Token[dict[str, str]]
 
 # The attributes every LogRecord has; anything else on a record was passed through `extra=` and is
 # written out as a field of its own.
@@ -49,14 +51,14 @@ def log_context(**fields: str | None) -> Iterator[None]:
         _context.reset(token)
 
 
-def log_context_set(**fields: str | None) -> object:
+def log_context_set(**fields: str | None) -> LogContextToken:
     """Like `log_context` for code that cannot wrap a block (signal handlers); pass the returned
     token to `log_context_reset`."""
     return _context.set({**_context.get(), **{name: value for name, value in fields.items() if value}})
 
 
-def log_context_reset(token: object) -> None:
-    _context.reset(token)  # type: ignore[arg-type]
+def log_context_reset(token: LogContextToken) -> None:
+    _context.reset(token)
 
 
 class ContextFilter(logging.Filter):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 from django.db import transaction
 from django.db.models import Case, F, OuterRef, QuerySet, Subquery, Value, When
@@ -28,10 +27,10 @@ LEVEL = "user_access_level"
 ACCESS_CONTROLS = "access_controls"
 
 
-def insights_visible(queryset: QuerySet[Any], caller: Caller) -> QuerySet[Any]:
+def insights_visible(queryset: QuerySet[Insight], caller: Caller) -> QuerySet[Insight]:
     """The insights of `queryset` the caller may see, each annotated with their `user_access_level`."""
-    # django-stubs types `annotate(**{name: ...})` as Any; it is a queryset of the same rows.
-    visible: QuerySet[Any]
+    # django-stubs types `annotate(**{name: ...})` as Any; it is a queryset of the same insights.
+    visible: QuerySet[Insight]
     if caller.is_admin:
         visible = queryset.annotate(**{LEVEL: Value(AccessLevel.EDITOR.value)})
         return visible
@@ -44,7 +43,7 @@ def insights_visible(queryset: QuerySet[Any], caller: Caller) -> QuerySet[Any]:
     return visible
 
 
-def insights_editable(queryset: QuerySet[Any]) -> QuerySet[Any]:
+def insights_editable(queryset: QuerySet[Insight]) -> QuerySet[Insight]:
     """Those of already visible insights the caller may change."""
     return queryset.filter(**{LEVEL: AccessLevel.EDITOR.value})
 

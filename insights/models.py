@@ -63,6 +63,10 @@ class Insight(models.Model):
         "Dashboard", through="DashboardTile", related_name="insights"
     )
 
+    # The caller's level on the insight, annotated by every read of the insights a caller may see
+    # (insights.access.insights_visible, as `user_access_level`); not a column.
+    user_access_level: str
+
     class Meta:
         constraints = [
             # Retrieve by short_id within a project.

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from django.contrib.postgres.expressions import ArraySubquery
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery
@@ -36,6 +36,7 @@ INSIGHT_KINDS = {
 OTHER_TYPE_KINDS = {"SQL": "DataVisualizationNode", "HOG": "HogQuery"}
 INSIGHT_TYPES = (*INSIGHT_KINDS, *OTHER_TYPE_KINDS, "JSON")
 DEFAULT_ORDER = "-last_modified_at"
+R = TypeVar("R")  # a row of a queryset: a model instance, or what `values()` makes of it
 # The largest id a bigint holds: a larger number in a URL is no insight's (and no statement's value).
 LARGEST_ID = 2**63 - 1
 
@@ -132,12 +133,12 @@ class InsightFilters:
     not_viewed_since: datetime | None = field(default=None, metadata=VALUE)
     order: str = field(default=DEFAULT_ORDER, metadata=FLAG)
 
-    def shape(self) -> tuple[Any, ...] | None:
+    def shape(self) -> tuple[object, ...] | None:
         """What the list's statement depends on besides the project, the caller and the page, read
         from the fields' kinds: the flags' values and whether the caller filter is on (one compiled
         statement per process serves each such shape); None when a value filter is set, as the
         statement then carries the request's own values."""
-        shape: list[Any] = []
+        shape: list[object] = []
         for filter_field in fields(self):
             value, kind = getattr(self, filter_field.name), filter_field.metadata
             if kind == VALUE:
@@ -257,7 +258,7 @@ def insight_found(*, project_id: int, caller: Caller, lookup: str) -> FoundInsig
     return FoundInsight(*rows[0]) if rows else None
 
 
-def insight_lookup(*, queryset: QuerySet[Any], id_or_short_id: str) -> Any | None:
+def insight_lookup(*, queryset: QuerySet[Insight, R], id_or_short_id: str) -> R | None:
     """The row of `queryset` (an Insight, or a dict for a `.values()` queryset) with this numeric id or
     short_id (short_ids are never all digits, so there is no ambiguity)."""
     if id_or_short_id.isdigit():

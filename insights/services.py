@@ -7,22 +7,22 @@ Tags and views live in other apps; the API layer combines those writes with thes
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import Project, User
+from infra.json_types import JSONObject, JSONValue
 from insights.activity import FieldChange, activity_entry, activity_log_write
 from insights.locking import project_writes_lock
 from insights.models import ActivityLog, DashboardTile, Insight
 from insights.query_runner import insight_results_fingerprint
 
 # Fields a caller may set on an insight, with the value PUT resets them to when omitted.
-EDITABLE_FIELDS: dict[str, Any] = {
+EDITABLE_FIELDS: dict[str, JSONValue] = {
     "name": None,
     "derived_name": None,
     "description": None,
@@ -38,7 +38,7 @@ def insight_create(
     *,
     project: Project,
     user: User,
-    fields: dict[str, Any],
+    fields: Mapping[str, JSONValue],
     dashboard_ids: list[int],
     extra_changes: Sequence[FieldChange] = (),
     request_id: uuid.UUID,
@@ -80,7 +80,7 @@ def insight_update(
     *,
     insight: Insight,
     user: User,
-    fields: dict[str, Any],
+    fields: Mapping[str, JSONValue],
     dashboard_ids: list[int] | None,
     deleted: bool | None,
     extra_changes: Sequence[FieldChange] = (),
@@ -199,5 +199,5 @@ def _dashboards_replace(insight: Insight, dashboard_ids: list[int]) -> list[Fiel
     return [FieldChange("dashboards", sorted(current), sorted(wanted))]
 
 
-def _editable(fields: dict[str, Any]) -> dict[str, Any]:
+def _editable(fields: Mapping[str, JSONValue]) -> JSONObject:
     return {field: value for field, value in fields.items() if field in EDITABLE_FIELDS}

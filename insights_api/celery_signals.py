@@ -18,13 +18,13 @@ from django.conf import settings
 from kombu import Message
 from prometheus_client import start_http_server
 
-from infra.logs import current_request_id, log_context_reset, log_context_set
+from infra.logs import LogContextToken, current_request_id, log_context_reset, log_context_set
 from infra.metrics import CELERY_TASKS, metrics_registry
 
 HEADER = "request_id"
 
 # Log-context tokens of the tasks running in this process, by task id (a thread pool runs several).
-_tokens: dict[str, object] = {}
+_tokens: dict[str, LogContextToken] = {}
 
 
 @signals.before_task_publish.connect

@@ -10,23 +10,30 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+if TYPE_CHECKING:  # what the mixin is mixed into: the viewers, which are DRF views
+    from rest_framework.views import APIView as _View
+else:
+    _View = object
 
-class _EnvelopeErrors:
+
+class _EnvelopeErrors(_View):
     # GET only: OPTIONS would describe the view as data, which an HTML template cannot render.
     http_method_names: Sequence[str] = ["get", "head"]
 
-    def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Response:
+    def finalize_response(
+        self, request: Request, response: Response, *args: object, **kwargs: object
+    ) -> Response:
         if response.status_code >= 400:
             request.accepted_renderer = JSONRenderer()
             request.accepted_media_type = JSONRenderer.media_type
-        return super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc]
+        return super().finalize_response(request, response, *args, **kwargs)
 
 
 class SchemaView(_EnvelopeErrors, SpectacularAPIView):

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from decimal import Decimal
+from typing import Protocol
 
 from django.contrib.postgres.expressions import ArraySubquery
 from django.db.models import Exists, OuterRef, QuerySet, Subquery
@@ -71,6 +72,21 @@ class TrendingRow:
 class TrendingPage:
     total: int
     rows: list[TrendingRow]
+
+
+class RankedRow(Protocol):
+    """A row of `trending_ranking` (its columns' values as psycopg returns them)."""
+
+    @property
+    def insight_id(self) -> int: ...
+    @property
+    def view_count(self) -> Decimal | int: ...  # a sum
+    @property
+    def unique_viewers(self) -> int: ...
+    @property
+    def last_viewed_at(self) -> datetime: ...
+    @property
+    def total(self) -> int: ...
 
 
 def trending_rank(
@@ -156,12 +172,12 @@ def trending_ranking(*, visible: QuerySet[Insight], markers: Markers) -> Prepare
     )
 
 
-def _trending_values(*, start: datetime, limit: int, offset: int) -> dict[str, Any]:
+def _trending_values(*, start: datetime, limit: int, offset: int) -> dict[str, object]:
     """The values of a run of `trending_ranking` for the window from `start`."""
     return {"start": start, "first_day": start.date(), "limit": limit, "offset": offset}
 
 
-def _trending_page(rows: list[Any], *, offset: int, count: Callable[[], int]) -> TrendingPage:
+def _trending_page(rows: Sequence[RankedRow], *, offset: int, count: Callable[[], int]) -> TrendingPage:
     """A page of the ranking from its rows; past the end (no rows at an offset) `count()` says how
     many are ranked."""
     if not rows and offset:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from decimal import Decimal
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from django.db import connection
@@ -73,7 +74,7 @@ class Window:
         """The first moment after the window (the next local midnight)."""
         return datetime.combine(self.last_day + timedelta(days=1), time.min, tzinfo=self.tz)
 
-    def values(self) -> dict[str, Any]:
+    def values(self) -> dict[str, date | datetime | str]:
         return {
             "first_day": self.first_day,
             "last_day": self.last_day,
@@ -285,7 +286,26 @@ def _usage_statement(visible: VisibleInsights) -> Prepared:
     )
 
 
-def _usage_from_row(row: Any, window: Window) -> Usage:
+class _UsageRow(Protocol):
+    """The row of `_usage_statement` (its columns' values as psycopg returns them)."""
+
+    @property
+    def insights(self) -> int: ...
+    @property
+    def viewed(self) -> int: ...
+    @property
+    def never_viewed(self) -> int: ...
+    @property
+    def views(self) -> Decimal | int: ...  # a sum
+    @property
+    def viewers(self) -> int: ...
+    @property
+    def series(self) -> object: ...  # JSON, `[[day, views, viewers]]`
+    @property
+    def top_viewers(self) -> object: ...  # JSON, `[[user, views]]`
+
+
+def _usage_from_row(row: _UsageRow, window: Window) -> Usage:
     """A run of `_usage_statement` as figures, the series one point a day (zeros included)."""
     daily = {
         date.fromisoformat(day): Counts(int(views), int(viewers)) for day, views, viewers in _json(row.series)

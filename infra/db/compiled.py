@@ -33,9 +33,11 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 
-M = TypeVar("M")  # a stand-in value
+# A stand-in value: a number, a text, or a list of numbers (kept as a tuple, to be a key).
+StandIn = int | str | tuple[int, ...]
+M = TypeVar("M", int, str, tuple[int, ...])
 
 _FIRST_MARKER = -(2**62)  # far outside any id, count or limit
 
@@ -45,7 +47,7 @@ class Markers:
     values for the same names (prepare_shared compiles with two)."""
 
     def __init__(self, variant: int = 0) -> None:
-        self.names: dict[Any, str] = {}
+        self.names: dict[StandIn, str] = {}
         self._first = _FIRST_MARKER - variant * 2**32
         self._variant = variant
 
@@ -106,7 +108,7 @@ def prepare_shared(build: Callable[[Markers], Prepared]) -> Prepared:
     return first
 
 
-def _same(one: Any, other: Any) -> bool:
+def _same(one: object, other: object) -> bool:
     """Whether two compilations' parameters are one value (a parameter type without equality, such
     as a JSON adapter, is compared by its representation)."""
     return type(one) is type(other) and (one == other or repr(one) == repr(other))
@@ -120,12 +122,17 @@ class _Hole:
 @dataclass(frozen=True)
 class Prepared:
     sql: str
-    params: tuple[Any, ...]  # fixed values and _Holes
-    converters: tuple[tuple[int, tuple[Callable[..., Any], ...], Any], ...]
+    params: tuple[object, ...]  # fixed values and _Holes
+    # Per converted column: its position, its converters and the expression they are given.
+    converters: tuple[tuple[int, tuple[Callable[..., object], ...], object], ...]
     row_type: type[tuple[Any, ...]]
 
-    def rows(self, **values: Any) -> list[Any]:
-        params = [values[param.name] if type(param) is _Hole else param for param in self.params]
+    def rows(self, **values: object) -> list[Any]:
+        """The rows for `values` (one for each hole's name): named tuples, each reader names the
+        columns it reads with a Protocol or a dataclass of its own."""
+        # The cursor takes every value psycopg adapts; django-stubs' list of them is narrower (it
+        # leaves out the ORM's JSON adapters).
+        params: list[Any] = [values[param.name] if type(param) is _Hole else param for param in self.params]
         with connection.cursor() as cursor:
             cursor.execute(self.sql, params)
             fetched = cursor.fetchall()
@@ -134,7 +141,7 @@ class Prepared:
         make = self.row_type._make  # type: ignore[attr-defined]
         return [make(row) for row in fetched]
 
-    def _convert(self, row: list[Any]) -> list[Any]:
+    def _convert(self, row: list[object]) -> list[object]:
         # As SQLCompiler.apply_converters does, with the connection of this request.
         for position, converters, expression in self.converters:
             value = row[position]
@@ -143,7 +150,7 @@ class Prepared:
             row[position] = value
         return row
 
-    def count(self, **values: Any) -> int:
+    def count(self, **values: object) -> int:
         """The number of rows the statement returns."""
         rows = Prepared(
             sql=f"SELECT count(*) FROM ({self.sql}) AS counted",
@@ -159,7 +166,7 @@ _Count = collections.namedtuple("_Count", ["count"])
 
 
 def prepare(
-    queryset: QuerySet[Any],
+    queryset: QuerySet[Model, object],
     markers: Markers,
     *,
     rename: dict[str, str] | None = None,
@@ -197,7 +204,7 @@ def prepare(
 
 def prepare_sql(
     sql: str,
-    params: dict[str, Any],
+    params: dict[str, object],
     markers: Markers,
     *,
     columns: tuple[str, ...],
@@ -206,7 +213,7 @@ def prepare_sql(
     """A hand-written statement with named parameters (`%(name)s`), prepared as `prepare` prepares a
     queryset's: parameter values that are `markers`' stand-ins, and the parameters named in `holes`,
     are filled in by each run; rows are named `columns` (values as psycopg returns them)."""
-    positional: list[Any] = []
+    positional: list[object] = []
 
     def place(match: re.Match[str]) -> str:
         if match.group() == "%%":
@@ -225,8 +232,10 @@ def prepare_sql(
 _NAMED = re.compile(r"%%|%\((\w+)\)s")
 
 
-def _hole(param: Any, markers: Markers) -> Any:
+def _hole(param: object, markers: Markers) -> object:
     key = tuple(param) if isinstance(param, list) else param
+    if not isinstance(key, int | str | tuple):  # no stand-in's type: a fixed value
+        return param
     try:
         name = markers.names.get(key)
     except TypeError:  # an unhashable parameter is a fixed value
@@ -234,7 +243,7 @@ def _hole(param: Any, markers: Markers) -> Any:
     return param if name is None else _Hole(name)
 
 
-def _refuse_baked_markers(sql: str, params: tuple[Any, ...], markers: Markers) -> None:
+def _refuse_baked_markers(sql: str, params: tuple[object, ...], markers: Markers) -> None:
     """A stand-in the statement took in another form (inlined in the SQL, or inside a longer
     parameter) would run with the stand-in's value on every request: refuse to prepare it. (A
     stand-in the statement does not use at all is fine: an admin's visibility needs no caller.)"""

@@ -7,12 +7,12 @@ import itertools
 import re
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 
 _PLACEHOLDER = re.compile(r"%%|%s")
 
 
-def queryset_sql(queryset: QuerySet[Any], *, prefix: str) -> tuple[str, dict[str, Any]]:
+def queryset_sql(queryset: QuerySet[Model, object], *, prefix: str) -> tuple[str, dict[str, Any]]:
     """`queryset`'s SQL with named placeholders (`%(<prefix>0)s`, …) and their values, to embed in a
     statement that uses named parameters (psycopg does not mix the two styles)."""
     sql, params = queryset.query.sql_with_params()

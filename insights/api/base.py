@@ -4,6 +4,7 @@ insights, and how rows (read by insights/api/selectors.py) are written in their 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.db.models import QuerySet
@@ -25,7 +26,7 @@ ID_LOOKUP_REGEX = r"[A-Za-z0-9]+"
 SKIP_REASON = "Not found or no edit access"
 
 
-class InsightViewSetBase(ProjectScopedViewSet):
+class InsightViewSetBase(ProjectScopedViewSet[Insight]):
     """The insights of the URL's project the caller may see (docs/access-control.md: `none` is
     invisible, each row carries the caller's level), and what every insight action may use."""
 
@@ -38,7 +39,7 @@ class InsightViewSetBase(ProjectScopedViewSet):
         """Everything the insight shapes show, in the statement that loads the insights."""
         return insights_shown().all()
 
-    def get_object(self, *, restoring: bool = False) -> Any:
+    def get_object(self, *, restoring: bool = False) -> Insight:
         """The URL's insight (by id or short_id) if the caller may see it, with their level and
         nothing the shapes show (answers are written from `insights_by_id` rows). A soft-deleted
         insight is not found, except by the PATCH that restores it (`restoring`)."""
@@ -57,7 +58,7 @@ class InsightViewSetBase(ProjectScopedViewSet):
         *,
         basic: bool = False,
         serializer_class: type[InsightBasicSerializer] | None = None,
-        extra_context: dict[str, Any] | None = None,
+        extra_context: Mapping[str, object] | None = None,
         results_known: bool = False,
     ) -> list[dict[str, Any]]:
         """Write rows of `insight_rows` as their serializer describes them (its precompiled writer);

@@ -25,7 +25,7 @@ TAGS = ["query"]
 QUERY_ID = re.compile(r"^[0-9a-f]{32}$")  # a `query_status.id`
 
 
-class QueryViewSet(ProjectScopedViewSet):
+class QueryViewSet(ProjectScopedViewSet[Insight]):
     scope_object = "insight"
     queryset = Insight.objects.none()  # no model of its own; the base viewset still scopes by project
     serializer_class = QueryRunSerializer  # what OPTIONS describes (DRF's metadata needs one)

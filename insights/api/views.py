@@ -259,7 +259,9 @@ class InsightRoutes(InsightViewSetBase):
         """A page of the project's entries (of one insight, when given) on insights the caller may
         see, each as their level on its insight lets them see it (docs/access-control.md)."""
         entries = activity_list(project_id=self.project.id, caller=self.caller, insight_id=insight_id)
-        page = self.paginate_queryset(entries)
+        paginator = self.paginator  # the viewset's own paginate_queryset takes insights only
+        assert isinstance(paginator, LimitOffsetPagination)  # settings' DEFAULT_PAGINATION_CLASS
+        page = paginator.paginate_queryset(entries, self.request, view=self)
         return self.get_paginated_response(ActivityLogSerializer(page, many=True).data)
 
     def _filters(self, params: dict[str, Any]) -> InsightFilters:
@@ -295,7 +297,7 @@ class InsightRoutes(InsightViewSetBase):
         )
 
 
-def runnable_query(query: Any) -> AnyQueryNode | None:
+def runnable_query(query: object) -> AnyQueryNode | None:
     """An insight's query if this service can compute it; other kinds retrieve with `result: null`."""
     try:
         node = query_parse(query)

@@ -78,7 +78,7 @@ class Handler(BaseHTTPRequestHandler):
     engine: Engine
     protocol_version = "HTTP/1.1"  # keep-alive: clickhouse-connect pools its connections
 
-    def log_message(self, format: str, *args: Any) -> None:  # one line per request is noise
+    def log_message(self, format: str, *args: object) -> None:  # one line per request is noise
         pass
 
     def do_GET(self) -> None:
@@ -228,7 +228,7 @@ def serve(path: Path, port: int, *, ready: threading.Event | None = None) -> Non
     server = ThreadingHTTPServer(("127.0.0.1", port), handler)
     server.daemon_threads = True
 
-    def stop(*_: Any) -> None:
+    def stop(*_: object) -> None:
         threading.Thread(target=server.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, stop)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -131,7 +131,7 @@ def query_parse(value: object) -> AnyQueryNode:
         raise InvalidQuery(f"{path}: {error['msg'].removeprefix('Value error, ')}") from None
 
 
-def query_source(node: Any) -> Any:
+def query_source(node: AnyQueryNode) -> AnyQueryNode:
     """The insight query inside an InsightVizNode, or the node itself."""
     return node.source if isinstance(node, InsightVizNode) else node
 

@@ -41,7 +41,7 @@ ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+
 JsonInt = Annotated[int, Field(ge=-(2**53), le=2**53)]
 
 
-def _within_double(value: Any) -> Any:
+def _within_double(value: object) -> object:
     # Checked before float conversion, which would round -(2^53 + 1) onto the bound.
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**53:
         raise ValueError("numbers must be within ±2^53")

@@ -392,7 +392,7 @@ def _filter(item: PropertyFilter, dialect: Dialect) -> str:
     if operator in NUMERIC_OPERATORS:
         try:
             number = float(values[0])  # type: ignore[arg-type]
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, IndexError):  # not a number, or no value at all (`[]`)
             raise UnsupportedQuery(
                 "invalid_property_filter", f"'{operator}' on {item.key!r} needs a number."
             ) from None

@@ -103,6 +103,11 @@ def test_posthogs_other_spellings_of_refresh_mean_what_posthog_means(run, events
             None,
             "unsupported_math",
         ),
+        (
+            {"query": {**TRENDS, "properties": [{"key": "n", "value": [], "operator": "gt", "type": "event"}]}},
+            None,
+            "invalid_property_filter",
+        ),
     ],
 )
 def test_bad_queries_are_400s_with_a_reason(run, body, attr, code):

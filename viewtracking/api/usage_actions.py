@@ -61,7 +61,7 @@ def _counts(counts: Counts) -> dict[str, int]:
     return {"view_count": counts.view_count, "unique_viewers": counts.unique_viewers}
 
 
-def _series(series: list[tuple[date, Counts]]) -> list[dict[str, Any]]:
+def _series(series: list[tuple[date, Counts]]) -> list[dict[str, str | int]]:
     return [{"date": day.isoformat(), **_counts(counts)} for day, counts in series]
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -12,6 +11,7 @@ from django.core.validators import validate_email
 from accounts.models import OrganizationMembership
 from accounts.scopes import invalid_scopes
 from accounts.services import installation_bootstrap
+from infra.command_options import CommandOptions
 
 LEVELS = {label: value for value, label in OrganizationMembership.Level.choices}
 
@@ -42,42 +42,43 @@ class Command(BaseCommand):
         )
         parser.add_argument("--json", action="store_true", help="Print one JSON object (for scripts).")
 
-    def handle(self, *args: Any, **options: Any) -> None:
+    def handle(self, *args: object, **options: object) -> None:
+        read = CommandOptions(options)
+        email, raw_scopes, level = read.text("email"), read.text("scopes"), read.text_or_none("level")
         try:
-            validate_email(options["email"])
+            validate_email(email)
         except ValidationError:
-            raise CommandError(f"{options['email']!r} is not an email address.") from None
-        scopes = [scope.strip() for scope in options["scopes"].split(",") if scope.strip()]
+            raise CommandError(f"{email!r} is not an email address.") from None
+        scopes = [scope.strip() for scope in raw_scopes.split(",") if scope.strip()]
         if not scopes or invalid_scopes(scopes):
-            raise CommandError(
-                f"Invalid scopes {options['scopes']!r}; use '*', 'insight:read' or 'insight:write'."
-            )
-        for name in ("organization", "project"):
-            if not options[name].strip() or len(options[name]) > 200:
+            raise CommandError(f"Invalid scopes {raw_scopes!r}; use '*', 'insight:read' or 'insight:write'.")
+        names = {name: read.text(name) for name in ("organization", "project")}
+        for name, value in names.items():
+            if not value.strip() or len(value) > 200:
                 raise CommandError(f"--{name} must be 1 to 200 characters.")
 
         result = installation_bootstrap(
-            email=options["email"],
-            password=options["password"],
-            organization_name=options["organization"].strip(),
-            project_name=options["project"].strip(),
+            email=email,
+            password=read.text_or_none("password"),
+            organization_name=names["organization"].strip(),
+            project_name=names["project"].strip(),
             scopes=scopes,
-            ai_approved=options["ai_approved"],
-            project_scoped=options["project_scoped"],
-            level=LEVELS[options["level"]] if options["level"] else None,
+            ai_approved=read.flag("ai_approved"),
+            project_scoped=read.flag("project_scoped"),
+            level=LEVELS[level] if level else None,
         )
-        payload: dict[str, Any] = {
+        payload = {
             "user": {"id": result.user.id, "email": result.user.email},
             "organization": {"id": result.organization.id, "name": result.organization.name},
             "project": {"id": result.project.id, "name": result.project.name},
             "api_key": result.api_key.secret,
         }
-        if options["json"]:
+        if read.flag("json"):
             self.stdout.write(json.dumps(payload))
             return
         self.stdout.write(
-            f"user          {payload['user']['email']} (id {payload['user']['id']})\n"
-            f"organization  {payload['organization']['name']} (id {payload['organization']['id']})\n"
-            f"project       {payload['project']['name']} (id {payload['project']['id']})\n"
-            f"api key       {payload['api_key']}   (shown once; scopes: {', '.join(scopes)})"
+            f"user          {result.user.email} (id {result.user.id})\n"
+            f"organization  {result.organization.name} (id {result.organization.id})\n"
+            f"project       {result.project.name} (id {result.project.id})\n"
+            f"api key       {result.api_key.secret}   (shown once; scopes: {', '.join(scopes)})"
         )

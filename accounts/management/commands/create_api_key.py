@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.models import Project, User
 from accounts.scopes import VALID_SCOPES, invalid_scopes
 from accounts.services import personal_api_key_create
+from infra.command_options import CommandOptions
 
 
 class Command(BaseCommand):
@@ -31,24 +31,20 @@ class Command(BaseCommand):
         parser.add_argument("--label", default="manage.py create_api_key", help="A name to recognise it by.")
         parser.add_argument("--json", action="store_true", help="Print one JSON object (for scripts).")
 
-    def handle(self, *args: Any, **options: Any) -> None:
-        user = User.objects.filter(email__iexact=options["email"].strip()).first()
+    def handle(self, *args: object, **options: object) -> None:
+        read = CommandOptions(options)
+        email, raw_scopes, label = read.text("email"), read.text("scopes"), read.text("label")
+        user = User.objects.filter(email__iexact=email.strip()).first()
         if user is None:
-            raise CommandError(
-                f"No user with email {options['email']!r} (create one with manage.py bootstrap)."
-            )
-        scopes = [scope.strip() for scope in options["scopes"].split(",") if scope.strip()]
+            raise CommandError(f"No user with email {email!r} (create one with manage.py bootstrap).")
+        scopes = [scope.strip() for scope in raw_scopes.split(",") if scope.strip()]
         if not scopes or invalid_scopes(scopes):
-            raise CommandError(
-                f"Invalid scopes {options['scopes']!r}; use {', '.join(sorted(VALID_SCOPES))}."
-            )
-        if not 1 <= len(options["label"]) <= 100:
+            raise CommandError(f"Invalid scopes {raw_scopes!r}; use {', '.join(sorted(VALID_SCOPES))}.")
+        if not 1 <= len(label) <= 100:
             raise CommandError("--label must be 1 to 100 characters.")
-        projects = self._projects(user, options["projects"])
+        projects = self._projects(user, read.text("projects"))
 
-        issued = personal_api_key_create(
-            user=user, label=options["label"], scopes=scopes, scoped_project_ids=projects
-        )
+        issued = personal_api_key_create(user=user, label=label, scopes=scopes, scoped_project_ids=projects)
         summary = {
             "id": issued.key.id,
             "prefix": issued.key.prefix,
@@ -58,7 +54,7 @@ class Command(BaseCommand):
             "projects": projects,
             "api_key": issued.secret,
         }
-        if options["json"]:
+        if read.flag("json"):
             self.stdout.write(json.dumps(summary))
             return
         self.stdout.write(

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.core.management.base import BaseCommand, CommandParser
 
 from accounts.models import PersonalAPIKey
+from infra.command_options import CommandOptions
 
 
 class Command(BaseCommand):
@@ -15,10 +14,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--email", help="Only this user's keys.")
 
-    def handle(self, *args: Any, **options: Any) -> None:
+    def handle(self, *args: object, **options: object) -> None:
+        email = CommandOptions(options).text_or_none("email")
         keys = PersonalAPIKey.objects.select_related("user").order_by("user__email", "created_at")
-        if options["email"]:
-            keys = keys.filter(user__email__iexact=options["email"].strip())
+        if email:
+            keys = keys.filter(user__email__iexact=email.strip())
         rows = [("PREFIX", "USER", "LABEL", "SCOPES", "PROJECTS", "CREATED", "LAST USED")]
         for key in keys:
             rows.append(

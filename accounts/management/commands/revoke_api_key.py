@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.models import PersonalAPIKey
 from accounts.services import API_KEY_LOOKUP_LENGTH, personal_api_keys_revoke
+from infra.command_options import CommandOptions
 
 
 class Command(BaseCommand):
@@ -23,13 +22,15 @@ class Command(BaseCommand):
         which.add_argument("--email", help="With --all: every key of this user.")
         parser.add_argument("--all", action="store_true", help="Required with --email.")
 
-    def handle(self, *args: Any, **options: Any) -> None:
-        if options["email"]:
-            if not options["all"]:
+    def handle(self, *args: object, **options: object) -> None:
+        read = CommandOptions(options)
+        email = read.text_or_none("email")
+        if email:
+            if not read.flag("all"):
                 raise CommandError("--email revokes every key of the user; add --all to confirm.")
-            keys = PersonalAPIKey.objects.filter(user__email__iexact=options["email"].strip())
+            keys = PersonalAPIKey.objects.filter(user__email__iexact=email.strip())
         else:
-            raw = (options["prefix"] or options["key"] or "").strip()
+            raw = (read.text_or_none("prefix") or read.text_or_none("key") or "").strip()
             if len(raw) < API_KEY_LOOKUP_LENGTH:
                 raise CommandError(f"A prefix is the first {API_KEY_LOOKUP_LENGTH} characters of the key.")
             keys = PersonalAPIKey.objects.filter(prefix=raw[:API_KEY_LOOKUP_LENGTH])

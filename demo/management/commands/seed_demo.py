@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Iterable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from accounts.models import OrganizationMembership, Project
 from demo.data import demo_seed
+from infra.command_options import CommandOptions
 from insights.models import Insight
 
 T = TypeVar("T")
@@ -32,10 +33,12 @@ class Command(BaseCommand):
         parser.add_argument("--days", type=int, default=30, metavar="D", help="Spread over the last D days.")
         parser.add_argument("--seed", type=int, default=7, metavar="S", help="Random seed.")
 
-    def handle(self, *args: Any, **options: Any) -> None:
-        project = Project.objects.select_related("organization").filter(id=options["project"]).first()
+    def handle(self, *args: object, **options: object) -> None:
+        read = CommandOptions(options)
+        project_id, events, days = read.number("project"), read.number("events"), read.number("days")
+        project = Project.objects.select_related("organization").filter(id=project_id).first()
         if project is None:
-            raise CommandError(f"Project {options['project']} does not exist.")
+            raise CommandError(f"Project {project_id} does not exist.")
         if Insight.objects.filter(project=project).exists():
             raise CommandError(f"Project {project.id} already has insights; seed an empty one.")
         owner = (
@@ -46,7 +49,7 @@ class Command(BaseCommand):
         )
         if owner is None:
             raise CommandError(f"Project {project.id}'s organization has no members to own the demo data.")
-        if options["events"] < 0 or options["days"] < 1:
+        if events < 0 or days < 1:
             raise CommandError("--events must be at least 0 and --days at least 1.")
 
         started = time.monotonic()
@@ -54,9 +57,9 @@ class Command(BaseCommand):
             seeded = demo_seed(
                 project=project,
                 owner=owner.user,
-                events=options["events"],
-                days=options["days"],
-                seed=options["seed"],
+                events=events,
+                days=days,
+                seed=read.number("seed"),
                 progress=_bar,
             )
         self.stdout.write(

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db.models import QuerySet
 from tqdm import tqdm
 
+from infra.command_options import CommandOptions
 from insights.event_streams import EventRow
 from insights.management.event_loading import copy_and_summarise, project_or_error
 from insights.models import Event
@@ -28,13 +29,14 @@ class Command(BaseCommand):
             "--if-empty", action="store_true", help="Skip a project ClickHouse already has events of."
         )
 
-    def handle(self, *args: Any, **options: Any) -> None:
+    def handle(self, *args: object, **options: object) -> None:
+        read = CommandOptions(options)
         if settings.EVENTS_BACKEND != "clickhouse":
             raise CommandError("EVENTS_BACKEND is postgres: the events are already there.")
         from insights.events_store import clickhouse  # only on a machine that keeps events there
 
-        project = project_or_error(options["project"])
-        if options["if_empty"] and clickhouse.events_count(project_id=project.id):
+        project = project_or_error(read.number("project"))
+        if read.flag("if_empty") and clickhouse.events_count(project_id=project.id):
             self.stdout.write(f"ClickHouse already has events of project {project.id}; nothing copied.")
             return
         events = Event.objects.filter(project=project)
@@ -49,7 +51,7 @@ class Command(BaseCommand):
             copy_and_summarise(project=project, rows=progress, source="PostgreSQL", stdout=self.stdout)
 
 
-def _rows(events: Any) -> Iterator[EventRow]:
+def _rows(events: QuerySet[Event]) -> Iterator[EventRow]:
     """The project's events, streamed from a server-side cursor (memory stays flat)."""
     for timestamp, event, distinct_id, properties in events.values_list(
         "timestamp", "event", "distinct_id", "properties"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
@@ -16,7 +14,7 @@ class Command(BaseCommand):
         "With PostgreSQL, Django's `migrate` owns the events table and this does nothing."
     )
 
-    def handle(self, *args: Any, **options: Any) -> None:
+    def handle(self, *args: object, **options: object) -> None:
         if settings.EVENTS_BACKEND != "clickhouse":
             self.stdout.write("Events are in PostgreSQL: `manage.py migrate` owns their table.")
             return

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 from tqdm import tqdm
 
+from infra.command_options import CommandOptions
 from insights.event_streams import events_generate
 from insights.management.event_loading import copy_and_summarise, project_or_error
 
@@ -26,16 +26,16 @@ class Command(BaseCommand):
         parser.add_argument("--days", type=int, default=30, metavar="D", help="Spread over the last D days.")
         parser.add_argument("--seed", type=int, default=0, metavar="S", help="Random seed (default 0).")
 
-    def handle(self, *args: Any, **options: Any) -> None:
-        if options["events"] < 1:
+    def handle(self, *args: object, **options: object) -> None:
+        read = CommandOptions(options)
+        events, days = read.number("events"), read.number("days")
+        if events < 1:
             raise CommandError("--events must be at least 1.")
-        if options["days"] < 1:
+        if days < 1:
             raise CommandError("--days must be at least 1.")
-        project = project_or_error(options["project"])
-        rows = events_generate(
-            count=options["events"], days=options["days"], seed=options["seed"], now=timezone.now()
-        )
+        project = project_or_error(read.number("project"))
+        rows = events_generate(count=events, days=days, seed=read.number("seed"), now=timezone.now())
         with tqdm(
-            rows, total=options["events"], unit=" events", unit_scale=True, file=sys.stderr, mininterval=0.5
+            rows, total=events, unit=" events", unit_scale=True, file=sys.stderr, mininterval=0.5
         ) as progress:
             copy_and_summarise(project=project, rows=progress, source="generated events", stdout=self.stdout)

@@ -6,12 +6,13 @@ import os
 import stat
 import sys
 from collections.abc import Iterator
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from accounts.models import Project
+from infra.command_options import CommandOptions
 from insights import events_store
 from insights.event_streams import events_from_jsonl
 from insights.management.event_loading import copy_and_summarise, project_or_error
@@ -28,9 +29,10 @@ class Command(BaseCommand):
         parser.add_argument("--project", type=int, required=True, help="Id of the project to load into.")
         parser.add_argument("file", metavar="FILE", help="A JSON Lines file, or '-' for standard input.")
 
-    def handle(self, *args: Any, **options: Any) -> None:
-        project = project_or_error(options["project"])
-        path: str = options["file"]
+    def handle(self, *args: object, **options: object) -> None:
+        read = CommandOptions(options)
+        project = project_or_error(read.number("project"))
+        path = read.text("file")
         if path == "-":
             self._load(project=project, stream=sys.stdin.buffer, source="stdin")
             return
