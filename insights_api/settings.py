@@ -6,7 +6,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from insights_api.env import env_bool, env_choice, env_float, env_int, env_list, env_str
+from insights_api.env import env_bool, env_choice, env_float, env_int, env_list, env_optional_int, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -303,6 +303,10 @@ CLICKHOUSE_INSERT_BATCH = env_int("CLICKHOUSE_INSERT_BATCH", 100_000, minimum=1)
 # --- Queries, coalescing and the query lane (docs/queries.md, docs/workload-isolation.md) --------------------------------------------
 # Bounds one query run in the database; never the wait for its turn.
 QUERY_TIMEOUT_MS = env_int("QUERY_TIMEOUT_MS", 30_000, minimum=100)
+# PostgreSQL parallel workers a query run may add to its own process (max_parallel_workers_per_gather;
+# unset: PostgreSQL's own setting). Fewer leave more of the cores to cheap requests while queries run,
+# at the cost of a parallel scan's speed (docs/workload-isolation.md has both measured).
+QUERY_PARALLEL_WORKERS = env_optional_int("QUERY_PARALLEL_WORKERS", minimum=0)
 # Executions of one project running at once (insights/results.py); the others queue in arrival
 # order, each request for at most QUERY_QUEUE_TIMEOUT_SECONDS before a 429.
 QUERY_CONCURRENCY_PER_PROJECT = env_int("QUERY_CONCURRENCY_PER_PROJECT", 2, minimum=1)
