@@ -3,15 +3,18 @@
 For a coalescing key K (`coalesce:{<hash>}`; the braces keep its keys on one Redis Cluster node):
 
 - `K`, a hash: `current`, the execution identical requests join; and the last outcome that may be
-  reused, with its execution (`done_id`) and when that started (`done_started`, ms of Redis's clock).
+  reused, with its execution (`done_id`), when that started and when it finished (`done_started`,
+  `done_finished`, ms of Redis's clock).
 - Each execution `K:<token>`, a records.Record: `state` — `turn` (waiting for its tenant's turn),
   `queued` (handed to whoever runs it), `running` (taken by them), `done` (`outcome` published) —
   `started`, `abandoned` (1 once nobody waits), and a lease held by whoever drives it: the leader,
   then the process that runs the work. `K:<token>:waiters` is the set of requests waiting for it.
 
 1. `join()`, in one script: follow the current execution unless it is done or abandoned; else reuse
-   the last outcome if its execution started after the request arrived (it is as fresh as any the
-   request could start); else lead a new execution. Joining adds the request to the waiters.
+   the last outcome if its execution finished after the request arrived — it was running then, so
+   the request would have followed it had it joined at once (a crowd's last requests reach `join`
+   only after their own checks, which under load can outlast the run); else lead a new execution.
+   Joining adds the request to the waiters.
 2. The leader drives the execution (its caller's code, in the background, since others may be
    waiting when its own caller gives up): `hand_off()` when the work is sent away, `claim()` by
    whoever runs it (from any process, knowing only the id), `finish()` with the outcome.
@@ -56,7 +59,7 @@ if current then
         return {'follow', current}
     end
 end
-local last = redis.call('hmget', K, 'done_started', 'done_outcome', 'done_id')
+local last = redis.call('hmget', K, 'done_finished', 'done_outcome', 'done_id')
 if last[1] and tonumber(last[1]) >= now - tonumber(ARGV[4]) then
     return {'reuse', last[3], last[2]}
 end
@@ -107,7 +110,9 @@ local K = forget()
 if ARGV[4] == '1' then
     local kept, started = redis.call('hget', K, 'done_started'), redis.call('hget', KEYS[1], 'started')
     if not kept or tonumber(kept) <= tonumber(started) then
-        redis.call('hset', K, 'done_id', KEYS[1], 'done_started', started, 'done_outcome', ARGV[2])
+        local clock = redis.call('time')
+        redis.call('hset', K, 'done_id', KEYS[1], 'done_started', started, 'done_outcome', ARGV[2],
+            'done_finished', clock[1] * 1000 + math.floor(clock[2] / 1000))
         redis.call('expire', K, ttl)
     end
 end
@@ -222,7 +227,7 @@ def join(
 ) -> Joined:
     """Join the execution of `key` as `waiter` (see the module); a new one, `<key>:<token>` (a random
     token unless given), is leased to `holder` and kept `ttl` seconds after its last change. An
-    outcome is reused if its execution started at most `max_age` seconds ago. Raises RedisError."""
+    outcome is reused if its execution finished at most `max_age` seconds ago. Raises RedisError."""
     decision, *found = redis_client().eval(
         _JOIN, 1, key, token or uuid.uuid4().hex, holder, int(lease_seconds() * 1000), int(max_age * 1000),
         ttl, waiter,

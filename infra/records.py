@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeAlias, TypeVar
 
 import redis
@@ -135,15 +135,21 @@ class Snapshot:
     fields: dict[str, str]  # empty: no such record (never written, or expired)
     alive: bool  # its lease is held (False for a record without a lease)
     holder_gone: bool  # its lease lapsed, and Redis answered long enough for the holder to renew it
+    # Fields decoded by json(): a process's waiters share one snapshot (_SharedReads), and a crowd's
+    # thousand waiters would otherwise each decode the same outcome.
+    _decoded: dict[str, JSONObject | None] = field(default_factory=dict, repr=False, compare=False)
 
     def __getitem__(self, name: str) -> str | None:
         return self.fields.get(name)
 
     def json(self, name: str) -> JSONObject | None:
-        """The JSON object in field `name` (None: no such field)."""
-        raw = self.fields.get(name)
-        value = None if raw is None else json.loads(raw)
-        return value if isinstance(value, dict) else None
+        """The JSON object in field `name` (None: no such field), decoded once per snapshot: shared
+        by every caller, never to be changed."""
+        if name not in self._decoded:
+            raw = self.fields.get(name)
+            value = None if raw is None else json.loads(raw)
+            self._decoded[name] = value if isinstance(value, dict) else None
+        return self._decoded[name]
 
 
 class Transition:

@@ -8,8 +8,9 @@ have passed, in six steps:
    or `force_async` request that must compute starts a run nobody waits for (steps 3 and 4) and
    answers its status at once (`query_status()` follows it).
 2. Join or lead: identical requests share one execution (infra/executions.py). The first leads,
-   the others follow; one arriving just after an execution that started after it arrived reuses
-   that execution's outcome.
+   the others follow; one that arrived while an execution ran but reaches `join` only after it
+   finished (its own checks took that long) reuses that execution's outcome, as it would have
+   followed it.
 3. The leader's driver, in the background (the others may still wait when the leader's own caller
    gives up), waits for the project's turn in the query lane: at most QUERY_CONCURRENCY_PER_PROJECT
    of a project's executions run at once, the others queue in arrival order (infra/lanes.py) ...

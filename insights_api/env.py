@@ -46,6 +46,11 @@ def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int
     return value
 
 
+def env_optional_int(name: str, *, minimum: int | None = None) -> int | None:
+    """An integer setting whose absence means "leave it to the service it configures"."""
+    return None if os.environ.get(name) is None else env_int(name, 0, minimum=minimum)
+
+
 def env_float(name: str, default: float, *, minimum: float = 0.0) -> float:
     raw = os.environ.get(name)
     if raw is None:

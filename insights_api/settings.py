@@ -6,7 +6,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from insights_api.env import env_bool, env_choice, env_float, env_int, env_list, env_str
+from insights_api.env import env_bool, env_choice, env_float, env_int, env_list, env_optional_int, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -39,6 +39,10 @@ MIDDLEWARE = [
     # Outermost: every response and log line carries the request id; every request is timed.
     "apikit.request_id.RequestIdMiddleware",
     "apikit.request_metrics.RequestMetricsMiddleware",
+    # Notes when a request arrived — before it waits for a slot, so that one that queued there still
+    # joins an execution that started meanwhile — and keys result requests that may be shared; the
+    # views coalesce them after their own checks.
+    "apikit.coalescing.CoalescingMiddleware",
     # A request works only with one of the process's slots; waiting, it holds none (slots.py).
     "infra.slots.WorkSlotsMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -49,8 +53,6 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    # Keys result requests that may be shared; the views coalesce them after their own checks.
-    "apikit.coalescing.CoalescingMiddleware",
 ]
 
 ROOT_URLCONF = "insights_api.urls"
@@ -117,15 +119,18 @@ DATABASES["default"].setdefault("OPTIONS", {}).update(
     }
 )
 
-# Requests of one web process that work at once, in arrival order (waiting ones hold none: the others
-# queue for a slot instead of for a connection, so keep it below DATABASE_POOL_MAX_SIZE).
-WEB_WORK_SLOTS = env_int("WEB_WORK_SLOTS", 8, minimum=1)
+# Requests of one web process that work at once, projects in turn (waiting ones hold none: the others
+# queue for a slot instead of for a connection, so keep it below DATABASE_POOL_MAX_SIZE). Two: one
+# runs Python while the other waits on PostgreSQL or Redis, which keeps the process's core busy; more
+# only interleave more requests on that core, and a cheap request then waits behind each of them at
+# every round trip (docs/workload-isolation.md: a crowd of 1,000 beside another project's list).
+WEB_WORK_SLOTS = env_int("WEB_WORK_SLOTS", 2, minimum=1)
 
 # --- Redis: cache, throttling, coalescing, Celery broker ------------------------------------------
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "infra.cache.SharedRedisCache",  # one client per process (its module says why)
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "insights"),
         "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 1.0},
@@ -298,6 +303,10 @@ CLICKHOUSE_INSERT_BATCH = env_int("CLICKHOUSE_INSERT_BATCH", 100_000, minimum=1)
 # --- Queries, coalescing and the query lane (docs/queries.md, docs/workload-isolation.md) --------------------------------------------
 # Bounds one query run in the database; never the wait for its turn.
 QUERY_TIMEOUT_MS = env_int("QUERY_TIMEOUT_MS", 30_000, minimum=100)
+# PostgreSQL parallel workers a query run may add to its own process (max_parallel_workers_per_gather;
+# unset: PostgreSQL's own setting). Fewer leave more of the cores to cheap requests while queries run,
+# at the cost of a parallel scan's speed (docs/workload-isolation.md has both measured).
+QUERY_PARALLEL_WORKERS = env_optional_int("QUERY_PARALLEL_WORKERS", minimum=0)
 # Executions of one project running at once (insights/results.py); the others queue in arrival
 # order, each request for at most QUERY_QUEUE_TIMEOUT_SECONDS before a 429.
 QUERY_CONCURRENCY_PER_PROJECT = env_int("QUERY_CONCURRENCY_PER_PROJECT", 2, minimum=1)

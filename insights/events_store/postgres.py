@@ -32,13 +32,19 @@ QUERY_CANCELED = "57014"  # SQLSTATE of both a statement timeout and pg_cancel_b
 def trends_compute(
     *, project: Project, source: TrendsQuery, now: datetime, run_id: str | None
 ) -> list[JSONObject]:
-    """Run the SQL under the query timeout. With a run id, the backend pid is published under it
-    while the statement runs, so `query_stop` can cancel it from anywhere."""
+    """Run the SQL under the query timeout, with at most QUERY_PARALLEL_WORKERS parallel workers
+    (when set). With a run id, the backend pid is published under it while the statement runs, so
+    `query_stop` can cancel it from anywhere."""
+    parallel = settings.QUERY_PARALLEL_WORKERS
     with transaction.atomic():
         with connection.cursor() as cursor:
-            cursor.execute("SELECT set_config('statement_timeout', %s, true), pg_backend_pid()",
-                           [str(settings.QUERY_TIMEOUT_MS)])  # fmt: skip
-            backend_pid = cursor.fetchone()[1]
+            cursor.execute(
+                "SELECT pg_backend_pid(), set_config('statement_timeout', %s, true), "
+                "set_config('max_parallel_workers_per_gather', "
+                "coalesce(%s, current_setting('max_parallel_workers_per_gather')), true)",
+                [str(settings.QUERY_TIMEOUT_MS), None if parallel is None else str(parallel)],
+            )
+            backend_pid = cursor.fetchone()[0]
         if run_id:
             _publish_backend(run_id, backend_pid)
         try:

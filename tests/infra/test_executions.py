@@ -35,18 +35,23 @@ def test_the_first_request_leads_and_identical_ones_follow_its_execution(key):
     assert redis_client().smembers(f"{first.execution.id}:waiters") == {b"a", b"b", b"c"}
 
 
-def test_an_outcome_is_reused_only_by_requests_that_arrived_before_its_execution_started(key):
+def test_an_outcome_is_reused_by_requests_that_arrived_before_its_execution_finished(key):
     execution = joined(key, "a").execution
     execution.hand_off()
     execution.claim("worker")
+    time.sleep(0.2)  # the run takes a while
     execution.finish({"value": {"results": [1]}}, reusable=True)
-    time.sleep(0.05)  # so that "arrived just now" is later than the execution's start
+    finished = time.monotonic()
+    time.sleep(0.05)  # so that "arrived just now" is later than the execution's end
 
-    earlier = joined(key, "arrived-before-it-started", arrived_ago=5)
-    later = joined(key, "arrived-after-it-started", arrived_ago=0)
+    before_it_started = joined(key, "arrived-before-it-started", arrived_ago=5)
+    # Arrived 0.1 s before the end, while the run went on; its own checks outlasted the run.
+    while_it_ran = joined(key, "arrived-while-it-ran", arrived_ago=time.monotonic() - finished + 0.1)
+    after_it_finished = joined(key, "arrived-after-it-finished", arrived_ago=0)
 
-    assert (earlier.role, earlier.outcome) == ("reused", {"value": {"results": [1]}})
-    assert later.role == "leader" and later.execution != execution
+    assert (before_it_started.role, before_it_started.outcome) == ("reused", {"value": {"results": [1]}})
+    assert (while_it_ran.role, while_it_ran.outcome) == ("reused", {"value": {"results": [1]}})
+    assert after_it_finished.role == "leader" and after_it_finished.execution != execution
 
 
 def test_only_a_queued_unabandoned_execution_can_be_claimed_and_only_once(key):

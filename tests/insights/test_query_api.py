@@ -104,7 +104,12 @@ def test_posthogs_other_spellings_of_refresh_mean_what_posthog_means(run, events
             "unsupported_math",
         ),
         (
-            {"query": {**TRENDS, "properties": [{"key": "n", "value": [], "operator": "gt", "type": "event"}]}},
+            {
+                "query": {
+                    **TRENDS,
+                    "properties": [{"key": "n", "value": [], "operator": "gt", "type": "event"}],
+                }
+            },
             None,
             "invalid_property_filter",
         ),
@@ -209,6 +214,26 @@ def test_a_query_past_the_time_limit_is_a_400_and_its_statement_is_stopped(run, 
 
     assert response.status_code == 400
     assert response.json()["code"] == "query_timeout"
+
+
+def parallel_workers() -> str:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('max_parallel_workers_per_gather')")
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("configured", [0, 1, None])
+def test_a_query_runs_with_at_most_the_configured_parallel_workers(run, events, settings, configured):
+    # The test's transaction keeps what the run set for itself (set_config(..., is_local)): this is
+    # the setting its statement ran under.
+    settings.QUERY_PARALLEL_WORKERS = configured
+    postgresqls_own = parallel_workers()
+
+    assert run({"query": TRENDS, "refresh": "force_blocking"}).status_code == 200
+    assert parallel_workers() == (postgresqls_own if configured is None else str(configured))
 
 
 @pytest.mark.worker

@@ -101,8 +101,8 @@ def test_a_request_held_up_before_joining_uses_an_answer_computed_after_it_arriv
     tmp_path, keys, insight_path, owner
 ):
     """A arrives and is held in its authentication (the API-key table is locked); meanwhile B, by
-    session, runs the same request to the end. A then finds B's answer, whose execution started
-    after A arrived, so it is as fresh as any A could start. C, arriving after it, runs anew."""
+    session, runs the same request to the end. A then finds B's answer, whose execution ran after A
+    arrived, as it would have had by joining at once. C, arriving after it finished, runs anew."""
     url = f"{insight_path}?refresh=force_blocking"
     with serve(tmp_path) as server:
         by_session = Caller(server.url)
@@ -122,7 +122,7 @@ def test_a_request_held_up_before_joining_uses_an_answer_computed_after_it_arriv
     assert fresh.status == 200 and fresh.headers["X-Coalesced"] == "leader"
     assert held_up.status == 200 and held_up.headers["X-Coalesced"] == "follower"
     assert held_up.json()["last_refresh"] == fresh.json()["last_refresh"]  # B's execution, not a new one
-    assert later.headers["X-Coalesced"] == "leader"  # it arrived after B's execution started
+    assert later.headers["X-Coalesced"] == "leader"  # it arrived after B's execution finished
     assert later.json()["last_refresh"] > fresh.json()["last_refresh"]
 
 
