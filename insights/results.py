@@ -334,6 +334,9 @@ class _Rendered:
                 body.set_result(render())
             except BaseException as error:
                 body.set_exception(error)
+        elif not body.done():
+            with slots.waiting():  # a wait for the first request's render, which needs no slot of ours
+                body.result()
         return body.result()
 
 

@@ -5,6 +5,7 @@ service reads), and that every command, module and file they name exists in this
 from __future__ import annotations
 
 import ast
+import importlib
 import importlib.util
 import re
 import shlex
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 from django.urls import resolve
+from gunicorn.workers.ggevent import GeventWorker
 
 ROOT = Path(__file__).resolve().parents[2]
 APP_SERVICES = ("migrate", "events-store-migrate", "web", "worker", "query-worker", "beat")
@@ -162,7 +164,10 @@ def test_each_container_runs_a_command_this_repository_provides(services, docker
     assert commands["events-store-migrate"] == ["python", "manage.py", "events_store_migrate"]
     assert (ROOT / "insights" / "management" / "commands" / "events_store_migrate.py").is_file()
     config = commands["web"][commands["web"].index("--config") + 1]
-    assert (ROOT / config).is_file() and 'worker_class = "gevent"' in (ROOT / config).read_text()
+    assert (ROOT / config).is_file() and 'worker_class = "infra.serving.GeventWorker"' in (
+        ROOT / config
+    ).read_text()
+    assert issubclass(importlib.import_module("infra.serving").GeventWorker, GeventWorker)
     for name in (*WORKERS, "beat"):
         assert commands[name][:3] == ["celery", "-A", "insights_api"], name
         assert "app = Celery(" in (ROOT / "insights_api" / "celery.py").read_text()
