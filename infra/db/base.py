@@ -11,6 +11,11 @@ And while PostgreSQL is down, psycopg retries a failed connection 1, 2, 4, 8, â€
 attempt at a time per pool): a process would serve again only at its next attempt, up to as long
 after PostgreSQL is back as it was gone (an 8 s outage: 7 s more of 503s). Here attempts stay about a
 second apart, so every process serves again within about a second of PostgreSQL's return.
+
+Meanwhile a request fails fast: once a connection attempt has failed, and until one succeeds, a
+request takes an idle connection if there is one and otherwise answers 503 at once, instead of
+waiting out the pool's timeout while holding its work slot (infra/slots.py) â€” the requests queued
+behind it for that slot would each wait out the timeout again.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from typing import Any, ClassVar
 from django.core.exceptions import ImproperlyConfigured
 from django.db.backends.base.base import NO_DB_ALIAS
 from django.db.backends.postgresql import base
+from psycopg import Connection
 from psycopg_pool import ConnectionPool
 from psycopg_pool.base import AttemptWithBackoff
 
@@ -70,5 +76,19 @@ class _SteadyAttempt(AttemptWithBackoff):
 
 
 class _SteadyRetryPool(ConnectionPool):
+    unreachable = False  # the last connection attempt failed
+
+    def getconn(self, timeout: float | None = None) -> Connection[Any]:
+        return super().getconn(0 if self.unreachable else timeout)
+
+    def _connect(self, timeout: float | None = None) -> Connection[Any]:
+        try:
+            connection: Connection[Any] = super()._connect(timeout)
+        except Exception:
+            self.unreachable = True
+            raise
+        self.unreachable = False
+        return connection
+
     def _add_connection(self, attempt: AttemptWithBackoff | None, growing: bool = False) -> None:
         super()._add_connection(attempt or _SteadyAttempt(timeout=self.reconnect_timeout), growing=growing)

@@ -8,7 +8,8 @@ crash: no checkpoint, every connection cut) and started again a few seconds late
 
 While it is down every request must fail fast with 503 in the error envelope, and afterwards the
 same processes must serve again, with no stale connection surfacing as a late error. Every view
-acknowledged with 201 must be in the database.
+acknowledged with 201 must be in the database. The server runs with one work slot per process, the
+strictest setting: every request queues behind whichever one is waiting for PostgreSQL.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ def test_requests_fail_fast_while_postgres_is_down_and_the_service_recovers_with
             THROTTLE_BURST="100000/minute",
             THROTTLE_SUSTAINED="1000000/hour",
             CACHE_KEY_PREFIX=f"reliability-{uuid.uuid4().hex}",
+            WEB_WORK_SLOTS="1",
         ) as server:  # production settings, with budgets a load test does not hit; fmt: skip
             api = Caller(server.url, key=boot["api_key"], timeout=CLIENT_TIMEOUT)
             targets = [api("POST", base, body={"name": f"Target {n}"}).json()["id"] for n in range(VIEWERS)]
