@@ -121,9 +121,9 @@ DATABASES["default"].setdefault("OPTIONS", {}).update(
 
 # Requests of one web process that work at once, projects in turn (waiting ones hold none: the others
 # queue for a slot instead of for a connection, so keep it below DATABASE_POOL_MAX_SIZE). Fewer make
-# another project's cheap request wait behind fewer others during a crowd, at the same read
-# throughput (docs/workload-isolation.md).
-WEB_WORK_SLOTS = env_int("WEB_WORK_SLOTS", 2, minimum=1)
+# another project's cheap request wait behind fewer others during a crowd, but cost read throughput
+# where PostgreSQL does much of the work (docs/workload-isolation.md).
+WEB_WORK_SLOTS = env_int("WEB_WORK_SLOTS", 8, minimum=1)
 
 # --- Redis: cache, throttling, coalescing, Celery broker ------------------------------------------
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
